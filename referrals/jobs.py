@@ -1,0 +1,140 @@
+"""The job queue: how work is sent to rq workers and how a job reaches its dependencies.
+
+Rules every job follows (rq delivers at least once, so a job may run twice):
+
+* a job takes ids only, serialised as JSON (never pickle, never content);
+* it is enqueued only after the transaction that created its input committed;
+* its state changes are guarded (``UPDATE ... WHERE status = ...``) so a second run is a no-op.
+
+A job function is ``def name(context: JobContext, *ids) -> None`` in a ``referrals.*.tasks``
+module. The worker hands it a ``JobContext`` (sessions, clock) instead of the function reaching
+for module globals; only functions in such modules are run, whatever a Redis client enqueued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from rq import Queue, Retry, Worker
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from referrals.clock import Clock
+
+INTAKE_QUEUE = "intake"
+DEFAULT_QUEUE = "default"
+# Workers take from the first non-empty queue in this order: incoming tips first.
+QUEUE_NAMES = (INTAKE_QUEUE, DEFAULT_QUEUE)
+
+# Transient failures (database restarting, lock timeouts) get retried with back-off.
+DEFAULT_RETRY = Retry(max=5, interval=[5, 15, 60, 180, 600])
+
+
+class ForbiddenJob(RuntimeError):
+    """A job named a function that is not a Tipline task."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobContext:
+    """What a job may use, handed over by the worker that runs it."""
+
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    clock: Clock
+    queue: JobQueue
+
+    def after_fork(self) -> None:
+        """Drop connections inherited from the parent process; the child opens its own."""
+        self.engine.dispose(close=False)
+
+
+def is_task(func_name: str) -> bool:
+    module, _, _ = func_name.rpartition(".")
+    return module.startswith("referrals.") and module.endswith(".tasks")
+
+
+class TiplineJob(Job):
+    """An rq job whose function gets the worker's JobContext as its first argument."""
+
+    context: JobContext | None = None
+
+    def _execute(self) -> Any:
+        if not is_task(self.func_name):
+            raise ForbiddenJob("refusing a job whose function is not a Tipline task")
+        if self.context is None:
+            raise RuntimeError("a Tipline job must run in a Tipline worker")
+        return self.func(self.context, *self.args, **self.kwargs)
+
+
+class TiplineWorker(Worker):  # type: ignore[misc]
+    """An rq worker that hands each job the JobContext it was built with."""
+
+    def __init__(self, *args: Any, context: JobContext, **kwargs: Any) -> None:
+        kwargs.setdefault("job_class", TiplineJob)
+        kwargs.setdefault("serializer", JSONSerializer)
+        super().__init__(*args, **kwargs)
+        self.context = context
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        # Runs in the forked child: it must not share the parent's database connections.
+        self.context.after_fork()
+        super().main_work_horse(job, queue)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+        job.context = self.context
+        return bool(super().perform_job(job, queue, execution))
+
+
+class JobQueue:
+    """Sends jobs to the queues on one Redis connection.
+
+    Args:
+        connection: the Redis the workers listen on.
+    """
+
+    def __init__(self, connection: redis.Redis) -> None:
+        self.connection = connection
+
+    def queue(self, name: str = DEFAULT_QUEUE) -> Queue:
+        if name not in QUEUE_NAMES:
+            raise ValueError(f"unknown queue {name!r}")
+        return Queue(
+            name, connection=self.connection, serializer=JSONSerializer, job_class=TiplineJob
+        )
+
+    def enqueue(
+        self,
+        func: Callable[..., Any],
+        *ids: int | str,
+        queue: str = DEFAULT_QUEUE,
+        job_id: str | None = None,
+        retry: Retry | None = DEFAULT_RETRY,
+    ) -> str:
+        """Send ``func(context, *ids)`` to a worker; returns the job id.
+
+        Call only after committing what the job reads. ``job_id`` makes a resend of the same
+        work (by the sweep, say) replace rather than duplicate a job still waiting.
+        """
+        name = f"{func.__module__}.{func.__qualname__}"
+        if not is_task(name):
+            raise ValueError(f"{name} is not a task (a function in a referrals.*.tasks module)")
+        for value in ids:
+            # Ids only: anything else could carry tip content into Redis.
+            if not isinstance(value, int | str) or isinstance(value, bool):
+                raise TypeError("jobs take ids (int or str) only")
+        job = self.queue(queue).enqueue(func, *ids, job_id=job_id, retry=retry)
+        return str(job.id)
+
+    def worker(self, context: JobContext, *, name: str | None = None) -> TiplineWorker:
+        """A worker on every queue, most urgent first."""
+        return TiplineWorker(
+            [self.queue(q) for q in QUEUE_NAMES],
+            connection=self.connection,
+            context=context,
+            name=name,
+        )

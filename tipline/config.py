@@ -1,0 +1,106 @@
+"""Settings, read once from the environment, typed and validated at start.
+
+A bad value stops the program with one line naming the variable and what is wrong with it,
+rather than a traceback from deep inside a library minutes later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+SUPPORTED_REDIS_SCHEMES = ("redis", "rediss", "unix")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message is one line meant for an operator."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the process needs to know about where things live.
+
+    Attributes:
+        home: the folder that holds everything local (database file, secrets, keys, files).
+        database_url: SQLAlchemy URL; SQLite in the home unless set.
+        redis_url: URL of a Redis server, or None for the embedded one in the home.
+        gnupg_home: the GnuPG home holding the intake key pair and partner keys.
+        log_level: level of the application's own loggers.
+    """
+
+    home: Path
+    database_url: str
+    redis_url: str | None
+    gnupg_home: Path
+    log_level: str = "INFO"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.home / "redis"
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the ``TIPLINE_*`` variables.
+
+        Raises:
+            ConfigError: a value is malformed.
+        """
+        env = os.environ if environ is None else environ
+        home = Path(env.get("TIPLINE_HOME") or "instance").expanduser().absolute()
+        database_url = env.get("TIPLINE_DATABASE_URL") or f"sqlite:///{home / 'tipline.sqlite3'}"
+        redis_url = env.get("TIPLINE_REDIS_URL") or None
+        gnupg_home = Path(env.get("TIPLINE_GNUPG_HOME") or home / "gnupg").expanduser().absolute()
+        log_level = (env.get("TIPLINE_LOG_LEVEL") or "INFO").upper()
+        settings = cls(
+            home=home,
+            database_url=database_url,
+            redis_url=redis_url,
+            gnupg_home=gnupg_home,
+            log_level=log_level,
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check every value; raise ConfigError naming the first bad one."""
+        if self.home.exists() and not self.home.is_dir():
+            raise ConfigError(f"TIPLINE_HOME: {self.home} exists and is not a folder")
+        try:
+            url = make_url(self.database_url)
+        except ArgumentError:
+            raise ConfigError(
+                "TIPLINE_DATABASE_URL: not a database URL "
+                "(expected e.g. postgresql+psycopg://user@host/db or sqlite:///path)"
+            ) from None
+        if url.get_backend_name() not in SUPPORTED_DATABASES:
+            raise ConfigError(
+                f"TIPLINE_DATABASE_URL: unsupported database {url.get_backend_name()!r} "
+                f"(supported: {', '.join(SUPPORTED_DATABASES)})"
+            )
+        if url.get_backend_name() == "sqlite" and not url.database:
+            raise ConfigError("TIPLINE_DATABASE_URL: an in-memory SQLite database loses tips")
+        if self.redis_url is not None:
+            scheme = urlsplit(self.redis_url).scheme
+            if scheme not in SUPPORTED_REDIS_SCHEMES:
+                raise ConfigError(
+                    "TIPLINE_REDIS_URL: expected a redis://, rediss:// or unix:// URL, "
+                    "or leave it unset for the embedded Redis"
+                )
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"TIPLINE_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}")

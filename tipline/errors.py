@@ -1,0 +1,40 @@
+"""Error responses: a status and a reason, never a traceback or the request's content."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """The JSON error body every API answer uses: ``{"error": {"code", "message"}}``."""
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return error_response(status, code, exc.description or exc.name)
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    # The exception's text may quote data; log only its type and the endpoint.
+    logger.error(
+        "unhandled %s in %s %s",
+        type(exc).__name__,
+        request.method,
+        request.endpoint,
+        exc_info=False,
+    )
+    return _http_error(InternalServerError(description="Something went wrong on our side."))
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)

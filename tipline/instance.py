@@ -1,0 +1,67 @@
+"""The instance home on disk: its folders and the secrets kept in it.
+
+Secrets are random bytes in files of their own, mode 0600 in a 0700 folder, created once by
+``tipline init`` and never rewritten: a new blind-index key would orphan every index already
+stored, and a new Flask key would end every session.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from tipline.config import ConfigError, Settings
+
+FLASK_SECRET_KEY = "flask_secret_key"  # noqa: S105 - a file name, not a secret
+BLIND_INDEX_KEY = "blind_index_key"
+SECRET_SIZES = {FLASK_SECRET_KEY: 64, BLIND_INDEX_KEY: 32}
+
+
+def private_folder(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed and make it 0700."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def ensure_secret(settings: Settings, name: str) -> bool:
+    """Create the secret ``name`` if it does not exist yet.
+
+    Returns:
+        True if it was created, False if it was already there (and left untouched).
+    """
+    folder = private_folder(settings.secrets_dir)
+    path = folder / name
+    try:
+        # O_EXCL: two processes initialising at once cannot both write the file.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as out:
+        out.write(secrets.token_bytes(SECRET_SIZES[name]))
+        out.flush()
+        os.fsync(out.fileno())
+    return True
+
+
+def read_secret(settings: Settings, name: str) -> bytes:
+    """Read the secret ``name``.
+
+    Raises:
+        ConfigError: it does not exist (the home was not initialised) or is unreadable.
+    """
+    path = settings.secrets_dir / name
+    try:
+        value = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} is missing: run `tipline init` to initialise {settings.home}"
+        ) from None
+    except PermissionError:
+        raise ConfigError(f"{path} is not readable by this user") from None
+    if len(value) < SECRET_SIZES[name]:
+        raise ConfigError(f"{path} is truncated: restore it from a backup")
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(f"{path} is readable by others: chmod 600 it")
+    return value

@@ -1,0 +1,74 @@
+"""The composition root's parts list: one object wiring settings to real connections.
+
+The web app and each CLI command build one ``Runtime`` from ``Settings``; nothing is found
+through module globals. Services get what they need from it, passed explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from crypto.keyring import Keyring
+from referrals.clock import Clock, SystemClock
+from referrals.database import make_engine, make_session_factory
+from referrals.jobs import JobContext, JobQueue
+from tipline.config import Settings
+from tipline.embedded_redis import EmbeddedRedis
+
+
+@dataclass(kw_only=True)
+class Runtime:
+    """Live connections for one process."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    redis: redis.Redis
+    queue: JobQueue
+    clock: Clock
+    keyring: Keyring
+    embedded_redis: EmbeddedRedis | None = field(default=None)
+
+    @classmethod
+    def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+        """Connect to the database and Redis named by ``settings``.
+
+        With no Redis URL the home's embedded server is used, started if no process has.
+        """
+        engine = make_engine(settings.database_url)
+        embedded = None
+        if settings.redis_url is None:
+            embedded = EmbeddedRedis(settings.redis_dir)
+            redis_url = embedded.start()
+        else:
+            redis_url = settings.redis_url
+        connection = redis.Redis.from_url(redis_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            session_factory=make_session_factory(engine),
+            redis=connection,
+            queue=JobQueue(connection),
+            clock=clock or SystemClock(),
+            keyring=Keyring(settings.gnupg_home),
+            embedded_redis=embedded,
+        )
+
+    def job_context(self) -> JobContext:
+        return JobContext(
+            engine=self.engine,
+            session_factory=self.session_factory,
+            clock=self.clock,
+            queue=self.queue,
+        )
+
+    def close(self) -> None:
+        """Close connections; stop the embedded Redis if no other process uses it."""
+        self.redis.close()
+        self.engine.dispose()
+        if self.embedded_redis is not None:
+            self.embedded_redis.release()
