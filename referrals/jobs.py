@@ -64,14 +64,14 @@ class TiplineJob(Job):
     context: JobContext | None = None
 
     def _execute(self) -> Any:
-        if not is_task(self.func_name):
+        if not is_task(self.func_name or ""):
             raise ForbiddenJob("refusing a job whose function is not a Tipline task")
         if self.context is None:
             raise RuntimeError("a Tipline job must run in a Tipline worker")
         return self.func(self.context, *self.args, **self.kwargs)
 
 
-class TiplineWorker(Worker):  # type: ignore[misc]
+class TiplineWorker(Worker):
     """An rq worker that hands each job the JobContext it was built with."""
 
     def __init__(self, *args: Any, context: JobContext, **kwargs: Any) -> None:
@@ -86,7 +86,8 @@ class TiplineWorker(Worker):  # type: ignore[misc]
         super().main_work_horse(job, queue)
 
     def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
-        job.context = self.context
+        if isinstance(job, TiplineJob):
+            job.context = self.context
         return bool(super().perform_job(job, queue, execution))
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -24,7 +27,12 @@ from referrals.database import Base, make_engine, upgrade_schema
 from tipline import create_app
 from tipline.config import Settings
 from tipline.embedded_redis import EmbeddedRedis
-from tipline.instance import BLIND_INDEX_KEY, FLASK_SECRET_KEY, ensure_secret
+from tipline.instance import (
+    BLIND_INDEX_KEY,
+    FLASK_SECRET_KEY,
+    ensure_intake_passphrase,
+    ensure_secret,
+)
 from tipline.runtime import Runtime
 
 PG_URL = os.environ.get("TIPLINE_TEST_DATABASE_URL")
@@ -104,16 +112,41 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
+def gnupg_home() -> Iterator[Path]:
+    """A GnuPG home on a short path (gpg-agent's socket path is limited), its agent stopped
+    and the folder removed afterwards."""
+    home = Path(tempfile.mkdtemp(prefix="tl-gpg-", dir="/tmp"))
+    yield home
+    subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],  # noqa: S607
+        check=False,
+        capture_output=True,
+    )
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def home_env(tmp_path: Path, gnupg_home: Path) -> tuple[Path, dict[str, str]]:
+    """A fresh, uninitialised home and the environment a `tipline` process needs to use it
+    (with the embedded default: no service URLs)."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIPLINE_")}
+    env.update(TIPLINE_HOME=str(home), TIPLINE_GNUPG_HOME=str(gnupg_home))
+    return home, env
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, redis_url: str, gnupg_home: Path) -> Settings:
     home = tmp_path / "home"
     value = Settings(
         home=home,
         database_url=database_url,
         redis_url=redis_url,
-        gnupg_home=home / "gnupg",
+        gnupg_home=gnupg_home,
     )
     for name in (FLASK_SECRET_KEY, BLIND_INDEX_KEY):
         ensure_secret(value, name)
+    ensure_intake_passphrase(value)
     return value
 
 

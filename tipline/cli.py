@@ -14,12 +14,31 @@ from referrals.database import head_revision, schema_revision, upgrade_schema
 from referrals.health.services import QueueProbeService
 from referrals.intake.services import IntakeKeyMissing, IntakeKeyService
 from tipline.config import ConfigError, Settings
-from tipline.instance import BLIND_INDEX_KEY, FLASK_SECRET_KEY, ensure_secret, private_folder
+from tipline.instance import (
+    BLIND_INDEX_KEY,
+    FLASK_SECRET_KEY,
+    ensure_intake_passphrase,
+    ensure_secret,
+    private_folder,
+)
 from tipline.runtime import Runtime
 
 
 def _settings() -> Settings:
     return Settings.from_environment()
+
+
+def _initialised_runtime(settings: Settings) -> Runtime:
+    """A runtime on a database at the schema this code needs; otherwise say what to run."""
+    runtime = Runtime.build(settings)
+    current = schema_revision(runtime.engine)
+    if current != head_revision():
+        runtime.close()
+        state = (
+            "not initialised" if current is None else f"at schema {current}, not {head_revision()}"
+        )
+        raise click.ClickException(f"the database is {state}: run `tipline init`")
+    return runtime
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,6 +62,8 @@ def init() -> None:
     for name in (FLASK_SECRET_KEY, BLIND_INDEX_KEY):
         if ensure_secret(settings, name):
             changes.append(f"created secret {name}")
+    if ensure_intake_passphrase(settings):
+        changes.append("created secret intake_key_passphrase")
     runtime = Runtime.build(settings)
     try:
         before = schema_revision(runtime.engine)
@@ -58,7 +79,7 @@ def init() -> None:
         if created:
             changes.append(f"generated the intake key {fingerprint}")
     finally:
-        runtime.close()
+        runtime.close(stop_gpg_agent=True)
     for change in changes:
         click.echo(change)
     click.echo(f"{settings.home}: " + ("initialised" if changes else "already up to date"))
@@ -67,8 +88,7 @@ def init() -> None:
 @cli.command("intake-key")
 def intake_key() -> None:
     """Print the armored public intake key: what partners encrypt tips to."""
-    settings = _settings()
-    runtime = Runtime.build(settings)
+    runtime = _initialised_runtime(_settings())
     try:
         with runtime.session_factory() as session:
             service = IntakeKeyService(session, keyring=runtime.keyring, clock=runtime.clock)
@@ -87,7 +107,7 @@ def intake_key() -> None:
 def worker(burst: bool, name: str | None) -> None:
     """Run a worker on the queues (tip processing first). Run any number, on any hosts."""
     settings = _settings()
-    runtime = Runtime.build(settings)
+    runtime = _initialised_runtime(settings)
     try:
         rq_worker = runtime.queue.worker(runtime.job_context(), name=name)
         rq_worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
@@ -102,8 +122,7 @@ def probe(timeout: float) -> None:
 
     Exits 0 when answered, 1 when no worker answered in time: tips would not be processed.
     """
-    settings = _settings()
-    runtime = Runtime.build(settings)
+    runtime = _initialised_runtime(_settings())
     try:
         with runtime.session_factory() as session:
             service = QueueProbeService(session, queue=runtime.queue, clock=runtime.clock)
@@ -132,11 +151,9 @@ def serve(bind: str, web_workers: int, job_workers: int) -> None:
     Stops them all, and the embedded Redis, on Ctrl-C or SIGTERM. For production, run
     gunicorn and `tipline worker` as services of their own instead (see the README).
     """
-    settings = _settings()
-    runtime = Runtime.build(settings)  # starts the embedded Redis before the children race to
+    # Building the runtime here starts the embedded Redis before the children race to.
+    runtime = _initialised_runtime(_settings())
     try:
-        if schema_revision(runtime.engine) != head_revision():
-            raise click.ClickException("the database is not initialised: run `tipline init`")
         children = [
             _spawn(
                 [
@@ -157,7 +174,7 @@ def serve(bind: str, web_workers: int, job_workers: int) -> None:
         click.echo(f"Tipline is serving on http://{bind}/ (Ctrl-C stops it)")
         _supervise(children)
     finally:
-        runtime.close()
+        runtime.close(stop_gpg_agent=True)
 
 
 def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:

@@ -18,6 +18,9 @@ from sqlalchemy.exc import ArgumentError
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 SUPPORTED_REDIS_SCHEMES = ("redis", "rediss", "unix")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# gpg-agent puts its sockets in the GnuPG home when /run/user/UID does not exist, and a Unix
+# socket path is limited to 108 bytes: "S.gpg-agent.browser" must still fit.
+MAX_GNUPG_HOME_LENGTH = 80
 
 
 class ConfigError(ValueError):
@@ -102,5 +105,13 @@ class Settings:
                     "TIPLINE_REDIS_URL: expected a redis://, rediss:// or unix:// URL, "
                     "or leave it unset for the embedded Redis"
                 )
+        if (
+            len(os.fsencode(self.gnupg_home)) > MAX_GNUPG_HOME_LENGTH
+            and not Path(f"/run/user/{os.getuid()}").is_dir()
+        ):
+            raise ConfigError(
+                f"TIPLINE_GNUPG_HOME: {self.gnupg_home} is too long for gpg-agent's sockets "
+                f"(at most {MAX_GNUPG_HOME_LENGTH} bytes): set a shorter TIPLINE_GNUPG_HOME"
+            )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"TIPLINE_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}")

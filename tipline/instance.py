@@ -11,8 +11,12 @@ import os
 import secrets
 from pathlib import Path
 
+from crypto import CryptoError, create_passphrase_file, read_passphrase_file
 from tipline.config import ConfigError, Settings
 
+# The intake key's passphrase: random, typed by nobody, kept outside the GnuPG home so a copy
+# of that home alone does not yield the key (see bench/README.md for why and what it costs).
+INTAKE_KEY_PASSPHRASE = "intake_key_passphrase"  # noqa: S105 - a file name, not a secret
 FLASK_SECRET_KEY = "flask_secret_key"  # noqa: S105 - a file name, not a secret
 BLIND_INDEX_KEY = "blind_index_key"
 SECRET_SIZES = {FLASK_SECRET_KEY: 64, BLIND_INDEX_KEY: 32}
@@ -65,3 +69,34 @@ def read_secret(settings: Settings, name: str) -> bytes:
     if path.stat().st_mode & 0o077:
         raise ConfigError(f"{path} is readable by others: chmod 600 it")
     return value
+
+
+def ensure_intake_passphrase(settings: Settings) -> bool:
+    """Create the intake key's passphrase file if it does not exist yet.
+
+    Returns:
+        True if it was created, False if it was already there (and left untouched).
+    """
+    private_folder(settings.secrets_dir)
+    try:
+        create_passphrase_file(settings.secrets_dir / INTAKE_KEY_PASSPHRASE)
+    except FileExistsError:
+        return False
+    return True
+
+
+def read_intake_passphrase(settings: Settings) -> str:
+    """Read the intake key's passphrase.
+
+    Raises:
+        ConfigError: it is missing (the home was not initialised) or readable by others.
+    """
+    path = settings.secrets_dir / INTAKE_KEY_PASSPHRASE
+    try:
+        return read_passphrase_file(path)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} is missing: run `tipline init` to initialise {settings.home}"
+        ) from None
+    except CryptoError as exc:
+        raise ConfigError(str(exc)) from None

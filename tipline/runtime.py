@@ -18,6 +18,7 @@ from referrals.database import make_engine, make_session_factory
 from referrals.jobs import JobContext, JobQueue
 from tipline.config import Settings
 from tipline.embedded_redis import EmbeddedRedis
+from tipline.instance import read_intake_passphrase
 
 
 @dataclass(kw_only=True)
@@ -38,7 +39,11 @@ class Runtime:
         """Connect to the database and Redis named by ``settings``.
 
         With no Redis URL the home's embedded server is used, started if no process has.
+
+        Raises:
+            ConfigError: the home was not initialised (no intake passphrase).
         """
+        keyring = Keyring(settings.gnupg_home, passphrase=read_intake_passphrase(settings))
         engine = make_engine(settings.database_url)
         embedded = None
         if settings.redis_url is None:
@@ -54,7 +59,7 @@ class Runtime:
             redis=connection,
             queue=JobQueue(connection),
             clock=clock or SystemClock(),
-            keyring=Keyring(settings.gnupg_home),
+            keyring=keyring,
             embedded_redis=embedded,
         )
 
@@ -66,8 +71,15 @@ class Runtime:
             queue=self.queue,
         )
 
-    def close(self) -> None:
-        """Close connections; stop the embedded Redis if no other process uses it."""
+    def close(self, *, stop_gpg_agent: bool = False) -> None:
+        """Close connections; stop the embedded Redis if no other process uses it.
+
+        Args:
+            stop_gpg_agent: also stop the GnuPG home's agent (for commands that leave no
+                other user behind, like ``init``; it restarts on demand if one remains).
+        """
+        if stop_gpg_agent:
+            self.keyring.close()
         self.redis.close()
         self.engine.dispose()
         if self.embedded_redis is not None:

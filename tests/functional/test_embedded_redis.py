@@ -55,19 +55,11 @@ def redis_servers_of(home: Path) -> list[int]:
     return pids
 
 
-@pytest.fixture
-def fresh_home(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIPLINE_")}
-    env["TIPLINE_HOME"] = str(home)
-    return home, env
-
-
 @pytest.mark.slow
 def test_processes_starting_together_share_one_server_and_lose_no_job(
-    fresh_home: tuple[Path, dict[str, str]],
+    home_env: tuple[Path, dict[str, str]],
 ) -> None:
-    home, env = fresh_home
+    home, env = home_env
     init = run_tipline("init", env=env)
     assert init.returncode == 0, init.stderr
     EmbeddedRedis(home / "redis").stop()  # init leaves none running; make sure of it

@@ -1,0 +1,633 @@
+"""The centre's OpenPGP keyring: intake key, pinned partner keys, encrypt/sign/decrypt.
+
+Every python-gnupg call is made here and every result is checked here; callers get plain
+values or a :class:`~crypto.errors.CryptoError` subclass, never a python-gnupg result object.
+
+Cost stays flat as the keyring grows: keys are always named by full fingerprint (an indexed
+lookup), the web of trust is never consulted (``--trust-model always``: partners are pinned by
+fingerprint in our database instead) and the trust database is never rebuilt on a call
+(``--no-auto-check-trustdb``). Nothing here lists the keyring on a hot path.
+
+Intake key protection at rest (measured in ``bench/README.md``): the key is protected by a
+random, high-entropy passphrase kept in a 0600 file *outside* the GnuPG home (see
+:mod:`crypto.passphrase`), so a copy of the GnuPG home alone (backup, stolen disk image of
+that directory) does not yield the key. GnuPG 2.2's agent re-runs the passphrase KDF on every
+use even when the passphrase is cached (0.2-0.35 s per decrypt on a 2-core host with the default
+calibrated count), so caching does not help; instead the agent protects keys with the minimum
+S2K count (65536), which costs ~nothing and loses nothing because stretching a 256-bit random
+secret adds no strength. Every process (web, workers) passes the passphrase on each call, and
+the agent's passphrase cache is disabled, so a process that cannot read the secrets file
+cannot use the key through a shared agent either.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import gnupg  # type: ignore[import-untyped,unused-ignore]
+
+from crypto.errors import (
+    DecryptError,
+    EncryptError,
+    FingerprintMismatch,
+    KeyExpired,
+    KeyGenerationError,
+    KeyNotFound,
+    KeyNotUsable,
+    KeyRevoked,
+    MalformedKey,
+    MalformedMessage,
+    NotEncryptedToUs,
+    PlaintextTooLarge,
+    SecretKeyLocked,
+    SecretKeyRefused,
+    SignError,
+)
+
+# python-gnupg logs key data, stderr lines and user ids at DEBUG. It is a library logger, so
+# pinning its level here is acceptable and protects every application that imports crypto/,
+# whatever root level it configures. Its WARNING lines carry status codes only.
+logging.getLogger("gnupg").setLevel(logging.WARNING)
+
+_FINGERPRINT = re.compile(r"[0-9A-F]{40}")
+_EMAIL = re.compile(r"[^@\s<>()\"]+@[^@\s<>()\"]+")
+_STATUS_PREFIX = "[GNUPG:] "
+
+# Options on every gpg call. See the module docstring for why.
+_GPG_OPTIONS = (
+    "--trust-model",
+    "always",
+    "--no-auto-check-trustdb",
+    "--no-auto-key-retrieve",
+    # Never ask a pinentry: with no passphrase given a locked key fails at once.
+    "--pinentry-mode",
+    "loopback",
+    # A symmetric message must not leave a passphrase in the agent's cache.
+    "--no-symkey-cache",
+)
+
+_AGENT_CONF = """\
+# Written by crypto.keyring.Keyring; rewritten if changed. See that module's docstring.
+# Minimum S2K count: the intake passphrase is a 256-bit random secret, stretching adds nothing
+# and would cost ~0.3 s on every decrypt (the agent re-derives even with a cached passphrase).
+s2k-count 65536
+# Every caller passes the passphrase; never keep it in the agent.
+default-cache-ttl 0
+max-cache-ttl 0
+allow-loopback-pinentry
+"""
+
+# RSA, RSA-E, RSA-S, Elgamal, DSA: weak below this many bits.
+_FINITE_FIELD_ALGOS = {"1", "2", "3", "16", "17", "20"}
+_MIN_FINITE_FIELD_BITS = 2048
+_MAX_KEY_BYTES = 1024 * 1024
+
+
+class SignatureStatus(enum.StrEnum):
+    """Outcome of checking the signature on a message."""
+
+    VALID = "valid"
+    UNSIGNED = "unsigned"
+    UNKNOWN_SIGNER = "unknown signer"
+    BAD = "bad signature"
+    SIGNER_KEY_EXPIRED = "signer key expired"
+    SIGNER_KEY_REVOKED = "signer key revoked"
+    SIGNATURE_EXPIRED = "signature expired"
+    MULTIPLE_SIGNATURES = "more than one signature"
+    ERROR = "signature could not be checked"
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerKey:
+    """A partner's public key as pinned at import."""
+
+    fingerprint: str
+    user_ids: tuple[str, ...]
+    created: datetime
+    expires: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """Result of a signature check.
+
+    ``signer_fingerprint`` is the *primary* key fingerprint of the signer (also when a signing
+    subkey made the signature) and is set only when ``signature_valid`` is true. Deciding
+    whether that signer is acceptable is the caller's job: compare it to the fingerprint
+    pinned for the sending agency.
+    """
+
+    signer_fingerprint: str | None
+    signature_valid: bool
+    signature_status: SignatureStatus
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptedMessage:
+    """A decrypted message and what is known about its signature and recipients.
+
+    ``plaintext`` is excluded from ``repr`` so it cannot slip into a log line.
+    ``encrypted_to`` holds the long key ids (of encryption subkeys) the message names.
+    """
+
+    plaintext: bytes = field(repr=False)
+    signer_fingerprint: str | None
+    signature_valid: bool
+    signature_status: SignatureStatus
+    encrypted_to: tuple[str, ...]
+
+
+def normalise_fingerprint(fingerprint: str) -> str:
+    """Return ``fingerprint`` as 40 upper-case hex digits, spaces removed.
+
+    Raises:
+        ValueError: if it is not a full v4 fingerprint (short ids are refused: ambiguous).
+    """
+    candidate = fingerprint.replace(" ", "").upper()
+    if not _FINGERPRINT.fullmatch(candidate):
+        raise ValueError("expected a full 40-hex-digit OpenPGP fingerprint")
+    return candidate
+
+
+def _statuses(stderr: str) -> list[tuple[str, str]]:
+    """The ``[GNUPG:]`` status lines of a gpg run, as (keyword, value) pairs."""
+    pairs = []
+    for line in stderr.splitlines():
+        if line.startswith(_STATUS_PREFIX):
+            keyword, _, value = line[len(_STATUS_PREFIX) :].partition(" ")
+            pairs.append((keyword, value.strip()))
+    return pairs
+
+
+def _signature_outcome(statuses: list[tuple[str, str]]) -> Verification:
+    keywords = [keyword for keyword, _ in statuses]
+    signatures = keywords.count("NEWSIG")
+    if signatures == 0 and not {"GOODSIG", "BADSIG", "ERRSIG"} & set(keywords):
+        return Verification(None, False, SignatureStatus.UNSIGNED)
+    if signatures > 1:
+        return Verification(None, False, SignatureStatus.MULTIPLE_SIGNATURES)
+    found = dict(statuses)
+    if "REVKEYSIG" in found:
+        status = SignatureStatus.SIGNER_KEY_REVOKED
+    elif "EXPKEYSIG" in found:
+        status = SignatureStatus.SIGNER_KEY_EXPIRED
+    elif "EXPSIG" in found:
+        status = SignatureStatus.SIGNATURE_EXPIRED
+    elif "BADSIG" in found:
+        status = SignatureStatus.BAD
+    elif "NO_PUBKEY" in found or ("ERRSIG" in found and found["ERRSIG"].split()[5:6] == ["9"]):
+        status = SignatureStatus.UNKNOWN_SIGNER
+    elif "GOODSIG" in found and "VALIDSIG" in found:
+        parts = found["VALIDSIG"].split()
+        # Field 10 is the primary key's fingerprint; field 1 that of the (sub)key that signed.
+        primary = parts[9] if len(parts) >= 10 else parts[0]
+        return Verification(primary, True, SignatureStatus.VALID)
+    else:
+        status = SignatureStatus.ERROR
+    return Verification(None, False, status)
+
+
+def _to_datetime(timestamp: str) -> datetime | None:
+    return datetime.fromtimestamp(int(timestamp), tz=UTC) if timestamp.isdigit() else None
+
+
+def _gpgconf_binary(gpg_binary: str) -> str:
+    sibling = Path(gpg_binary).with_name("gpgconf")
+    if os.sep in gpg_binary and sibling.exists():
+        return str(sibling)
+    return shutil.which("gpgconf") or "gpgconf"
+
+
+class Keyring:
+    """OpenPGP operations over one GnuPG home (the centre's keyring).
+
+    Several processes (web, workers) may open the same home at once; they share one
+    gpg-agent, which GnuPG starts on demand. Keep the home path short: the agent's socket path
+    is limited to ~100 characters (GnuPG moves it under ``/run/user`` when that exists).
+
+    Args:
+        gnupg_home: the GnuPG home; created with mode 0700 if missing.
+        gpg_binary: the ``gpg`` executable (``gpgconf`` is looked up next to it).
+        passphrase: the intake key's passphrase (read it with
+            :func:`crypto.passphrase.read_passphrase_file`); ``None`` for an unprotected key or
+            a keyring that only encrypts and verifies.
+        max_plaintext_bytes: decrypted content above this size is refused, which bounds memory
+            use against compression bombs.
+    """
+
+    def __init__(
+        self,
+        gnupg_home: Path,
+        *,
+        gpg_binary: str = "gpg",
+        passphrase: str | None = None,
+        max_plaintext_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
+        if passphrase is not None and (
+            not passphrase
+            or passphrase != passphrase.strip()
+            or any(c in passphrase for c in "\r\n\0")
+        ):
+            raise ValueError("passphrase must be non-empty, one line, without outer whitespace")
+        if max_plaintext_bytes <= 0:
+            raise ValueError("max_plaintext_bytes must be positive")
+        self.home = Path(gnupg_home)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # mkdir's mode is filtered by the umask and ignored for an existing directory.
+        os.chmod(self.home, 0o700)
+        self._gpgconf = _gpgconf_binary(gpg_binary)
+        self._write_agent_conf()
+        self._passphrase = passphrase
+        self._max_plaintext_bytes = max_plaintext_bytes
+        self._gpg = self._open(self.home, gpg_binary)
+        self._gpg_binary = gpg_binary
+
+    @staticmethod
+    def _open(home: Path, gpg_binary: str, options: Sequence[str] = _GPG_OPTIONS) -> Any:
+        # Messages in English whatever the host locale: PlaintextTooLarge is detected from one.
+        env = dict(os.environ, LANGUAGE="C", LC_ALL="C")
+        gpg = gnupg.GPG(
+            gpgbinary=gpg_binary,
+            gnupghome=str(home),
+            options=list(options),
+            env=env,
+        )
+        gpg.encoding = "utf-8"
+        return gpg
+
+    def _write_agent_conf(self) -> None:
+        conf = self.home / "gpg-agent.conf"
+        if conf.exists() and conf.read_text(encoding="utf-8") == _AGENT_CONF:
+            return
+        conf.write_text(_AGENT_CONF, encoding="utf-8")
+        # A running agent keeps its old settings; it restarts on demand with the new ones.
+        self._kill_agent(self.home)
+
+    def _kill_agent(self, home: Path) -> None:
+        subprocess.run(  # noqa: S603 - fixed argv, no shell; gpgconf path from config or PATH
+            [self._gpgconf, "--homedir", str(home), "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+        )
+
+    def close(self) -> None:
+        """Stop this home's gpg-agent. Safe while others use the home: it restarts on demand."""
+        self._kill_agent(self.home)
+
+    def __enter__(self) -> Keyring:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Keyring(home={str(self.home)!r})"
+
+    # -- intake key ---------------------------------------------------------------------------
+
+    def generate_intake_key(self, *, name: str, email: str) -> str:
+        """Create the centre's intake key and return its full fingerprint.
+
+        An ed25519 primary key (sign, certify) with a cv25519 encryption subkey, no expiry,
+        user id ``name <email>`` exactly as given (never the machine's host name). Protected
+        by this keyring's passphrase, or unprotected when it has none.
+
+        Raises:
+            ValueError: ``name`` or ``email`` is empty or could break the parameter block.
+            KeyGenerationError: GnuPG did not create the key.
+        """
+        name, email = name.strip(), email.strip()
+        if not (0 < len(name) <= 200 and name.isprintable()) or any(c in name for c in '<>()"'):
+            raise ValueError('name must be 1-200 printable characters without <>()"')
+        if len(email) > 254 or not _EMAIL.fullmatch(email):
+            raise ValueError("email must be a single address like intake@example.org")
+        protection = f"Passphrase: {self._passphrase}" if self._passphrase else "%no-protection"
+        # Written by hand rather than with gen_key_input(), which fills Name-Email with
+        # user@hostname when it is missing and only knows RSA defaults.
+        parameters = "\n".join(
+            [
+                "Key-Type: EDDSA",
+                "Key-Curve: ed25519",
+                "Key-Usage: sign,cert",
+                "Subkey-Type: ECDH",
+                "Subkey-Curve: cv25519",
+                "Subkey-Usage: encrypt",
+                f"Name-Real: {name}",
+                f"Name-Email: {email}",
+                "Expire-Date: 0",
+                protection,
+                "%commit",
+                "",
+            ]
+        )
+        result = self._gpg.gen_key(parameters)
+        fingerprint = str(result.fingerprint or "").upper()
+        if result.status != "ok" or not _FINGERPRINT.fullmatch(fingerprint):
+            raise KeyGenerationError("GnuPG did not create the intake key")
+        return fingerprint
+
+    def has_secret_key(self, fingerprint: str) -> bool:
+        """Whether the secret key ``fingerprint`` is in this keyring (one indexed lookup)."""
+        fingerprint = normalise_fingerprint(fingerprint)
+        keys = self._gpg.list_keys(secret=True, keys=[fingerprint])
+        return any(key.get("fingerprint") == fingerprint for key in keys)
+
+    def export_public_key(self, fingerprint: str) -> str:
+        """The ASCII-armored public key ``fingerprint``.
+
+        Raises:
+            KeyNotFound: no such key in this keyring.
+        """
+        fingerprint = normalise_fingerprint(fingerprint)
+        armored = self._gpg.export_keys([fingerprint], armor=True, minimal=True)
+        if not armored or "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
+            raise KeyNotFound(f"no public key {fingerprint} in the keyring")
+        return str(armored)
+
+    # -- partner keys -------------------------------------------------------------------------
+
+    def import_partner_key(
+        self, key_data: str | bytes, *, expected_fingerprint: str | None = None
+    ) -> PartnerKey:
+        """Check a partner's public key, then add it to the keyring and return its pin.
+
+        The key is inspected in a throwaway GnuPG home first, so a refused key never reaches
+        this keyring. Store the returned fingerprint with the agency: it is the pin that
+        decrypted tips' signers are compared to.
+
+        Args:
+            key_data: exactly one OpenPGP public key (armored or binary).
+            expected_fingerprint: the fingerprint confirmed with the partner out of band; the
+                key is refused unless it matches.
+
+        Raises:
+            MalformedKey: empty, not key data, or not exactly one key.
+            SecretKeyRefused: the data holds secret key material.
+            KeyExpired, KeyRevoked: the key cannot be used any more.
+            KeyNotUsable: no usable signing or encryption capability, or a weak key.
+            FingerprintMismatch: not the key confirmed out of band.
+        """
+        data = key_data.encode("utf-8") if isinstance(key_data, str) else bytes(key_data)
+        if not data.strip():
+            raise MalformedKey("the key file is empty")
+        if len(data) > _MAX_KEY_BYTES:
+            raise MalformedKey("the key file is larger than 1 MiB")
+        pin = self._inspect_partner_key(data)
+        if (
+            expected_fingerprint is not None
+            and normalise_fingerprint(expected_fingerprint) != pin.fingerprint
+        ):
+            raise FingerprintMismatch(
+                f"the key's fingerprint {pin.fingerprint} is not the one confirmed with the partner"
+            )
+        # import-minimal: third-party signatures are of no use without the web of trust.
+        result = self._gpg.import_keys(data, extra_args=["--import-options", "import-minimal"])
+        imported = {str(fpr).upper() for fpr in result.fingerprints}
+        if result.returncode != 0 or imported != {pin.fingerprint} or result.sec_read:
+            raise MalformedKey("GnuPG did not import the key")
+        return pin
+
+    def _inspect_partner_key(self, data: bytes) -> PartnerKey:
+        scratch = Path(tempfile.mkdtemp(prefix="tl-keycheck-"))
+        try:
+            # --no-autostart: inspecting must not start an agent in the scratch home. The
+            # default trust model: with "always", gpg refuses to run without a trustdb.
+            gpg = self._open(scratch, self._gpg_binary, ["--no-autostart", "--batch"])
+            keys = gpg.scan_keys_mem(data)
+        finally:
+            self._kill_agent(scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
+        if any(key.get("type") == "sec" for key in keys):
+            raise SecretKeyRefused(
+                "this is a secret (private) key; send the public key only, and consider this "
+                "secret key compromised"
+            )
+        if len(keys) == 0:
+            raise MalformedKey("no OpenPGP public key found in the data")
+        if len(keys) > 1:
+            raise MalformedKey(f"the data holds {len(keys)} keys; send exactly one")
+        key = keys[0]
+        fingerprint = str(key.get("fingerprint") or "").upper()
+        if not _FINGERPRINT.fullmatch(fingerprint):
+            raise MalformedKey("only OpenPGP v4 keys with a full fingerprint are accepted")
+        validity = key.get("trust", "")
+        if validity == "r":
+            raise KeyRevoked(f"key {fingerprint} has been revoked by its owner")
+        if validity == "e":
+            raise KeyExpired(f"key {fingerprint} has expired")
+        if validity in {"i", "n", "d"}:
+            raise KeyNotUsable(f"key {fingerprint} is invalid or disabled")
+        capabilities = str(key.get("cap", ""))
+        # Upper-case letters on the primary record are the key's *usable* capabilities, taking
+        # expired and revoked subkeys into account.
+        if "E" not in capabilities:
+            raise KeyNotUsable(
+                f"key {fingerprint} has no usable encryption subkey (needed to send feedback)"
+            )
+        if "S" not in capabilities:
+            raise KeyNotUsable(f"key {fingerprint} has no usable signing key (needed to sign tips)")
+        parts = [key, *key.get("subkey_info", {}).values()]
+        for part in parts:
+            if part.get("algo") in _FINITE_FIELD_ALGOS and int(part.get("length") or 0) < (
+                _MIN_FINITE_FIELD_BITS
+            ):
+                raise KeyNotUsable(
+                    f"key {fingerprint} uses RSA/DSA/Elgamal below {_MIN_FINITE_FIELD_BITS} bits"
+                )
+        user_ids = tuple(str(uid) for uid in key.get("uids", []))
+        if not user_ids:
+            raise MalformedKey(f"key {fingerprint} has no user id")
+        created = _to_datetime(str(key.get("date", "")))
+        if created is None:
+            raise MalformedKey(f"key {fingerprint} has no creation date")
+        return PartnerKey(
+            fingerprint=fingerprint,
+            user_ids=user_ids,
+            created=created,
+            expires=_to_datetime(str(key.get("expires", ""))),
+        )
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def encrypt(
+        self, plaintext: bytes, recipients: Sequence[str], *, sign_with: str | None = None
+    ) -> str:
+        """Encrypt ``plaintext`` to every recipient fingerprint, optionally signing it too.
+
+        Args:
+            plaintext: the content.
+            recipients: full fingerprints of the recipients' primary keys.
+            sign_with: full fingerprint of one of our secret keys to sign with.
+
+        Returns:
+            The ASCII-armored OpenPGP message.
+
+        Raises:
+            EncryptError: no recipients, or a recipient key is missing, expired or revoked.
+            SignError: the signing key is missing or unusable.
+            SecretKeyLocked: the signing key could not be unlocked.
+        """
+        if isinstance(recipients, str) or not recipients:
+            raise EncryptError("give a non-empty list of recipient fingerprints")
+        targets = [normalise_fingerprint(fpr) for fpr in recipients]
+        signer = normalise_fingerprint(sign_with) if sign_with else None
+        result = self._gpg.encrypt(
+            bytes(plaintext),
+            targets,
+            sign=signer,
+            passphrase=self._passphrase if signer else None,
+            armor=True,
+        )
+        statuses = _statuses(result.stderr)
+        if result.ok and result.returncode == 0 and result.data:
+            return bytes(result.data).decode("ascii")
+        self._raise_for_signing(statuses)
+        for keyword, value in statuses:
+            if keyword == "INV_RECP":
+                code, _, who = value.partition(" ")
+                raise EncryptError(f"recipient key {who} cannot be used: {_reason(code)}")
+        raise EncryptError("encryption failed")
+
+    def sign(self, data: bytes, *, signer: str) -> str:
+        """A detached, ASCII-armored signature of ``data`` by our secret key ``signer``.
+
+        Raises:
+            SignError: the signing key is missing or unusable.
+            SecretKeyLocked: the signing key could not be unlocked.
+        """
+        signer = normalise_fingerprint(signer)
+        result = self._gpg.sign(
+            bytes(data), keyid=signer, passphrase=self._passphrase, detach=True, binary=False
+        )
+        if result.fingerprint and result.returncode == 0 and result.data:
+            return bytes(result.data).decode("ascii")
+        self._raise_for_signing(_statuses(result.stderr))
+        raise SignError("signing failed")
+
+    def verify_detached(self, data: bytes, signature: str | bytes) -> Verification:
+        """Check a detached signature over ``data`` against the keys in this keyring.
+
+        The caller must still compare ``signer_fingerprint`` to the pinned fingerprint.
+        """
+        raw = signature.encode("utf-8") if isinstance(signature, str) else bytes(signature)
+        with tempfile.NamedTemporaryFile(prefix="tl-sig-", suffix=".asc") as sig_file:
+            sig_file.write(raw)
+            sig_file.flush()
+            result = self._gpg.verify_data(sig_file.name, bytes(data))
+        return _signature_outcome(_statuses(result.stderr))
+
+    def decrypt_and_verify(self, message: str | bytes) -> DecryptedMessage:
+        """Decrypt ``message`` with our secret key and check its signature, if any.
+
+        The caller decides whether the signer is acceptable: require ``signature_valid`` and
+        ``signer_fingerprint`` equal to the sending agency's pinned fingerprint.
+
+        Raises:
+            MalformedMessage: not an OpenPGP message encrypted to a public key.
+            NotEncryptedToUs: encrypted, but not to any secret key we hold.
+            PlaintextTooLarge: the content exceeds ``max_plaintext_bytes``.
+            DecryptError: corrupt or tampered ciphertext, or another GnuPG failure.
+            SecretKeyLocked: our secret key could not be unlocked (server configuration).
+        """
+        raw = message.encode("utf-8") if isinstance(message, str) else bytes(message)
+        if not raw.strip():
+            raise MalformedMessage("the message is empty")
+        result = self._gpg.decrypt(
+            raw,
+            passphrase=self._passphrase,
+            extra_args=["--max-output", str(self._max_plaintext_bytes)],
+        )
+        statuses = _statuses(result.stderr)
+        keywords = {keyword for keyword, _ in statuses}
+        recipients = tuple(value.split()[0] for keyword, value in statuses if keyword == "ENC_TO")
+        if "DECRYPTION_OKAY" not in keywords:
+            if _key_locked(statuses):
+                raise SecretKeyLocked("the intake key could not be unlocked (check its passphrase)")
+            if "NEED_PASSPHRASE_SYM" in keywords:
+                raise MalformedMessage(
+                    "the message is encrypted with a password; encrypt it to the intake key"
+                )
+            if not recipients:
+                raise MalformedMessage("the input is not an OpenPGP message encrypted to a key")
+            missing = {value.split()[0] for keyword, value in statuses if keyword == "NO_SECKEY"}
+            if missing >= set(recipients):
+                raise NotEncryptedToUs(recipients)
+            raise DecryptError("the message could not be decrypted (corrupt or tampered)")
+        outcome = _signature_outcome(statuses)
+        if result.returncode != 0:
+            if "exceeded --max-output limit" in result.stderr:
+                raise PlaintextTooLarge(
+                    f"the decrypted content exceeds {self._max_plaintext_bytes} bytes"
+                )
+            # gpg also exits non-zero for a bad or unverifiable signature; that is reported in
+            # the outcome. Any other failure means the output cannot be trusted to be complete.
+            if outcome.signature_status in {SignatureStatus.VALID, SignatureStatus.UNSIGNED}:
+                raise DecryptError("GnuPG reported an error while decrypting the message")
+        return DecryptedMessage(
+            plaintext=bytes(result.data),
+            signer_fingerprint=outcome.signer_fingerprint,
+            signature_valid=outcome.signature_valid,
+            signature_status=outcome.signature_status,
+            encrypted_to=recipients,
+        )
+
+    def _raise_for_signing(self, statuses: list[tuple[str, str]]) -> None:
+        if _key_locked(statuses):
+            raise SecretKeyLocked("the signing key could not be unlocked (check its passphrase)")
+        for keyword, value in statuses:
+            if keyword == "INV_SGNR":
+                code, _, who = value.partition(" ")
+                raise SignError(f"signing key {who} cannot be used: {_reason(code)}")
+
+
+# libgpg-error codes (low 16 bits of an ERROR status) meaning "the secret key is locked".
+# BAD_PASSPHRASE, INV_PASSPHRASE, NO_PIN_ENTRY, BAD_PIN, CANCELED, NO_PASSPHRASE, NO_PIN.
+_LOCKED_ERRORS = {11, 31, 85, 87, 99, 177, 178}
+
+
+def _key_locked(statuses: list[tuple[str, str]]) -> bool:
+    """Whether gpg failed because our secret key could not be unlocked."""
+    keywords = {keyword for keyword, _ in statuses}
+    if keywords & {"BAD_PASSPHRASE", "MISSING_PASSPHRASE"}:
+        return True
+    # Loopback mode without a passphrase: gpg asks for one and gives up.
+    if "NEED_PASSPHRASE" in keywords and not keywords & {"BEGIN_DECRYPTION", "SIG_CREATED"}:
+        return True
+    for keyword, value in statuses:
+        code = value.split()[-1:]
+        if (
+            keyword in {"ERROR", "FAILURE"}
+            and code
+            and code[0].isdigit()
+            and int(code[0]) & 0xFFFF in _LOCKED_ERRORS
+        ):
+            return True
+    return False
+
+
+def _reason(code: str) -> str:
+    return {
+        "1": "not found",
+        "3": "wrong key usage",
+        "4": "key revoked",
+        "5": "key expired",
+        "9": "no secret key",
+        "13": "key disabled",
+    }.get(code, "unusable")

@@ -1,0 +1,109 @@
+"""Blind indexes: equal selectors match, different selectors never do."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import phonenumbers
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from crypto.blind_index import BlindIndex
+from crypto.errors import InvalidSelector
+
+KEY = bytes(range(32))
+index = BlindIndex(KEY)
+REGIONS = sorted(
+    region
+    for region in phonenumbers.SUPPORTED_REGIONS
+    if phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+)
+
+
+def _mobile(region: str) -> phonenumbers.PhoneNumber:
+    number = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    assert number is not None
+    return number
+
+
+@given(region=st.sampled_from(REGIONS))
+def test_phone_written_three_ways_has_one_index(region: str) -> None:
+    number = _mobile(region)
+    indexes = {
+        index.compute("phone", phonenumbers.format_number(number, fmt), default_region=region)
+        for fmt in (
+            phonenumbers.PhoneNumberFormat.E164,
+            phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+            phonenumbers.PhoneNumberFormat.NATIONAL,
+        )
+    }
+    assert len(indexes) == 1
+
+
+@given(first=st.sampled_from(REGIONS), second=st.sampled_from(REGIONS))
+def test_different_phone_numbers_have_different_indexes(first: str, second: str) -> None:
+    a, b = _mobile(first), _mobile(second)
+    assume(a != b)
+    e164 = phonenumbers.PhoneNumberFormat.E164
+    assert index.compute("phone", phonenumbers.format_number(a, e164)) != index.compute(
+        "phone", phonenumbers.format_number(b, e164)
+    )
+
+
+@given(a=st.ip_addresses(), b=st.ip_addresses())
+def test_distinct_ips_have_distinct_indexes(
+    a: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    b: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    def canonical(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+        mapped = getattr(address, "ipv4_mapped", None)
+        return str(mapped or address)
+
+    assume(canonical(a) != canonical(b))
+    assert index.compute("ip", str(a)) != index.compute("ip", str(b))
+
+
+@given(address=st.ip_addresses(v=6))
+def test_ipv6_spellings_share_an_index(address: ipaddress.IPv6Address) -> None:
+    assert index.compute("ip", address.exploded) == index.compute("ip", address.compressed)
+
+
+@given(name=st.from_regex(r"[a-z0-9_]{1,15}", fullmatch=True))
+def test_same_username_on_two_platforms_differs(name: str) -> None:
+    assert index.compute("username", name, platform="chat") != index.compute(
+        "username", name, platform="forum"
+    )
+    assert index.compute("username", f"@{name.upper()}", platform="Chat ") == index.compute(
+        "username", name, platform="chat"
+    )
+
+
+def test_fields_are_length_prefixed() -> None:
+    """("ab", "c") and ("a", "bc") must not collide across the platform/value boundary."""
+    assert index.compute("username", "c", platform="ab") != index.compute(
+        "username", "bc", platform="a"
+    )
+
+
+def test_same_value_as_different_types_differs() -> None:
+    assert index.compute("device_id", "abc123") != index.compute("payment_account", "abc123")
+
+
+def test_index_is_keyed_and_hex() -> None:
+    value = index.compute("email", "a@b.example")
+
+    assert len(value) == 64 and int(value, 16) >= 0
+    assert BlindIndex(b"k" * 32).compute("email", "a@b.example") != value
+    assert "key" in repr(index) and str(KEY) not in repr(index)
+
+
+@pytest.mark.parametrize("key", [b"", b"short", b"x" * 31])
+def test_short_keys_are_refused(key: bytes) -> None:
+    with pytest.raises(ValueError):
+        BlindIndex(key)
+
+
+def test_invalid_selector_is_a_typed_error() -> None:
+    with pytest.raises(InvalidSelector):
+        index.compute("phone", "not a phone")

@@ -1,0 +1,121 @@
+"""The centre's intake key and the GnuPG home it lives in."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from crypto.errors import CryptoError, KeyNotFound
+from crypto.keyring import Keyring
+from crypto.passphrase import create_passphrase_file, read_passphrase_file
+from tests.crypto.conftest import Intake, Partners, gpg
+
+
+def test_intake_key_uses_modern_curves_and_the_given_user_id(intake: Intake) -> None:
+    listing = gpg(intake.home, "--with-colons", "--list-secret-keys", intake.fingerprint)
+    records = [line.split(":") for line in listing.decode().splitlines()]
+
+    uids = [record[9] for record in records if record[0] == "uid"]
+    curves = {record[0]: record[16] for record in records if record[0] in {"sec", "ssb"}}
+    assert uids == ["Tipline Intake Test <intake@tl.test>"]
+    assert socket.gethostname() not in uids[0]
+    assert curves == {"sec": "ed25519", "ssb": "cv25519"}
+
+
+def test_intake_secret_key_is_found_by_fingerprint(intake: Intake, partners: Partners) -> None:
+    assert intake.keyring.has_secret_key(intake.fingerprint)
+    assert not intake.keyring.has_secret_key(partners.fingerprint)
+    assert not intake.keyring.has_secret_key("0" * 40)
+
+
+def test_exported_intake_key_is_public_only(intake: Intake) -> None:
+    exported = intake.keyring.export_public_key(intake.fingerprint)
+
+    assert exported.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    assert "PRIVATE" not in exported
+
+
+def test_exporting_an_unknown_key_fails(intake: Intake) -> None:
+    with pytest.raises(KeyNotFound):
+        intake.keyring.export_public_key("0" * 40)
+
+
+@pytest.mark.parametrize(
+    ("name", "email"),
+    [("Intake\nPassphrase: x", "a@b.example"), ("Intake", "a@b.example\n%commit"), ("", "a@b")],
+)
+def test_user_id_cannot_inject_key_parameters(
+    empty_keyring: Keyring, name: str, email: str
+) -> None:
+    with pytest.raises(ValueError):
+        empty_keyring.generate_intake_key(name=name, email=email)
+
+
+def test_gnupg_home_is_created_private(gnupg_home: Path) -> None:
+    Keyring(gnupg_home)
+
+    assert stat.S_IMODE(gnupg_home.stat().st_mode) == 0o700
+
+
+def test_loose_gnupg_home_permissions_are_tightened(gnupg_home: Path) -> None:
+    gnupg_home.mkdir(mode=0o755)
+    os.chmod(gnupg_home, 0o755)  # noqa: S103 - deliberately loose: the Keyring must tighten it
+
+    Keyring(gnupg_home)
+
+    assert stat.S_IMODE(gnupg_home.stat().st_mode) == 0o700
+
+
+def test_close_stops_the_agent(intake: Intake, signed_tip: str) -> None:
+    keyring = Keyring(intake.home, passphrase=intake.passphrase)
+    keyring.decrypt_and_verify(signed_tip)
+    socket_path = Path(
+        subprocess.run(
+            ["gpgconf", "--homedir", str(intake.home), "--list-dirs", "agent-socket"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    assert socket_path.exists()
+
+    keyring.close()
+
+    deadline = time.monotonic() + 5
+    while socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not socket_path.exists()
+    # Other users of the home are unaffected: the agent restarts on demand.
+    assert intake.keyring.decrypt_and_verify(signed_tip).signature_valid
+
+
+def test_passphrase_file_is_private_and_round_trips(intake: Intake) -> None:
+    assert stat.S_IMODE(intake.passphrase_file.stat().st_mode) == 0o600
+    assert read_passphrase_file(intake.passphrase_file) == intake.passphrase
+    assert len(intake.passphrase) >= 43  # 256 bits, URL-safe base64
+
+
+def test_existing_passphrase_file_is_never_overwritten(intake: Intake) -> None:
+    with pytest.raises(FileExistsError):
+        create_passphrase_file(intake.passphrase_file)
+
+
+def test_readable_passphrase_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "pass"
+    create_passphrase_file(path)
+    os.chmod(path, 0o644)
+
+    with pytest.raises(CryptoError, match="chmod 600"):
+        read_passphrase_file(path)
+
+
+@pytest.mark.parametrize("passphrase", ["", " padded", "two\nlines"])
+def test_unusable_passphrases_are_refused(gnupg_home: Path, passphrase: str) -> None:
+    with pytest.raises(ValueError):
+        Keyring(gnupg_home, passphrase=passphrase)

@@ -1,0 +1,227 @@
+"""Encrypting, signing and decrypting tips through the keyring."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from crypto.errors import (
+    DecryptError,
+    EncryptError,
+    MalformedMessage,
+    NotEncryptedToUs,
+    PlaintextTooLarge,
+    SecretKeyLocked,
+)
+from crypto.keyring import Keyring, SignatureStatus
+from tests.crypto.conftest import NARRATIVE, Intake, Partners, gpg
+
+
+def test_signed_tip_decrypts_with_the_partners_primary_fingerprint(
+    intake: Intake, partners: Partners, signed_tip: str, tip: bytes
+) -> None:
+    message = intake.keyring.decrypt_and_verify(signed_tip)
+
+    assert message.plaintext == tip
+    assert message.signature_valid
+    assert message.signature_status is SignatureStatus.VALID
+    # The partner signs with a subkey; the pin is the primary fingerprint.
+    assert message.signer_fingerprint == partners.fingerprint
+    assert len(message.encrypted_to) == 1
+
+
+def test_unsigned_message_has_no_signer(intake: Intake, tip: bytes) -> None:
+    ciphertext = intake.keyring.encrypt(tip, [intake.fingerprint])
+
+    message = intake.keyring.decrypt_and_verify(ciphertext)
+
+    assert message.plaintext == tip
+    assert message.signer_fingerprint is None
+    assert not message.signature_valid
+    assert message.signature_status is SignatureStatus.UNSIGNED
+
+
+def test_signature_by_a_key_we_never_pinned_is_not_valid(
+    intake: Intake, partners: Partners, tip: bytes
+) -> None:
+    ciphertext = gpg(
+        partners.home,
+        "--trust-model",
+        "always",
+        "--armor",
+        "--encrypt",
+        "--sign",
+        "--local-user",
+        partners.stranger_fingerprint,
+        "--recipient",
+        intake.fingerprint,
+        stdin=tip,
+    )
+
+    message = intake.keyring.decrypt_and_verify(ciphertext)
+
+    assert message.signature_status is SignatureStatus.UNKNOWN_SIGNER
+    assert message.signer_fingerprint is None
+    assert not message.signature_valid
+
+
+def test_message_for_another_key_is_refused_with_its_recipients(
+    intake: Intake, partners: Partners, partner_keyring: Keyring, tip: bytes
+) -> None:
+    ciphertext = partner_keyring.encrypt(tip, [partners.stranger_fingerprint])
+
+    with pytest.raises(NotEncryptedToUs) as caught:
+        intake.keyring.decrypt_and_verify(ciphertext)
+
+    assert caught.value.recipient_key_ids
+    assert "not encrypted to this centre's intake key" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"",
+        b"   ",
+        b"hello, this is not OpenPGP",
+        b"-----BEGIN PGP MESSAGE-----\n\nbm90IGEgbWVzc2FnZQ==\n-----END PGP MESSAGE-----\n",
+        bytes(range(256)) * 4,
+    ],
+    ids=["empty", "blank", "text", "armored junk", "binary junk"],
+)
+def test_garbage_is_a_malformed_message(intake: Intake, garbage: bytes) -> None:
+    with pytest.raises(MalformedMessage):
+        intake.keyring.decrypt_and_verify(garbage)
+
+
+def test_tampered_ciphertext_is_refused(intake: Intake, signed_tip: str) -> None:
+    raw = bytearray(gpg(intake.home, "--dearmor", stdin=signed_tip.encode()))
+    raw[-20] ^= 0x01
+
+    with pytest.raises(DecryptError) as caught:
+        intake.keyring.decrypt_and_verify(bytes(raw))
+
+    assert not isinstance(caught.value, NotEncryptedToUs)
+
+
+def test_symmetrically_encrypted_message_is_malformed(intake: Intake, tip: bytes) -> None:
+    ciphertext = gpg(
+        intake.home,
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "pw",
+        "--no-symkey-cache",
+        "--symmetric",
+        "--armor",
+        stdin=tip,
+    )
+
+    with pytest.raises(MalformedMessage):
+        intake.keyring.decrypt_and_verify(ciphertext)
+
+
+@pytest.mark.parametrize("passphrase", [None, "not-the-passphrase"])
+def test_intake_key_is_unusable_without_its_passphrase(
+    intake: Intake, signed_tip: str, passphrase: str | None
+) -> None:
+    """Also shows that the agent keeps no passphrase a process without the secret could use."""
+    keyring = Keyring(intake.home, passphrase=passphrase)
+
+    with pytest.raises(SecretKeyLocked):
+        keyring.decrypt_and_verify(signed_tip)
+
+
+def test_oversized_plaintext_is_refused(intake: Intake) -> None:
+    ciphertext = intake.keyring.encrypt(b"\0" * 200_000, [intake.fingerprint])
+    keyring = Keyring(intake.home, passphrase=intake.passphrase, max_plaintext_bytes=100_000)
+
+    with pytest.raises(PlaintextTooLarge):
+        keyring.decrypt_and_verify(ciphertext)
+
+
+def test_feedback_to_a_partner_is_signed_by_the_centre(
+    intake: Intake, partners: Partners, partner_keyring: Keyring
+) -> None:
+    ciphertext = intake.keyring.encrypt(
+        b"Referral closed: two children safe.",
+        [partners.fingerprint],
+        sign_with=intake.fingerprint,
+    )
+
+    message = partner_keyring.decrypt_and_verify(ciphertext)
+
+    assert message.plaintext == b"Referral closed: two children safe."
+    assert message.signature_valid
+    assert message.signer_fingerprint == intake.fingerprint
+
+
+def test_encrypting_to_an_unknown_key_fails(intake: Intake, partners: Partners) -> None:
+    with pytest.raises(EncryptError, match=partners.stranger_fingerprint):
+        intake.keyring.encrypt(b"x", [partners.stranger_fingerprint])
+
+
+@pytest.mark.parametrize("recipients", [[], "ABCD"])
+def test_encrypting_needs_a_list_of_fingerprints(intake: Intake, recipients: list[str]) -> None:
+    with pytest.raises(EncryptError):
+        intake.keyring.encrypt(b"x", recipients)
+
+
+def test_short_key_ids_are_refused(intake: Intake) -> None:
+    with pytest.raises(ValueError, match="40-hex"):
+        intake.keyring.encrypt(b"x", [intake.fingerprint[-16:]])
+
+
+def test_detached_signature_verifies_and_detects_changes(
+    intake: Intake, partners: Partners, partner_keyring: Keyring
+) -> None:
+    signature = intake.keyring.sign(b"referral package", signer=intake.fingerprint)
+
+    good = partner_keyring.verify_detached(b"referral package", signature)
+    bad = partner_keyring.verify_detached(b"referral packagE", signature)
+
+    assert good.signature_valid and good.signer_fingerprint == intake.fingerprint
+    assert bad.signature_status is SignatureStatus.BAD and bad.signer_fingerprint is None
+
+
+def test_several_processes_share_the_intake_key(intake: Intake, signed_tip: str) -> None:
+    """Web and worker processes each open the home and pass the passphrase; one agent serves
+    them all concurrently."""
+
+    def decrypt(_: int) -> bool:
+        keyring = Keyring(intake.home, passphrase=intake.passphrase)
+        return keyring.decrypt_and_verify(signed_tip).signature_valid
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(decrypt, range(8)))
+
+
+def test_nothing_of_a_tip_or_a_key_reaches_the_logs(
+    caplog: pytest.LogCaptureFixture, intake: Intake, partners: Partners, tip: bytes
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sender = Keyring(partners.home)
+    ciphertext = sender.encrypt(tip, [intake.fingerprint], sign_with=partners.fingerprint)
+    intake.keyring.decrypt_and_verify(ciphertext)
+    with pytest.raises(NotEncryptedToUs):
+        intake.keyring.decrypt_and_verify(sender.encrypt(tip, [partners.fingerprint]))
+    intake.keyring.import_partner_key(partners.public_key)
+    with pytest.raises(SecretKeyLocked):
+        Keyring(intake.home, passphrase="wrong").decrypt_and_verify(ciphertext)
+
+    logged = caplog.text + "".join(str(record.args) for record in caplog.records)
+    key_body = partners.public_key.splitlines()[3]
+    assert logging.getLogger("gnupg").getEffectiveLevel() >= logging.WARNING
+    assert NARRATIVE not in logged
+    assert base64.b64encode(tip[:30]).decode()[:20] not in logged
+    assert key_body not in logged
+    assert "PGP" not in logged
+    assert intake.passphrase not in logged
+
+
+def test_decrypted_message_repr_hides_the_plaintext(intake: Intake, signed_tip: str) -> None:
+    message = intake.keyring.decrypt_and_verify(signed_tip)
+
+    assert NARRATIVE not in repr(message)

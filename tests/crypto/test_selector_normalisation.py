@@ -1,0 +1,134 @@
+"""Selector normalisation: one canonical form per identifier, whatever the spelling."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import phonenumbers
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from crypto.errors import InvalidSelector
+from crypto.selectors import normalise_selector
+
+REGIONS = sorted(
+    region
+    for region in phonenumbers.SUPPORTED_REGIONS
+    if phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+)
+FORMATS = [
+    phonenumbers.PhoneNumberFormat.E164,
+    phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    phonenumbers.PhoneNumberFormat.NATIONAL,
+]
+blanks = st.text(alphabet=" \t", max_size=3)
+
+
+def _mobile(region: str) -> phonenumbers.PhoneNumber:
+    number = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    assert number is not None
+    return number
+
+
+@given(region=st.sampled_from(REGIONS), fmt=st.sampled_from(FORMATS), pad=blanks)
+def test_phone_spellings_normalise_to_e164(region: str, fmt: int, pad: str) -> None:
+    number = _mobile(region)
+    written = pad + phonenumbers.format_number(number, fmt) + pad
+
+    assert normalise_selector("phone", written, default_region=region) == (
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    )
+
+
+@pytest.mark.parametrize("value", ["12345", "not a number", "+99 123"])
+def test_invalid_phone_numbers_are_refused_without_echoing_them(value: str) -> None:
+    with pytest.raises(InvalidSelector) as caught:
+        normalise_selector("phone", value, default_region="GB")
+
+    assert value not in str(caught.value)
+
+
+def test_national_number_needs_a_region() -> None:
+    with pytest.raises(InvalidSelector, match="default region"):
+        normalise_selector("phone", "0917 123 4567")
+
+
+@given(address=st.ip_addresses(v=6))
+def test_ipv6_exploded_and_compressed_are_equal(address: ipaddress.IPv6Address) -> None:
+    assert normalise_selector("ip", address.exploded.upper()) == normalise_selector(
+        "ip", f" {address.compressed} "
+    )
+
+
+@given(address=st.ip_addresses(v=4))
+def test_ipv4_mapped_ipv6_is_the_ipv4_address(address: ipaddress.IPv4Address) -> None:
+    assert normalise_selector("ip", f"::ffff:{address}") == str(address)
+    assert normalise_selector("ip", f"[::FFFF:{address}]") == str(address)
+
+
+@given(local=st.from_regex(r"[a-z0-9][a-z0-9.+_-]{0,20}", fullmatch=True), pad=blanks)
+def test_email_case_and_whitespace_do_not_matter(local: str, pad: str) -> None:
+    assert normalise_selector("email", f"{pad}{local.upper()}@Example.ORG.{pad}") == (
+        f"{local}@example.org"
+    )
+
+
+def test_email_keeps_dots_and_plus_tags_and_encodes_idna() -> None:
+    assert normalise_selector("email", "John.Doe+tips@Bücher.Example") == (
+        "john.doe+tips@xn--bcher-kva.example"
+    )
+    assert normalise_selector("email", "mailto:a@b.example") == "a@b.example"
+
+
+@given(name=st.from_regex(r"[A-Za-z0-9_.]{1,20}", fullmatch=True), pad=blanks)
+def test_username_ignores_case_whitespace_and_at_sign(name: str, pad: str) -> None:
+    assert normalise_selector("username", f"{pad}@{name.upper()}{pad}", platform=" Chat ") == (
+        name.casefold()
+    )
+
+
+def test_username_needs_a_platform_and_others_refuse_one() -> None:
+    with pytest.raises(InvalidSelector, match="platform"):
+        normalise_selector("username", "someone")
+    with pytest.raises(InvalidSelector, match="platform"):
+        normalise_selector("email", "a@b.example", platform="chat")
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ("HTTPS://Example.COM:443/Path?Q=A#frag", "https://example.com/Path?Q=A"),
+        ("http://example.com", "http://example.com/"),
+        ("http://example.com:8080/a%2fb", "http://example.com:8080/a%2Fb"),
+        ("https://Bücher.example/x", "https://xn--bcher-kva.example/x"),
+        ("http://[2001:DB8::0001]:80/", "http://[2001:db8::1]/"),
+    ],
+)
+def test_url_normalisation(written: str, canonical: str) -> None:
+    assert normalise_selector("url", written) == canonical
+
+
+@pytest.mark.parametrize("value", ["example.com/path", "https://", "http://exa mple.com/"])
+def test_urls_without_scheme_or_host_are_refused(value: str) -> None:
+    with pytest.raises(InvalidSelector):
+        normalise_selector("url", value)
+
+
+def test_payment_account_and_device_id() -> None:
+    assert normalise_selector("payment_account", " gb82 west-1234 5698 7654 32 ") == (
+        "GB82WEST12345698765432"
+    )
+    assert normalise_selector("device_id", " ABCDEF-0123 ") == "abcdef-0123"
+
+
+@pytest.mark.parametrize("kind", ["passport", "", "EMAILS"])
+def test_unknown_selector_type_is_refused(kind: str) -> None:
+    with pytest.raises(InvalidSelector, match="unknown selector type"):
+        normalise_selector(kind, "x")
+
+
+@pytest.mark.parametrize("kind", ["email", "phone", "username", "ip", "url", "device_id"])
+def test_empty_values_are_refused(kind: str) -> None:
+    with pytest.raises(InvalidSelector):
+        normalise_selector(kind, "   ", platform="chat" if kind == "username" else None)

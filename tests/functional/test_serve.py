@@ -1,0 +1,61 @@
+"""`tipline serve`: the embedded default in one process tree, stopped cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.functional.test_embedded_redis import redis_servers_of
+from tests.support import run_tipline
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_answers_works_jobs_and_stops_everything(
+    home_env: tuple[Path, dict[str, str]],
+) -> None:
+    home, env = home_env
+    assert run_tipline("init", env=env).returncode == 0
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tipline", "serve", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        health = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:  # noqa: S310
+                    health = json.load(r)
+                if health["workers"] >= 1:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert health is not None and health["status"] == "ok" and health["workers"] == 1
+        probe = run_tipline("probe", "--timeout", "60", env=env)
+        assert probe.returncode == 0, probe.stderr
+        assert len(redis_servers_of(home)) == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    assert "Traceback" not in output
+    assert redis_servers_of(home) == []
