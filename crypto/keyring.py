@@ -253,6 +253,7 @@ class Keyring:
         self._max_plaintext_bytes = max_plaintext_bytes
         self._gpg = self._open(self.home, gpg_binary)
         self._gpg_binary = gpg_binary
+        self._recipient_ids: dict[str, frozenset[str]] = {}
 
     @staticmethod
     def _open(home: Path, gpg_binary: str, options: Sequence[str] = _GPG_OPTIONS) -> Any:
@@ -348,6 +349,30 @@ class Keyring:
         fingerprint = normalise_fingerprint(fingerprint)
         keys = self._gpg.list_keys(secret=True, keys=[fingerprint])
         return any(key.get("fingerprint") == fingerprint for key in keys)
+
+    def encryption_key_ids(self, fingerprint: str) -> frozenset[str]:
+        """The long key ids a message encrypted to ``fingerprint`` names as its recipients
+        (the primary key's and its subkeys'), to compare with ``DecryptedMessage.encrypted_to``.
+
+        Raises:
+            KeyNotFound: no such key in this keyring.
+        """
+        fingerprint = normalise_fingerprint(fingerprint)
+        if fingerprint in self._recipient_ids:
+            return self._recipient_ids[fingerprint]
+        keys = [
+            k
+            for k in self._gpg.list_keys(keys=[fingerprint])
+            if k.get("fingerprint") == fingerprint
+        ]
+        if not keys:
+            raise KeyNotFound(f"no public key {fingerprint} in the keyring")
+        [key] = keys
+        ids = {str(key["keyid"]).upper()}
+        ids.update(str(subkey[0]).upper() for subkey in key.get("subkeys", []))
+        # Asked once per tip; a key's ids do not change, so one lookup per process is enough.
+        self._recipient_ids[fingerprint] = frozenset(ids)
+        return self._recipient_ids[fingerprint]
 
     def export_public_key(self, fingerprint: str) -> str:
         """The ASCII-armored public key ``fingerprint``.

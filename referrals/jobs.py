@@ -24,6 +24,7 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from crypto import BlindIndex, Keyring
 from referrals.clock import Clock
 
 INTAKE_QUEUE = "intake"
@@ -47,6 +48,8 @@ class JobContext:
     session_factory: sessionmaker[Session]
     clock: Clock
     queue: JobQueue
+    keyring: Keyring
+    blind_index: BlindIndex
 
     def after_fork(self) -> None:
         """Drop connections inherited from the parent process; the child opens its own."""
@@ -71,14 +74,46 @@ class TiplineJob(Job):
         return self.func(self.context, *self.args, **self.kwargs)
 
 
-class TiplineWorker(Worker):
-    """An rq worker that hands each job the JobContext it was built with."""
+MaintenanceTask = Callable[[JobContext], object]
 
-    def __init__(self, *args: Any, context: JobContext, **kwargs: Any) -> None:
+
+class TiplineWorker(Worker):
+    """An rq worker that hands each job the JobContext it was built with.
+
+    Args:
+        context: what jobs get.
+        maintenance: run with rq's periodic maintenance (``maintenance_interval`` seconds),
+            by one worker at a time across every host.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        context: JobContext,
+        maintenance: tuple[MaintenanceTask, ...] = (),
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("job_class", TiplineJob)
         kwargs.setdefault("serializer", JSONSerializer)
         super().__init__(*args, **kwargs)
         self.context = context
+        self.maintenance = maintenance
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        if not self.maintenance:
+            return
+        lock = self.connection.set(
+            "tipline:maintenance-lock", self.name, nx=True, ex=max(self.maintenance_interval - 1, 1)
+        )
+        if not lock:
+            return  # another worker did it this round
+        for task in self.maintenance:
+            try:
+                task(self.context)
+            except Exception:
+                # Maintenance must never stop the worker from taking jobs.
+                self.log.exception("maintenance task %s failed", getattr(task, "__name__", task))
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         # Runs in the forked child: it must not share the parent's database connections.
@@ -131,11 +166,26 @@ class JobQueue:
         job = self.queue(queue).enqueue(func, *ids, job_id=job_id, retry=retry)
         return str(job.id)
 
-    def worker(self, context: JobContext, *, name: str | None = None) -> TiplineWorker:
+    @property
+    def serializer(self) -> type[JSONSerializer]:
+        return JSONSerializer
+
+    def worker(
+        self,
+        context: JobContext,
+        *,
+        name: str | None = None,
+        maintenance: tuple[MaintenanceTask, ...] = (),
+        maintenance_interval: int = 60,
+    ) -> TiplineWorker:
         """A worker on every queue, most urgent first."""
         return TiplineWorker(
             [self.queue(q) for q in QUEUE_NAMES],
             connection=self.connection,
             context=context,
             name=name,
+            maintenance=maintenance,
+            maintenance_interval=maintenance_interval,
+            # An idle worker wakes this often to run maintenance (rq's default is 7 minutes).
+            worker_ttl=maintenance_interval + 15,
         )

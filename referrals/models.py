@@ -2,6 +2,26 @@
 
 from referrals.database import Base
 from referrals.health.models import QueueProbe
-from referrals.intake.models import IntakeKey
+from referrals.intake.models import (
+    Agency,
+    AgencyKey,
+    ApiToken,
+    Attachment,
+    IntakeKey,
+    Tip,
+    TipCiphertext,
+    TipSelector,
+)
 
-__all__ = ["Base", "IntakeKey", "QueueProbe"]
+__all__ = [
+    "Agency",
+    "AgencyKey",
+    "ApiToken",
+    "Attachment",
+    "Base",
+    "IntakeKey",
+    "QueueProbe",
+    "Tip",
+    "TipCiphertext",
+    "TipSelector",
+]

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,14 +24,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
+from crypto import Keyring
 from referrals.database import Base, make_engine, upgrade_schema
+from referrals.intake.agencies import AgencyService
+from referrals.intake.models import IntakeKey
+from referrals.intake.services import INTAKE_KEY_EMAIL, INTAKE_KEY_NAME
+from tests.partners import PartnerKeys
 from tipline import create_app
 from tipline.config import Settings
 from tipline.embedded_redis import EmbeddedRedis
 from tipline.instance import (
     BLIND_INDEX_KEY,
     FLASK_SECRET_KEY,
-    ensure_intake_passphrase,
+    INTAKE_KEY_PASSPHRASE,
     ensure_secret,
 )
 from tipline.runtime import Runtime
@@ -135,24 +141,64 @@ def home_env(tmp_path: Path, gnupg_home: Path) -> tuple[Path, dict[str, str]]:
     return home, env
 
 
+@dataclass(frozen=True)
+class IntakeKeyring:
+    """The centre's keyring for the whole session (key generation is slow)."""
+
+    home: Path
+    passphrase: str
+    fingerprint: str
+    public_key: str
+
+
+@pytest.fixture(scope="session")
+def intake_keyring() -> Iterator[IntakeKeyring]:
+    home = Path(tempfile.mkdtemp(prefix="tl-intake-", dir="/tmp"))
+    passphrase = "test-" + secrets.token_hex(16)
+    with Keyring(home, passphrase=passphrase) as keyring:
+        fingerprint = keyring.generate_intake_key(name=INTAKE_KEY_NAME, email=INTAKE_KEY_EMAIL)
+        public_key = keyring.export_public_key(fingerprint)
+    yield IntakeKeyring(home, passphrase, fingerprint, public_key)
+    Keyring(home).close()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def partners(intake_keyring: IntakeKeyring) -> Iterator[PartnerKeys]:
+    """Key pairs of two registered-to-be agencies and of a stranger, with our intake key."""
+    keys = PartnerKeys()
+    for name in ("agency-a", "agency-b", "stranger"):
+        keys.generate(name)
+    keys.trust_recipient(intake_keyring.public_key)
+    yield keys
+    keys.close()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, redis_url: str, gnupg_home: Path) -> Settings:
+def settings(
+    tmp_path: Path, database_url: str, redis_url: str, intake_keyring: IntakeKeyring
+) -> Settings:
     home = tmp_path / "home"
     value = Settings(
         home=home,
         database_url=database_url,
         redis_url=redis_url,
-        gnupg_home=gnupg_home,
+        gnupg_home=intake_keyring.home,
+        api_rate_limit="1000/second",
     )
     for name in (FLASK_SECRET_KEY, BLIND_INDEX_KEY):
         ensure_secret(value, name)
-    ensure_intake_passphrase(value)
+    passphrase_file = value.secrets_dir / INTAKE_KEY_PASSPHRASE
+    passphrase_file.write_text(intake_keyring.passphrase + "\n")
+    passphrase_file.chmod(0o600)
     return value
 
 
 @pytest.fixture
-def runtime(settings: Settings) -> Iterator[Runtime]:
+def runtime(settings: Settings, intake_keyring: IntakeKeyring) -> Iterator[Runtime]:
     rt = Runtime.build(settings)
+    with rt.session_factory.begin() as session:
+        session.add(IntakeKey(fingerprint=intake_keyring.fingerprint, created_at=rt.clock.now()))
     yield rt
     _empty_tables(rt)
     rt.redis.flushdb()
@@ -180,3 +226,32 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def redis_client(runtime: Runtime) -> redis.Redis:
     return runtime.redis
+
+
+@dataclass(frozen=True)
+class RegisteredAgency:
+    id: int
+    name: str
+    token: str
+    key_name: str  # the partner key it signs with
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def agencies(runtime: Runtime, partners: PartnerKeys) -> dict[str, RegisteredAgency]:
+    """Agencies A (GB) and B (US), registered with their keys; each has a live token."""
+    registered = {}
+    with runtime.session_factory() as session:
+        service = AgencyService(session, keyring=runtime.keyring, clock=runtime.clock)
+        for key_name, name, country in (
+            ("agency-a", "Agency A", "GB"),
+            ("agency-b", "Agency B", "US"),
+        ):
+            agency, token = service.add(
+                name=name, country=country, key_data=partners.public_key(key_name)
+            )
+            registered[key_name] = RegisteredAgency(agency.id, name, token, key_name)
+    return registered

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 
-from tipline import database, errors, health
+from tipline import api, database, errors, health
 from tipline.config import Settings
 from tipline.instance import FLASK_SECRET_KEY, read_secret
 from tipline.runtime import Runtime
-
-# Requests bigger than this are refused before they are read (413).
-DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 
 
 def create_app(config: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
@@ -30,16 +29,33 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=read_secret(settings, FLASK_SECRET_KEY),
-        MAX_CONTENT_LENGTH=DEFAULT_MAX_REQUEST_BYTES,
+        # Bodies bigger than this are refused before they are read (413); the attachment
+        # endpoint raises it for its own requests.
+        MAX_CONTENT_LENGTH=settings.max_tip_bytes,
+        TIPLINE_MAX_TIP_BYTES=settings.max_tip_bytes,
+        TIPLINE_MAX_ATTACHMENT_BYTES=settings.max_attachment_bytes,
+        TIPLINE_API_RATE_LIMIT=settings.api_rate_limit,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         JSON_SORT_KEYS=False,
     )
     logging.getLogger("tipline").setLevel(settings.log_level)
     logging.getLogger("referrals").setLevel(settings.log_level)
-    app.extensions["tipline"] = runtime or Runtime.build(settings)
+    rt = runtime or Runtime.build(settings)
+    app.extensions["tipline"] = rt
 
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri="redis://",
+        # The same Redis every process uses, so limits hold across gunicorn workers and hosts.
+        storage_options={"connection_pool": rt.redis.connection_pool},  # type: ignore[dict-item]
+        headers_enabled=True,
+        # A rate limiter outage must not stop tips from being received.
+        swallow_errors=True,
+    )
     database.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health.blueprint)
+    api.init_app(app, limiter)
     return app

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -21,6 +22,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # gpg-agent puts its sockets in the GnuPG home when /run/user/UID does not exist, and a Unix
 # socket path is limited to 108 bytes: "S.gpg-agent.browser" must still fit.
 MAX_GNUPG_HOME_LENGTH = 80
+MIB = 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -44,10 +46,18 @@ class Settings:
     redis_url: str | None
     gnupg_home: Path
     log_level: str = "INFO"
+    storage_dir: Path | None = None
+    max_tip_bytes: int = 10 * MIB
+    max_attachment_bytes: int = 100 * MIB
+    api_rate_limit: str = "100/second"
 
     @property
     def secrets_dir(self) -> Path:
         return self.home / "secrets"
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.storage_dir or self.home / "storage"
 
     @property
     def redis_dir(self) -> Path:
@@ -70,12 +80,19 @@ class Settings:
         redis_url = env.get("TIPLINE_REDIS_URL") or None
         gnupg_home = Path(env.get("TIPLINE_GNUPG_HOME") or home / "gnupg").expanduser().absolute()
         log_level = (env.get("TIPLINE_LOG_LEVEL") or "INFO").upper()
+        storage = env.get("TIPLINE_STORAGE_DIR")
         settings = cls(
             home=home,
             database_url=database_url,
             redis_url=redis_url,
             gnupg_home=gnupg_home,
             log_level=log_level,
+            storage_dir=Path(storage).expanduser().absolute() if storage else None,
+            max_tip_bytes=_size(env, "TIPLINE_MAX_TIP_BYTES", cls.max_tip_bytes),
+            max_attachment_bytes=_size(
+                env, "TIPLINE_MAX_ATTACHMENT_BYTES", cls.max_attachment_bytes
+            ),
+            api_rate_limit=env.get("TIPLINE_API_RATE_LIMIT") or cls.api_rate_limit,
         )
         settings.validate()
         return settings
@@ -113,5 +130,25 @@ class Settings:
                 f"TIPLINE_GNUPG_HOME: {self.gnupg_home} is too long for gpg-agent's sockets "
                 f"(at most {MAX_GNUPG_HOME_LENGTH} bytes): set a shorter TIPLINE_GNUPG_HOME"
             )
+        try:
+            parse_many(self.api_rate_limit)
+        except ValueError:
+            raise ConfigError(
+                "TIPLINE_API_RATE_LIMIT: expected limits like '100/second' or "
+                "'6000 per minute; 100 per second'"
+            ) from None
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"TIPLINE_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}")
+
+
+def _size(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        size = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number of bytes") from None
+    if size <= 0:
+        raise ConfigError(f"{name}: must be positive")
+    return size

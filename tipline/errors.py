@@ -19,8 +19,13 @@ def error_response(status: int, code: str, message: str) -> Response:
 
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
-    code = (exc.name or "error").lower().replace(" ", "_")
-    return error_response(status, code, exc.description or exc.name)
+    code = getattr(exc, "error_code", None) or (exc.name or "error").lower().replace(" ", "_")
+    response = error_response(status, code, exc.description or exc.name)
+    # Keep what the exception says about the answer (WWW-Authenticate, Allow, Retry-After).
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def _unexpected_error(exc: Exception) -> Response:

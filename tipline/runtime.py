@@ -12,13 +12,13 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from crypto.keyring import Keyring
+from crypto import BlindIndex, Keyring
 from referrals.clock import Clock, SystemClock
 from referrals.database import make_engine, make_session_factory
 from referrals.jobs import JobContext, JobQueue
 from tipline.config import Settings
 from tipline.embedded_redis import EmbeddedRedis
-from tipline.instance import read_intake_passphrase
+from tipline.instance import BLIND_INDEX_KEY, read_intake_passphrase, read_secret
 
 
 @dataclass(kw_only=True)
@@ -32,6 +32,7 @@ class Runtime:
     queue: JobQueue
     clock: Clock
     keyring: Keyring
+    blind_index: BlindIndex
     embedded_redis: EmbeddedRedis | None = field(default=None)
 
     @classmethod
@@ -44,6 +45,7 @@ class Runtime:
             ConfigError: the home was not initialised (no intake passphrase).
         """
         keyring = Keyring(settings.gnupg_home, passphrase=read_intake_passphrase(settings))
+        blind_index = BlindIndex(read_secret(settings, BLIND_INDEX_KEY))
         engine = make_engine(settings.database_url)
         embedded = None
         if settings.redis_url is None:
@@ -60,6 +62,7 @@ class Runtime:
             queue=JobQueue(connection),
             clock=clock or SystemClock(),
             keyring=keyring,
+            blind_index=blind_index,
             embedded_redis=embedded,
         )
 
@@ -69,6 +72,8 @@ class Runtime:
             session_factory=self.session_factory,
             clock=self.clock,
             queue=self.queue,
+            keyring=self.keyring,
+            blind_index=self.blind_index,
         )
 
     def close(self, *, stop_gpg_agent: bool = False) -> None:

@@ -1,11 +1,28 @@
-"""Intake: what partners send and the keys it is sent to."""
+"""Intake: partner agencies, their keys and tokens, the tips they send and the keys sent to.
+
+What is stored in clear is only what triage needs (urgency, country and region, offence
+types, counts, TLP, timestamps) and keyed hashes of selectors. The tip itself is kept only as
+the partner's OpenPGP ciphertext.
+"""
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from referrals.database import Base, UTCDateTime
 
@@ -22,3 +39,149 @@ class IntakeKey(Base):
     fingerprint: Mapped[str] = mapped_column(String(40), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Agency(Base):
+    """A partner agency abroad: a police unit, a hotline, an NGO."""
+
+    __tablename__ = "agencies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    country: Mapped[str] = mapped_column(String(2))  # ISO 3166-1 alpha-2
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    keys: Mapped[list[AgencyKey]] = relationship(
+        back_populates="agency", order_by="AgencyKey.pinned_at"
+    )
+
+    @property
+    def current_key(self) -> AgencyKey | None:
+        return next((key for key in reversed(self.keys) if key.retired_at is None), None)
+
+
+class AgencyKey(Base):
+    """An OpenPGP public key pinned to an agency by its full fingerprint.
+
+    Rotating a key retires the old one rather than deleting it: the tips it signed stay
+    attributable.
+    """
+
+    __tablename__ = "agency_keys"
+
+    fingerprint: Mapped[str] = mapped_column(String(40), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    pinned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    agency: Mapped[Agency] = relationship(back_populates="keys")
+
+
+class ApiToken(Base):
+    """A bearer token an agency's systems submit with. Only its SHA-256 is stored: a token
+    is 256 random bits, so a plain hash is as good as a slow one and costs nothing per call."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class TipStatus(enum.StrEnum):
+    """Where a tip stands, as its partner sees it."""
+
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    IN_TRIAGE = "in_triage"
+    REJECTED = "rejected"
+
+
+class Tip(Base):
+    """A tip from a partner agency: its receipt, its status, and what triage needs in clear."""
+
+    __tablename__ = "tips"
+    __table_args__ = (
+        # A retry with the same Idempotency-Key finds the first tip instead of making another.
+        UniqueConstraint("agency_id", "idempotency_key_hash", name="uq_tips_agency_idempotency"),
+        Index("ix_tips_agency_updated", "agency_id", "updated_at", "id"),
+        Index("ix_tips_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a random UUID
+    tracking_number: Mapped[str] = mapped_column(String(24), unique=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    idempotency_key_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    status: Mapped[str] = mapped_column(String(16), default=TipStatus.RECEIVED)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ciphertext_sha256: Mapped[str] = mapped_column(String(64))
+    ciphertext_bytes: Mapped[int] = mapped_column(Integer)
+
+    # Filled in by processing.
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    signed_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    schema: Mapped[str | None] = mapped_column(String(32), default=None)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    imminent_danger: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    ongoing_abuse: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    live_streaming: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    country: Mapped[str | None] = mapped_column(String(2), default=None)
+    region: Mapped[str | None] = mapped_column(String(200), default=None)
+    offence_types: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    victim_count: Mapped[int | None] = mapped_column(Integer, default=None)
+    youngest_victim_age: Mapped[int | None] = mapped_column(Integer, default=None)
+    tlp: Mapped[str | None] = mapped_column(String(12), default=None)
+    handling_code: Mapped[str | None] = mapped_column(String(2), default=None)
+    # Selectors that could not be normalised (a malformed phone number, say) are not indexed;
+    # the tip is kept all the same, and analysts see how many were left out.
+    unindexed_selectors: Mapped[int | None] = mapped_column(Integer, default=None)
+
+    agency: Mapped[Agency] = relationship()
+    ciphertext: Mapped[TipCiphertext] = relationship(
+        back_populates="tip", cascade="all, delete-orphan"
+    )
+
+    def receipt(self) -> dict[str, Any]:
+        return {"id": self.id, "tracking_number": self.tracking_number, "status": self.status}
+
+
+class TipCiphertext(Base):
+    """The partner's armored OpenPGP message, exactly as received. Kept apart from ``tips`` so
+    that listing and triage queries never drag megabytes of ciphertext along."""
+
+    __tablename__ = "tip_ciphertexts"
+
+    tip_id: Mapped[str] = mapped_column(ForeignKey("tips.id"), primary_key=True)
+    armored: Mapped[bytes] = mapped_column(LargeBinary)
+
+    tip: Mapped[Tip] = relationship(back_populates="ciphertext")
+
+
+class TipSelector(Base):
+    """The blind index of one selector of a tip: correlation without the identifier."""
+
+    __tablename__ = "tip_selectors"
+    __table_args__ = (UniqueConstraint("tip_id", "blind_index", name="uq_tip_selectors_tip"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tip_id: Mapped[str] = mapped_column(ForeignKey("tips.id"), index=True)
+    selector_type: Mapped[str] = mapped_column(String(20))
+    blind_index: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class Attachment(Base):
+    """An encrypted file sent with a tip, stored as received on disk (never decrypted here)."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tip_id: Mapped[str] = mapped_column(ForeignKey("tips.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    storage_name: Mapped[str] = mapped_column(String(80))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

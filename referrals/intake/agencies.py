@@ -1,0 +1,170 @@
+"""Partner agencies: registering them, pinning their keys, minting their API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+import pycountry
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from crypto import CryptoError, Keyring, PartnerKey
+from referrals.clock import Clock
+from referrals.intake.models import Agency, AgencyKey, ApiToken
+
+# Scanners for leaked credentials can recognise a token by its prefix.
+TOKEN_PREFIX = "tl_"  # noqa: S105 - a prefix, not a secret
+
+
+class AgencyError(ValueError):
+    """A request about an agency that cannot be carried out; the message says why."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def country_code(value: str) -> str:
+    """The ISO 3166-1 alpha-2 code, upper-cased, or AgencyError."""
+    code = value.strip().upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise AgencyError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+class AgencyService:
+    """Registers partner agencies and keeps their keys and tokens.
+
+    Args:
+        session: the caller's database session.
+        keyring: this host's keyring, where partner public keys are imported.
+        clock: the clock.
+    """
+
+    def __init__(self, session: Session, *, keyring: Keyring, clock: Clock) -> None:
+        self.session = session
+        self.keyring = keyring
+        self.clock = clock
+
+    def add(self, *, name: str, country: str, key_data: bytes) -> tuple[Agency, str]:
+        """Register an agency with its OpenPGP public key.
+
+        Returns:
+            The agency and its first API token (shown once: only its hash is kept).
+
+        Raises:
+            AgencyError: bad country, a name already registered, or an unusable key.
+        """
+        name = name.strip()
+        if not name:
+            raise AgencyError("an agency needs a name")
+        code = country_code(country)
+        if self.session.scalar(select(Agency.id).where(Agency.name == name)) is not None:
+            raise AgencyError(f"an agency named {name!r} is already registered")
+        partner_key = self._import_key(key_data)
+        agency = Agency(name=name, country=code, created_at=self.clock.now())
+        self.session.add(agency)
+        self.session.flush()
+        self._pin(agency, partner_key)
+        token = self._new_token(agency)
+        self._commit()
+        return agency, token
+
+    def mint_token(self, agency: Agency) -> str:
+        """A new API token for the agency; every earlier one stops working at once."""
+        self.session.execute(
+            update(ApiToken)
+            .where(ApiToken.agency_id == agency.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=self.clock.now())
+        )
+        token = self._new_token(agency)
+        self._commit()
+        return token
+
+    def rotate_key(self, agency: Agency, key_data: bytes) -> AgencyKey:
+        """Pin a new key; the old one is retired but stays on record for the tips it signed."""
+        partner_key = self._import_key(key_data)
+        current = agency.current_key
+        if current is not None and current.fingerprint == partner_key.fingerprint:
+            raise AgencyError("that key is already the agency's current key")
+        now = self.clock.now()
+        for key in agency.keys:
+            if key.retired_at is None:
+                key.retired_at = now
+        pinned = self._pin(agency, partner_key)
+        self._commit()
+        return pinned
+
+    def find(self, reference: str) -> Agency:
+        """The agency with this id or exact name.
+
+        Raises:
+            AgencyError: there is none.
+        """
+        query = select(Agency).options(selectinload(Agency.keys))
+        if reference.isdigit():
+            agency = self.session.scalar(query.where(Agency.id == int(reference)))
+        else:
+            agency = self.session.scalar(query.where(Agency.name == reference))
+        if agency is None:
+            raise AgencyError(f"no agency {reference!r}")
+        return agency
+
+    def all(self) -> list[Agency]:
+        """Every agency, with its keys, by name."""
+        query = select(Agency).options(selectinload(Agency.keys)).order_by(Agency.name)
+        return list(self.session.scalars(query))
+
+    def authenticate(self, token: str) -> int | None:
+        """The id of the agency whose live token this is, or None."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            return None
+        digest = hash_token(token)
+        row = self.session.execute(
+            select(ApiToken.agency_id, ApiToken.token_hash).where(
+                ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None)
+            )
+        ).first()
+        # The lookup is by hash already; the comparison guards against a collation surprise.
+        if row is None or not hmac.compare_digest(row.token_hash, digest):
+            return None
+        return int(row.agency_id)
+
+    def _import_key(self, key_data: bytes) -> PartnerKey:
+        try:
+            partner_key = self.keyring.import_partner_key(key_data)
+        except CryptoError as exc:
+            raise AgencyError(f"key refused: {exc}") from None
+        owner = self.session.scalar(
+            select(AgencyKey.agency_id).where(AgencyKey.fingerprint == partner_key.fingerprint)
+        )
+        if owner is not None:
+            raise AgencyError(f"key {partner_key.fingerprint} is already pinned to agency {owner}")
+        return partner_key
+
+    def _pin(self, agency: Agency, partner_key: PartnerKey) -> AgencyKey:
+        key = AgencyKey(
+            fingerprint=partner_key.fingerprint,
+            agency=agency,
+            pinned_at=self.clock.now(),
+            expires_at=partner_key.expires,
+        )
+        self.session.add(key)
+        return key
+
+    def _new_token(self, agency: Agency) -> str:
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self.session.add(
+            ApiToken(agency_id=agency.id, token_hash=hash_token(token), created_at=self.clock.now())
+        )
+        return token
+
+    def _commit(self) -> None:
+        try:
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            raise AgencyError("a concurrent change got there first; try again") from None

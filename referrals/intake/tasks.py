@@ -1,0 +1,16 @@
+"""Jobs of the intake area."""
+
+from __future__ import annotations
+
+from referrals.intake.processing import TipProcessor
+from referrals.jobs import JobContext
+
+
+def process_tip(context: JobContext, tip_id: str) -> None:
+    """Decrypt, verify, validate and index one tip; a second delivery changes nothing."""
+    TipProcessor(
+        context.session_factory,
+        keyring=context.keyring,
+        blind_index=context.blind_index,
+        clock=context.clock,
+    ).process(tip_id)

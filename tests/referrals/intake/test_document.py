@@ -1,0 +1,312 @@
+"""Parsing tip documents: what triage gets from a good tip, what a partner reads about a bad one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from referrals.intake.document import (
+    MAX_DOCUMENT_BYTES,
+    InvalidTipDocument,
+    SelectorEntry,
+    parse_tip_document,
+)
+from tests.referrals.intake.conftest import FIXTURES, encode, example
+
+CANARY = "Maria Dela Cruz 7f3a"
+
+
+def test_published_example_gives_triage_its_facts() -> None:
+    parsed = parse_tip_document((FIXTURES / "tip-valid.json").read_bytes())
+
+    facts = parsed.facts
+    assert facts.reported_at == datetime(2024, 5, 2, 8, 30, tzinfo=UTC)
+    assert (facts.imminent_danger, facts.ongoing_abuse, facts.live_streaming) == (True,) * 3
+    assert (facts.country, facts.region) == ("PH", "Central Luzon")
+    assert facts.offence_types == ("live_streaming_abuse", "csam_production", "trafficking")
+    assert facts.victim_count == 4
+    assert facts.youngest_victim_age == 2
+    assert (facts.tlp, facts.handling_code) == ("AMBER+STRICT", "H2")
+
+
+def test_published_example_lists_its_selectors_as_written() -> None:
+    parsed = parse_tip_document((FIXTURES / "tip-valid.json").read_bytes())
+
+    assert parsed.selectors[0] == SelectorEntry("username", "@sunnyday88", "ExampleChat")
+    assert [entry.type for entry in parsed.selectors] == [
+        "username",
+        "phone",
+        "email",
+        "payment_account",
+        "ip",
+        "device_id",
+        "url",
+    ]
+    assert all(entry.platform is None for entry in parsed.selectors[1:])
+    assert parsed.data["narrative"].startswith("This tip is fictional")
+
+
+def test_cybertipline_shaped_example_keeps_capture_events_and_hashes() -> None:
+    parsed = parse_tip_document((FIXTURES / "tip-cybertipline.json").read_bytes())
+
+    upload = parsed.data["selectors"][3]
+    assert (upload["type"], upload["event"], upload["possible_proxy"]) == ("ip", "upload", True)
+    assert parsed.data["selectors"][0]["esp_identifier"] == "8817723990"
+    assert parsed.data["files"][1]["hashes"]["photodna"]
+    assert parsed.facts.youngest_victim_age is None
+    assert parsed.facts.reported_at == datetime(2024, 6, 10, 20, 45, 12, 301000, tzinfo=UTC)
+
+
+def test_youngest_age_ignores_victims_of_unknown_age(tip: dict[str, Any]) -> None:
+    tip["victims"] = [{"approx_age": None, "sex": "unknown"}, {"approx_age": 9, "sex": "male"}]
+
+    facts = parse_tip_document(encode(tip)).facts
+
+    assert (facts.victim_count, facts.youngest_victim_age) == (2, 9)
+
+
+def test_tip_without_victims_suspects_or_selectors_is_accepted(tip: dict[str, Any]) -> None:
+    for optional in ("victims", "suspects", "selectors", "files", "incident_at"):
+        del tip[optional]
+    del tip["location"]["region"]
+
+    parsed = parse_tip_document(encode(tip))
+
+    assert (parsed.facts.victim_count, parsed.facts.youngest_victim_age) == (0, None)
+    assert parsed.facts.region is None
+    assert parsed.selectors == ()
+
+
+def test_age_written_as_whole_float_is_an_integer_age(tip: dict[str, Any]) -> None:
+    tip["victims"] = [{"approx_age": 5.0, "sex": "female"}]
+
+    age = parse_tip_document(encode(tip)).facts.youngest_victim_age
+
+    assert age == 5
+    assert type(age) is int
+
+
+def test_byte_order_mark_is_ignored(tip: dict[str, Any]) -> None:
+    assert parse_tip_document(b"\xef\xbb\xbf" + encode(tip)).facts.country == "PH"
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2024-05-02T09:30:00Z", datetime(2024, 5, 2, 9, 30, tzinfo=UTC)),
+        ("2024-05-02t09:30:00.123456789z", datetime(2024, 5, 2, 9, 30, 0, 123456, tzinfo=UTC)),
+        ("2024-05-02T01:30:00-08:00", datetime(2024, 5, 2, 9, 30, tzinfo=UTC)),
+        ("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+    ],
+)
+def test_reported_at_is_read_as_utc(tip: dict[str, Any], written: str, expected: datetime) -> None:
+    tip["reported_at"] = written
+
+    assert parse_tip_document(encode(tip)).facts.reported_at == expected
+
+
+def _set(path: tuple[str | int, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(document: dict[str, Any]) -> None:
+        target: Any = document
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+
+    return change
+
+
+def _delete(path: tuple[str | int, ...]) -> Callable[[dict[str, Any]], None]:
+    def change(document: dict[str, Any]) -> None:
+        target: Any = document
+        for part in path[:-1]:
+            target = target[part]
+        del target[path[-1]]
+
+    return change
+
+
+SCHEMA_ERRORS = {
+    "victim with a name": (
+        _set(("victims", 0, "name"), CANARY),
+        "/victims/0/name",
+        "unknown field",
+    ),
+    "username without platform": (
+        _delete(("selectors", 0, "platform")),
+        "/selectors/0/platform",
+        "required",
+    ),
+    "platform on an e-mail": (
+        _set(("selectors", 2, "platform"), CANARY),
+        "/selectors/2/platform",
+        "does not apply",
+    ),
+    "bad TLP": (_set(("handling", "tlp"), CANARY), "/handling/tlp", "AMBER+STRICT"),
+    "lower-case country": (_set(("location", "country"), "ph"), "/location/country", "ISO 3166-1"),
+    "country name": (_set(("location", "country"), CANARY), "/location/country", "alpha-2"),
+    "missing narrative": (_delete(("narrative",)), "/narrative", "required"),
+    "blank narrative": (_set(("narrative",), " \n "), "/narrative", "blank"),
+    "narrative too long": (_set(("narrative",), "x" * 100_001), "/narrative", "100000"),
+    "misspelt field": (_set(("narative",), CANARY), "/narative", "narrative"),
+    "age over 25": (_set(("victims", 0, "approx_age"), 31), "/victims/0/approx_age", "25"),
+    "age as text": (_set(("victims", 0, "approx_age"), CANARY), "/victims/0/approx_age", "integer"),
+    "date without offset": (
+        _set(("reported_at",), "2024-05-02T09:30:00"),
+        "/reported_at",
+        "RFC 3339",
+    ),
+    "date in local format": (
+        _set(("reported_at",), "02/05/2024 09:30"),
+        "/reported_at",
+        "RFC 3339",
+    ),
+    "impossible date": (_set(("reported_at",), "2024-02-30T09:30:00Z"), "/reported_at", "RFC 3339"),
+    "no offence type": (_set(("offence_types",), []), "/offence_types", "at least 1"),
+    "unknown offence type": (_set(("offence_types", 0), CANARY), "/offence_types/0", "grooming"),
+    "urgency flag as text": (
+        _set(("urgency", "ongoing_abuse"), "yes"),
+        "/urgency/ongoing_abuse",
+        "true or false",
+    ),
+    "too many selectors": (
+        _set(("selectors",), [{"type": "ip", "value": "203.0.113.1"}] * 501),
+        "/selectors",
+        "500",
+    ),
+    "invalid e-mail selector": (
+        _set(("selectors", 2, "value"), "Maria Dela Cruz at example dot com"),
+        "/selectors/2/value",
+        "e-mail",
+    ),
+    "selector of an unknown suspect": (
+        _set(("selectors", 0, "suspect"), 7),
+        "/selectors/0/suspect",
+        "2",
+    ),
+    "selector without type": (_delete(("selectors", 1, "type")), "/selectors/1/type", "required"),
+    "selector of unknown type": (
+        _set(("selectors", 1, "type"), CANARY),
+        "/selectors/1/type",
+        "payment_account",
+    ),
+    "port on a phone number": (
+        _set(("selectors", 1, "port"), 80),
+        "/selectors/1/port",
+        "does not apply",
+    ),
+    "region on two lines": (
+        _set(("location", "region"), CANARY + "\nx"),
+        "/location/region",
+        "single line",
+    ),
+    "file without hashes": (_set(("files", 0, "hashes"), {}), "/files/0/hashes", "empty"),
+    "short sha256": (
+        _set(("files", 0, "hashes", "sha256"), "abc123"),
+        "/files/0/hashes/sha256",
+        "64",
+    ),
+    "wrong schema version": (_set(("schema",), "tipline.tip/2"), "/schema", "tipline.tip/1"),
+    "no schema version": (_delete(("schema",)), "/schema", "tipline.tip/1"),
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "hint"), SCHEMA_ERRORS.values(), ids=list(SCHEMA_ERRORS)
+)
+def test_schema_error_points_at_the_problem_without_quoting_it(
+    tip: dict[str, Any],
+    change: Callable[[dict[str, Any]], None],
+    path: str,
+    hint: str,
+) -> None:
+    change(tip)
+
+    with pytest.raises(InvalidTipDocument) as raised:
+        parse_tip_document(encode(tip))
+
+    error = raised.value
+    assert error.path == path
+    assert hint in error.message
+    assert str(error) == f"schema error at {path}: {error.message}"
+    assert CANARY not in str(error)
+    assert "Maria" not in str(error)
+
+
+def _duplicated_summary(tip: dict[str, Any]) -> bytes:
+    text = encode(tip).decode()
+    return (text[:-1] + ', "summary": "' + CANARY + '"}').encode()
+
+
+def _duplicated_urgency_flag(tip: dict[str, Any]) -> bytes:
+    text = encode(tip).decode()
+    return text.replace(
+        '"live_streaming": true', '"live_streaming": true, "live_streaming": false'
+    ).encode()
+
+
+def _lone_surrogate(tip: dict[str, Any]) -> bytes:
+    tip["narrative"] = "NARRATIVE_MARK"
+    return encode(tip).replace(b"NARRATIVE_MARK", b"abc \\ud800 def")
+
+
+DOCUMENT_ERRORS: dict[str, tuple[Callable[[dict[str, Any]], bytes], str, str]] = {
+    "not UTF-8": (lambda tip: encode(tip).replace(b"Angeles", b"Angel\xe9s"), "", "UTF-8"),
+    "not JSON": (lambda tip: encode(tip)[:-2], "", "not valid JSON"),
+    "empty": (lambda tip: b"", "", "not valid JSON"),
+    "top-level list": (lambda tip: encode([tip]), "", "JSON object"),
+    "top-level string": (lambda tip: encode(CANARY), "", "JSON object"),
+    "NaN": (lambda tip: encode(tip).replace(b"false", b"NaN", 1), "", "NaN"),
+    "huge number": (lambda tip: encode(tip).replace(b"2,", b"2" * 5000 + b",", 1), "", "too long"),
+    "duplicate top-level key": (_duplicated_summary, "/summary", "twice"),
+    "duplicate nested key": (_duplicated_urgency_flag, "/urgency/live_streaming", "twice"),
+    "duplicate odd key": (
+        lambda tip: ('{"' + CANARY + '": 1, "' + CANARY + '": 2}').encode(),
+        "",
+        "twice",
+    ),
+    "unpaired surrogate": (_lone_surrogate, "/narrative", "surrogate"),
+    "oversize": (
+        lambda tip: encode(tip | {"narrative": "x" * MAX_DOCUMENT_BYTES}),
+        "",
+        "larger than 5 MiB",
+    ),
+    "deep nesting": (lambda tip: b"[" * 40 + b"]" * 40, "/0" * 16, "nested deeper"),
+    "very deep nesting": (lambda tip: b"[" * 100_000 + b"]" * 100_000, "", "nested deeper"),
+    "deep nesting in a field": (
+        lambda tip: encode(tip | {"narrative": json.loads("[" * 30 + "]" * 30)}),
+        "/narrative" + "/0" * 15,
+        "nested deeper",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("make", "path", "hint"), DOCUMENT_ERRORS.values(), ids=list(DOCUMENT_ERRORS)
+)
+def test_unreadable_document_is_refused_with_a_reason(
+    tip: dict[str, Any], make: Callable[[dict[str, Any]], bytes], path: str, hint: str
+) -> None:
+    with pytest.raises(InvalidTipDocument) as raised:
+        parse_tip_document(make(tip))
+
+    assert raised.value.path == path
+    assert hint in raised.value.message
+    assert CANARY not in str(raised.value)
+    assert str(raised.value).startswith(f"schema error at {path or '/'}: ")
+
+
+def test_error_is_a_value_error_for_callers_that_catch_bad_input(tip: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="schema error at /handling/tlp"):
+        parse_tip_document(encode(tip | {"handling": {"tlp": "ORANGE"}}))
+
+
+def test_every_published_example_is_valid() -> None:
+    for path in sorted(FIXTURES.glob("tip-*.json")):
+        assert (
+            parse_tip_document(path.read_bytes()).facts.country
+            == example(path.name)["location"]["country"]
+        )
