@@ -18,7 +18,7 @@ from referrals.database import head_revision, schema_revision, upgrade_schema
 from referrals.health.services import QueueProbeService
 from referrals.intake.agencies import AgencyError, AgencyService
 from referrals.intake.services import IntakeKeyMissing, IntakeKeyService
-from referrals.intake.sweep import TipSweeper
+from referrals.intake.sweep import DEFAULT_GRACE, TipSweeper
 from referrals.jobs import JobContext
 from tipline.config import ConfigError, Settings
 from tipline.instance import (
@@ -111,26 +111,53 @@ def intake_key() -> None:
 @cli.command()
 @click.option("--burst", is_flag=True, help="Run the jobs waiting now, then exit.")
 @click.option("--name", default=None, help="Worker name (default: rq's host.pid-based name).")
-def worker(burst: bool, name: str | None) -> None:
-    """Run a worker on the queues (tip processing first). Run any number, on any hosts."""
+@click.option(
+    "--sweep-every",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Seconds between sweeps for tips a lost job left behind (one worker sweeps at a time).",
+)
+@click.option(
+    "--sweep-grace",
+    default=int(DEFAULT_GRACE.total_seconds()),
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seconds a tip may wait for its job before the sweep queues it again.",
+)
+def worker(burst: bool, name: str | None, sweep_every: int, sweep_grace: int) -> None:
+    """Run a worker on the queues (tip processing first). Run any number, on any hosts.
+
+    Workers also sweep: a received tip that no live job covers (Redis lost it, a worker was
+    killed) is queued again.
+    """
     settings = _settings()
     runtime = _initialised_runtime(settings)
+    grace = timedelta(seconds=sweep_grace)
+
+    def sweep_tips(context: JobContext) -> list[str]:
+        sweeper = TipSweeper(context.session_factory, queue=context.queue, clock=context.clock)
+        return sweeper.sweep(grace=grace)
+
     try:
         rq_worker = runtime.queue.worker(
-            runtime.job_context(), name=name, maintenance=(_sweep_tips,)
+            runtime.job_context(),
+            name=name,
+            maintenance=(sweep_tips,),
+            maintenance_interval=sweep_every,
         )
         rq_worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
     finally:
         runtime.close()
 
 
-def _sweep_tips(context: JobContext) -> list[str]:
-    return TipSweeper(context.session_factory, queue=context.queue, clock=context.clock).sweep()
-
-
 @cli.command()
 @click.option(
-    "--grace", default=120, show_default=True, help="Seconds a tip may wait before it counts."
+    "--grace",
+    default=int(DEFAULT_GRACE.total_seconds()),
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seconds a tip may wait for its job before it counts as left behind.",
 )
 def sweep(grace: int) -> None:
     """Queue again every received tip that no live job covers (workers also do this every

@@ -5,6 +5,7 @@ import socket
 import stat
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -92,16 +93,29 @@ def test_init_refuses_to_mint_a_second_intake_key_when_the_keyring_lost_it(
     assert "lacks the secret intake key" in result.stderr
 
 
-@pytest.mark.parametrize("command", sorted(cli.commands))
-def test_every_command_explains_itself(command: str) -> None:
-    result = CliRunner().invoke(cli, [command, "--help"])
+def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for name, command in sorted(group.commands.items()):
+        paths.append((*prefix, name))
+        if isinstance(command, click.Group):
+            paths.extend(_command_paths(command, (*prefix, name)))
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(cli), ids=" ".join)
+def test_every_command_explains_itself(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0
-    summary = (cli.commands[command].help or "").split("\n\n")[0]
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    summary = (command.help or "").split("\n\n")[0]
     assert summary and " ".join(summary.split()) in " ".join(result.output.split())
 
 
 def test_the_command_lists_its_commands() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for command in ("init", "intake-key", "worker", "serve", "probe"):
+    for command in ("init", "intake-key", "worker", "serve", "probe", "agency", "sweep"):
         assert command in result.output

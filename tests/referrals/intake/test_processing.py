@@ -1,0 +1,195 @@
+"""Processing tips in-process: idempotence, key pins over time, correlation, the sweep."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from referrals.intake import tasks
+from referrals.intake.agencies import AgencyService
+from referrals.intake.models import AgencyKey, IntakeKey, Tip, TipSelector, TipStatus
+from referrals.intake.receiving import TipReceiver
+from referrals.intake.sweep import TipSweeper
+from referrals.jobs import INTAKE_QUEUE
+from tests.conftest import IntakeKeyring, RegisteredAgency
+from tests.partners import PartnerKeys, valid_tip
+from tipline.runtime import Runtime
+
+
+def receive(runtime: Runtime, agency: RegisteredAgency, body: bytes) -> str:
+    with runtime.session_factory() as session:
+        receiver = TipReceiver(session, queue=runtime.queue, clock=runtime.clock)
+        return receiver.receive(agency.id, body).tip.id
+
+
+def load(runtime: Runtime, tip_id: str) -> Tip:
+    with runtime.session_factory() as session:
+        tip = session.get(Tip, tip_id)
+        assert tip is not None
+        return tip
+
+
+def selectors_of(runtime: Runtime, tip_id: str) -> set[str]:
+    with runtime.session_factory() as session:
+        return set(
+            session.scalars(select(TipSelector.blind_index).where(TipSelector.tip_id == tip_id))
+        )
+
+
+def test_processing_twice_changes_nothing_more(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    body = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a")
+    tip_id = receive(runtime, agencies["agency-a"], body)
+    tasks.process_tip(runtime.job_context(), tip_id)
+    first = load(runtime, tip_id)
+    first_selectors = selectors_of(runtime, tip_id)
+    tasks.process_tip(runtime.job_context(), tip_id)
+    again = load(runtime, tip_id)
+    assert first.status == again.status == TipStatus.IN_TRIAGE
+    assert again.processed_at == first.processed_at
+    assert selectors_of(runtime, tip_id) == first_selectors
+    assert len(first_selectors) == 7
+
+
+def test_the_same_selector_written_differently_correlates_across_tips(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    """Deconfliction: agency B reports the facilitator's phone and handle in other forms."""
+    other = valid_tip(
+        selectors=[
+            {"type": "phone", "value": "0905-123-4567"},  # national form, region from location
+            {"type": "username", "value": "SunnyDay88", "platform": "examplechat"},
+            {"type": "username", "value": "sunnyday88", "platform": "OtherApp"},
+        ]
+    )
+    a_tip = receive(
+        runtime,
+        agencies["agency-a"],
+        partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a"),
+    )
+    b_tip = receive(
+        runtime,
+        agencies["agency-b"],
+        partners.seal(other, recipient=intake_keyring.fingerprint, signer="agency-b"),
+    )
+    for tip_id in (a_tip, b_tip):
+        tasks.process_tip(runtime.job_context(), tip_id)
+    shared = selectors_of(runtime, a_tip) & selectors_of(runtime, b_tip)
+    # The phone number and the ExampleChat handle; the same handle elsewhere is another person.
+    assert len(shared) == 2
+
+
+def test_a_key_rotated_away_before_the_tip_arrived_no_longer_speaks_for_the_agency(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    a = agencies["agency-a"]
+    signed_before = partners.seal(
+        valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a"
+    )
+    before = receive(runtime, a, signed_before)
+    with runtime.session_factory() as session:
+        service = AgencyService(session, keyring=runtime.keyring, clock=runtime.clock)
+        partners_new = partners.fingerprints.get("agency-a-2") or partners.generate("agency-a-2")
+        assert partners_new
+        service.rotate_key(service.find(str(a.id)), partners.public_key("agency-a-2"))
+    after_old = receive(
+        runtime,
+        a,
+        partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a"),
+    )
+    after_new = receive(
+        runtime,
+        a,
+        partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a-2"),
+    )
+    for tip_id in (before, after_old, after_new):
+        tasks.process_tip(runtime.job_context(), tip_id)
+    # Received while the old key was pinned: still accepted when processed later.
+    assert load(runtime, before).status == TipStatus.IN_TRIAGE
+    assert load(runtime, after_old).status == TipStatus.REJECTED
+    assert load(runtime, after_new).status == TipStatus.IN_TRIAGE
+    with runtime.session_factory() as session:
+        keys = session.scalars(select(AgencyKey).where(AgencyKey.agency_id == a.id)).all()
+        assert len(keys) == 2 and sum(k.retired_at is None for k in keys) == 1
+
+
+def test_a_tip_to_a_retired_intake_key_is_rejected_with_the_current_one_named(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    body = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a")
+    tip_id = receive(runtime, agencies["agency-a"], body)
+    new_fingerprint = runtime.keyring.generate_intake_key(name="Next", email="next@tipline.invalid")
+    with runtime.session_factory.begin() as session:
+        session.get(IntakeKey, intake_keyring.fingerprint).retired_at = runtime.clock.now()  # type: ignore[union-attr]
+        session.add(IntakeKey(fingerprint=new_fingerprint, created_at=runtime.clock.now()))
+    tasks.process_tip(runtime.job_context(), tip_id)
+    tip = load(runtime, tip_id)
+    assert tip.status == TipStatus.REJECTED
+    assert tip.reason is not None and new_fingerprint in tip.reason
+
+
+def test_an_unknown_tip_id_is_ignored(runtime: Runtime) -> None:
+    tasks.process_tip(runtime.job_context(), "00000000-0000-0000-0000-000000000000")
+
+
+def test_the_sweep_requeues_a_tip_whose_job_was_lost_and_only_that(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    body = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a")
+    lost = receive(runtime, agencies["agency-a"], body)
+    runtime.redis.flushdb()  # Redis restarted without its data: the job is gone
+    waiting = receive(runtime, agencies["agency-a"], body)  # its job is still queued
+    sweeper = TipSweeper(runtime.session_factory, queue=runtime.queue, clock=runtime.clock)
+
+    assert sweeper.sweep(grace=timedelta(minutes=5)) == []  # too recent to count as lost
+    assert sweeper.sweep(grace=timedelta(0)) == [lost]
+    assert sorted(runtime.queue.queue(INTAKE_QUEUE).job_ids) == sorted(
+        [f"process-tip-{lost}", f"process-tip-{waiting}"]
+    )
+    worker = runtime.queue.worker(runtime.job_context())
+    worker.work(burst=True)
+    assert load(runtime, lost).status == load(runtime, waiting).status == TipStatus.IN_TRIAGE
+    assert sweeper.sweep(grace=timedelta(0)) == []
+
+
+def test_a_receipt_is_given_even_when_redis_is_down_and_the_sweep_catches_up(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unavailable(*_args: object, **_kwargs: object) -> str:
+        raise redis.ConnectionError("connection refused")
+
+    body = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a")
+    with monkeypatch.context() as patched:
+        patched.setattr(runtime.queue, "enqueue", unavailable)
+        tip_id = receive(runtime, agencies["agency-a"], body)
+    assert load(runtime, tip_id).status == TipStatus.RECEIVED
+    assert runtime.queue.queue(INTAKE_QUEUE).count == 0
+    sweeper = TipSweeper(runtime.session_factory, queue=runtime.queue, clock=runtime.clock)
+    assert sweeper.sweep(grace=timedelta(0)) == [tip_id]
+    runtime.queue.worker(runtime.job_context()).work(burst=True)
+    assert load(runtime, tip_id).status == TipStatus.IN_TRIAGE
+    with runtime.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Tip)) == 1

@@ -1,0 +1,156 @@
+"""`tipline agency ...`: registering partner agencies, their tokens and keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from flask.testing import FlaskClient
+
+from tests.partners import PartnerKeys
+from tests.support import tipline_env
+from tipline.cli import cli
+from tipline.config import Settings
+from tipline.runtime import Runtime
+
+
+@pytest.fixture
+def tipline(settings: Settings, runtime: Runtime) -> CliRunner:
+    return CliRunner(env=tipline_env(settings))
+
+
+def run(runner: CliRunner, *args: str) -> Result:
+    return runner.invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, partners: PartnerKeys) -> Path:
+    path = tmp_path / "agency-a.asc"
+    path.write_bytes(partners.public_key("agency-a"))
+    return path
+
+
+def test_add_prints_an_id_and_a_token_that_works_and_is_shown_once(
+    tipline: CliRunner, key_file: Path, client: FlaskClient, partners: PartnerKeys
+) -> None:
+    added = run(
+        tipline,
+        "agency",
+        "add",
+        "--name",
+        "NCA",
+        "--country",
+        "gb",
+        "--key-file",
+        str(key_file),
+        "--json",
+    )
+    assert added.exit_code == 0, added.output
+    answer = json.loads(added.output)
+    assert set(answer) == {"id", "token"}
+    headers = {"Authorization": f"Bearer {answer['token']}"}
+    assert client.get("/api/v1/tips", headers=headers).status_code == 200
+
+    listed = json.loads(run(tipline, "agency", "list", "--json").output)
+    assert listed == [
+        {
+            "id": answer["id"],
+            "name": "NCA",
+            "country": "GB",
+            "fingerprint": partners.fingerprints["agency-a"],
+            "expires": None,
+        }
+    ]
+    assert answer["token"] not in run(tipline, "agency", "list").output
+
+
+def test_a_new_token_revokes_the_old_one(
+    tipline: CliRunner, key_file: Path, client: FlaskClient
+) -> None:
+    old = json.loads(
+        run(
+            tipline,
+            "agency",
+            "add",
+            "--name",
+            "NCA",
+            "--country",
+            "GB",
+            "--key-file",
+            str(key_file),
+            "--json",
+        ).output
+    )
+    new = json.loads(run(tipline, "agency", "token", "NCA", "--json").output)
+    assert new["id"] == old["id"] and new["token"] != old["token"]
+    assert (
+        client.get("/api/v1/tips", headers={"Authorization": f"Bearer {old['token']}"}).status_code
+        == 401
+    )
+    assert (
+        client.get("/api/v1/tips", headers={"Authorization": f"Bearer {new['token']}"}).status_code
+        == 200
+    )
+
+
+def test_rotating_the_key_pins_the_new_one(
+    tipline: CliRunner, key_file: Path, tmp_path: Path, partners: PartnerKeys
+) -> None:
+    run(tipline, "agency", "add", "--name", "NCA", "--country", "GB", "--key-file", str(key_file))
+    new_key = tmp_path / "new.asc"
+    new_key.write_bytes(partners.public_key("agency-b"))
+    rotated = run(tipline, "agency", "key", "NCA", "--key-file", str(new_key))
+    assert rotated.exit_code == 0, rotated.output
+    assert partners.fingerprints["agency-b"] in rotated.output
+    [row] = json.loads(run(tipline, "agency", "list", "--json").output)
+    assert row["fingerprint"] == partners.fingerprints["agency-b"]
+    again = run(tipline, "agency", "key", "NCA", "--key-file", str(new_key))
+    assert again.exit_code == 1
+    assert "already" in again.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--country", "XX"], "not an ISO 3166-1 alpha-2 country code"),
+        (["--country", "GBR"], "not an ISO 3166-1 alpha-2 country code"),
+    ],
+)
+def test_add_refuses_a_bad_country(
+    tipline: CliRunner, key_file: Path, args: list[str], message: str
+) -> None:
+    result = run(tipline, "agency", "add", "--name", "NCA", "--key-file", str(key_file), *args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert json.loads(run(tipline, "agency", "list", "--json").output) == []
+
+
+def test_add_refuses_a_key_that_is_not_a_public_key(tipline: CliRunner, tmp_path: Path) -> None:
+    not_a_key = tmp_path / "note.txt"
+    not_a_key.write_text("this is not a key")
+    result = run(
+        tipline, "agency", "add", "--name", "NCA", "--country", "GB", "--key-file", str(not_a_key)
+    )
+    assert result.exit_code == 1
+    assert "key refused" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_name_or_key_already_registered_is_refused(tipline: CliRunner, key_file: Path) -> None:
+    run(tipline, "agency", "add", "--name", "NCA", "--country", "GB", "--key-file", str(key_file))
+    same_name = run(
+        tipline, "agency", "add", "--name", "NCA", "--country", "GB", "--key-file", str(key_file)
+    )
+    assert same_name.exit_code == 1 and "already registered" in same_name.output
+    same_key = run(
+        tipline, "agency", "add", "--name", "Other", "--country", "US", "--key-file", str(key_file)
+    )
+    assert same_key.exit_code == 1 and "already pinned" in same_key.output
+
+
+def test_an_unknown_agency_is_named_in_the_error(tipline: CliRunner) -> None:
+    result = run(tipline, "agency", "token", "Nobody")
+    assert result.exit_code == 1
+    assert "no agency 'Nobody'" in result.output
