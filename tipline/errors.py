@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,20 @@ def _unexpected_error(exc: Exception) -> Response:
     return _http_error(InternalServerError(description="Something went wrong on our side."))
 
 
+def _unavailable(exc: Exception) -> Response:
+    # The database or Redis is down or overloaded: nothing was received, and a partner's
+    # system should retry (with its Idempotency-Key) rather than give up as on a 500.
+    logger.error("%s in %s %s: answering 503", type(exc).__name__, request.method, request.endpoint)
+    response = error_response(
+        503, "service_unavailable", "Temporarily unavailable: nothing was stored, retry later."
+    )
+    response.headers["Retry-After"] = "30"
+    return response
+
+
 def init_app(app: Flask) -> None:
+    app.register_error_handler(OperationalError, _unavailable)
+    app.register_error_handler(redis.ConnectionError, _unavailable)
+    app.register_error_handler(redis.TimeoutError, _unavailable)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

@@ -442,3 +442,24 @@ def test_the_openapi_description_is_served(client: FlaskClient) -> None:
     spec = response.get_json()
     assert spec["openapi"].startswith("3.1")
     assert {"/tips", "/tips/{id}", "/tips/{id}/attachments"} <= set(spec["paths"])
+
+
+def test_a_database_outage_is_503_with_retry_after_not_500(
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+    sealed: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from referrals.intake.receiving import TipReceiver
+
+    def down(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(TipReceiver, "receive", down)
+    response = submit(client, agencies["agency-a"], sealed)
+    error = assert_error(response, 503, "service_unavailable")
+    assert "retry" in error["message"]
+    assert int(response.headers["Retry-After"]) > 0
+    assert "server closed" not in response.get_data(as_text=True)
