@@ -187,7 +187,10 @@ class TipProcessor:
         values: dict[str, object] = {"updated_at": now, "processed_at": now}
         selectors: dict[str, str] = {}
         if rejection is not None:
-            values.update(status=TipStatus.REJECTED, reason=rejection.reason)
+            # The key is released: the partner sends the corrected tip under the same reference.
+            values.update(
+                status=TipStatus.REJECTED, reason=rejection.reason, idempotency_key_hash=None
+            )
         elif document is not None:
             facts = document.facts
             unindexed = 0

@@ -186,6 +186,6 @@ def _cursor(value: str | None) -> Cursor | None:
 def _limit(value: str | None) -> int:
     if value is None:
         return PAGE_DEFAULT
-    if not value.isdigit() or not 1 <= int(value) <= PAGE_MAX:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= PAGE_MAX:
         raise ApiBadRequest("bad_limit", f"limit must be between 1 and {PAGE_MAX}")
     return int(value)

@@ -193,3 +193,25 @@ def test_a_receipt_is_given_even_when_redis_is_down_and_the_sweep_catches_up(
     assert load(runtime, tip_id).status == TipStatus.IN_TRIAGE
     with runtime.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Tip)) == 1
+
+
+def test_a_rejection_releases_the_idempotency_key_for_the_corrected_tip(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    a = agencies["agency-a"]
+    unsigned = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer=None)
+    signed = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a")
+    with runtime.session_factory() as session:
+        receiver = TipReceiver(session, queue=runtime.queue, clock=runtime.clock)
+        first = receiver.receive(a.id, unsigned, idempotency_key="ECA-1").tip.id
+        assert receiver.receive(a.id, unsigned, idempotency_key="ECA-1").tip.id == first
+    tasks.process_tip(runtime.job_context(), first)
+    assert load(runtime, first).status == TipStatus.REJECTED
+    with runtime.session_factory() as session:
+        receiver = TipReceiver(session, queue=runtime.queue, clock=runtime.clock)
+        corrected = receiver.receive(a.id, signed, idempotency_key="ECA-1")
+        assert corrected.created and corrected.tip.id != first
+        assert receiver.receive(a.id, signed, idempotency_key="ECA-1").tip.id == corrected.tip.id

@@ -463,3 +463,11 @@ def test_a_database_outage_is_503_with_retry_after_not_500(
     assert "retry" in error["message"]
     assert int(response.headers["Retry-After"]) > 0
     assert "server closed" not in response.get_data(as_text=True)
+
+
+def test_a_limit_in_unicode_digits_is_400_not_500(
+    client: FlaskClient, agencies: dict[str, RegisteredAgency]
+) -> None:
+    for value in ("%C2%B2", "%D9%A3"):  # superscript two, Arabic-Indic three
+        response = client.get(f"/api/v1/tips?limit={value}", headers=agencies["agency-a"].headers)
+        assert_error(response, 400, "bad_limit")

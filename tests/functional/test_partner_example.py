@@ -1,0 +1,195 @@
+"""The partner API as documented: its OpenAPI description, and the worked example of the README
+(docs/examples/submit-tip.sh: only gpg and curl) run against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from openapi_spec_validator import validate
+
+from tests.functional.test_serve import free_port
+from tests.partners import FIXTURES, PartnerKeys
+from tests.support import run_tipline
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "docs" / "examples" / "submit-tip.sh"
+TIP_SCHEMA = ROOT / "referrals" / "intake" / "tip.schema.json"
+
+
+def test_the_served_openapi_description_is_valid_openapi_3_1(client: FlaskClient) -> None:
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    spec = response.get_json()
+    validate(spec)
+    assert spec["openapi"] == "3.1.0"
+    assert spec["servers"] == [{"url": "/api/v1", "description": "This server."}]
+    assert set(spec["paths"]) == {"/tips", "/tips/{id}", "/tips/{id}/attachments"}
+
+
+def _rewrite_refs(node: Any, names: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: (
+                "#/components/schemas/" + names[value.removeprefix("#/$defs/")]
+                if key == "$ref"
+                else _rewrite_refs(value, names)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewrite_refs(value, names) for value in node]
+    return node
+
+
+def test_the_openapi_tip_document_is_the_published_json_schema(client: FlaskClient) -> None:
+    """components.schemas.TipDocument is tip.schema.json with its $defs moved alongside."""
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    published = json.loads(TIP_SCHEMA.read_text())
+    names = {
+        "text": "TipText",
+        "line": "TipLine",
+        "timestamp": "TipTimestamp",
+        "selector": "TipSelector",
+        "file": "TipFile",
+    }
+    assert set(published["$defs"]) == set(names)
+    expected = _rewrite_refs(
+        {k: v for k, v in published.items() if k not in ("$schema", "$id", "$defs")}, names
+    )
+    document = {k: v for k, v in schemas["TipDocument"].items() if k != "description"}
+    assert document == {k: v for k, v in expected.items() if k != "description"}
+    for name, definition in published["$defs"].items():
+        assert schemas[names[name]] == _rewrite_refs(definition, names)
+
+
+@pytest.fixture
+def partner() -> Iterator[PartnerKeys]:
+    """The partner agency's own GnuPG home (on a short /tmp path), agent stopped afterwards."""
+    keys = PartnerKeys()
+    yield keys
+    keys.close()
+
+
+def _fingerprint_of(keys: PartnerKeys, armored: bytes) -> str:
+    listing = keys.gpg("--with-colons", "--import-options", "show-only", "--import", stdin=armored)
+    return next(line.split(":")[9] for line in listing.decode().splitlines() if line[:4] == "fpr:")
+
+
+def _wait_for_worker(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:  # noqa: S310
+                if json.load(r).get("workers", 0) >= 1:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the server did not come up with a worker within 60 s")
+
+
+@pytest.mark.slow
+def test_the_documented_worked_example_gets_a_tip_into_triage(
+    home_env: tuple[Path, dict[str, str]], partner: PartnerKeys, tmp_path: Path
+) -> None:
+    _home, env = home_env
+    # The centre: initialise, publish the intake key.
+    init = run_tipline("init", env=env)
+    assert init.returncode == 0, init.stderr
+    exported = run_tipline("intake-key", env=env)
+    assert exported.returncode == 0, exported.stderr
+    intake_key = exported.stdout.encode()
+
+    # The partner: its own key; imports the intake key and, having checked the fingerprint
+    # out of band, certifies it locally, so plain gpg encrypts to it without --trust-model.
+    partner_fpr = partner.generate("eca")
+    intake_fpr = _fingerprint_of(partner, intake_key)
+    partner.trust_recipient(intake_key)
+    partner.gpg("--quick-lsign-key", intake_fpr)
+    key_file = tmp_path / "partner.asc"
+    key_file.write_bytes(partner.public_key("eca"))
+
+    # The centre registers the agency and hands over its token.
+    added = run_tipline(
+        "agency",
+        "add",
+        "--name",
+        "Example Crime Agency",
+        "--country",
+        "GB",
+        "--key-file",
+        str(key_file),
+        "--json",
+        env=env,
+    )
+    assert added.returncode == 0, added.stderr
+    token = json.loads(added.stdout)["token"]
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 not really a photo" * 100)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tipline", "serve", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for_worker(port)
+        script_env = {k: v for k, v in os.environ.items() if not k.startswith("TIPLINE_")}
+        script_env.update(
+            TIPLINE_URL=f"http://127.0.0.1:{port}",
+            TIPLINE_TOKEN=token,
+            PARTNER_FPR=partner_fpr,
+            INTAKE_FPR=intake_fpr,
+            GNUPGHOME=str(partner.home),
+            TIP_FILE=str(FIXTURES / "tip-valid.json"),
+        )
+
+        def run_example(*attachments: Path) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["bash", str(SCRIPT), *map(str, attachments)],  # noqa: S607
+                env=script_env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+
+        first = run_example(photo)
+        assert first.returncode == 0, first.stderr
+        final = json.loads(first.stdout.strip().splitlines()[-1])
+        assert final["status"] == "in_triage", final
+        assert final["reason"] is None
+        assert final["tracking_number"].startswith("TL-")
+        assert "attached" in first.stderr and '"sha256"' in first.stderr
+        assert token not in first.stdout + first.stderr
+
+        # Sent again, the tip's external_reference (the Idempotency-Key) finds the first one.
+        again = run_example()
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout.strip().splitlines()[-1])["id"] == final["id"]
+
+        # A wrong token is an HTTP error: the script stops with curl's status and the answer.
+        script_env["TIPLINE_TOKEN"] = "not-a-token"
+        refused = run_example()
+        assert refused.returncode == 22, refused.stderr
+        assert '"unauthorized"' in refused.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    assert "Traceback" not in output
