@@ -1,5 +1,6 @@
 """Every model, imported in one place so Alembic and tests see the whole schema."""
 
+from referrals.audit.models import AuditRecord
 from referrals.database import Base
 from referrals.health.models import QueueProbe
 from referrals.intake.models import (
@@ -18,6 +19,7 @@ __all__ = [
     "AgencyKey",
     "ApiToken",
     "Attachment",
+    "AuditRecord",
     "Base",
     "IntakeKey",
     "QueueProbe",
