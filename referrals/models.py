@@ -1,5 +1,6 @@
 """Every model, imported in one place so Alembic and tests see the whole schema."""
 
+from referrals.accounts.models import EnrolmentToken, Team, User, UserSession
 from referrals.audit.models import AuditRecord
 from referrals.database import Base
 from referrals.health.models import QueueProbe
@@ -15,6 +16,10 @@ from referrals.intake.models import (
 )
 
 __all__ = [
+    "EnrolmentToken",
+    "Team",
+    "User",
+    "UserSession",
     "Agency",
     "AgencyKey",
     "ApiToken",

@@ -20,11 +20,13 @@ from urllib.parse import quote
 
 import pytest
 import redis
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from crypto import Keyring
+from referrals.accounts.passwords import PasswordHashing
 from referrals.audit.models import AuditRecord
 from referrals.database import Base, make_engine, upgrade_schema
 from referrals.intake.agencies import AgencyService
@@ -35,12 +37,7 @@ from tests.referrals.audit.cleanup import empty_audit_log
 from tipline import create_app
 from tipline.config import Settings
 from tipline.embedded_redis import EmbeddedRedis
-from tipline.instance import (
-    BLIND_INDEX_KEY,
-    FLASK_SECRET_KEY,
-    INTAKE_KEY_PASSPHRASE,
-    ensure_secret,
-)
+from tipline.instance import INTAKE_KEY_PASSPHRASE, SECRET_SIZES, ensure_secret
 from tipline.runtime import Runtime
 
 PG_URL = os.environ.get("TIPLINE_TEST_DATABASE_URL")
@@ -188,7 +185,7 @@ def settings(
         gnupg_home=intake_keyring.home,
         api_rate_limit="1000/second",
     )
-    for name in (FLASK_SECRET_KEY, BLIND_INDEX_KEY):
+    for name in SECRET_SIZES:
         ensure_secret(value, name)
     passphrase_file = value.secrets_dir / INTAKE_KEY_PASSPHRASE
     passphrase_file.write_text(intake_keyring.passphrase + "\n")
@@ -198,7 +195,10 @@ def settings(
 
 @pytest.fixture
 def runtime(settings: Settings, intake_keyring: IntakeKeyring) -> Iterator[Runtime]:
-    rt = Runtime.build(settings)
+    # Cheap argon2 costs: the suite hashes many passwords; production keeps the defaults.
+    rt = Runtime.build(
+        settings, password_hashing=PasswordHashing(PasswordHasher(time_cost=1, memory_cost=1024))
+    )
     with rt.session_factory.begin() as session:
         session.add(IntakeKey(fingerprint=intake_keyring.fingerprint, created_at=rt.clock.now()))
     yield rt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ from typing import IO
 import click
 from sqlalchemy.orm import Session
 
+from referrals.accounts.models import Role
+from referrals.accounts.services import AccountError, AccountService, TeamService
 from referrals.database import head_revision, schema_revision, upgrade_schema
 from referrals.health.services import QueueProbeService
 from referrals.intake.agencies import AgencyError, AgencyService
@@ -22,8 +25,7 @@ from referrals.intake.sweep import DEFAULT_GRACE, TipSweeper
 from referrals.jobs import JobContext
 from tipline.config import ConfigError, Settings
 from tipline.instance import (
-    BLIND_INDEX_KEY,
-    FLASK_SECRET_KEY,
+    SECRET_SIZES,
     ensure_intake_passphrase,
     ensure_secret,
     private_folder,
@@ -66,7 +68,7 @@ def init() -> None:
     settings = _settings()
     changes: list[str] = []
     private_folder(settings.home)
-    for name in (FLASK_SECRET_KEY, BLIND_INDEX_KEY):
+    for name in SECRET_SIZES:
         if ensure_secret(settings, name):
             changes.append(f"created secret {name}")
     if ensure_intake_passphrase(settings):
@@ -286,6 +288,184 @@ def agency_list(as_json: bool) -> None:
             f"{row['id']:>5}  {row['country']}  {row['fingerprint'] or '-':40}  "
             f"expires {row['expires'] or 'never'}  {row['name']}"
         )
+
+
+@cli.group()
+def audit() -> None:
+    """The audit log: check that nothing in it was altered or removed."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain from the first record to the last.
+
+    Exits 0 if intact (printing the last record's id and hash: keep them elsewhere to detect
+    records cut off the end), 1 naming the first broken record otherwise.
+    """
+    runtime = _initialised_runtime(_settings())
+    try:
+        with runtime.session_factory() as session:
+            result = runtime.audit(session).verify()
+    finally:
+        runtime.close()
+    if not result.ok:
+        click.echo(
+            f"audit log BROKEN at record {result.first_broken_id}: {result.problem} "
+            f"({result.checked} records checked)",
+            err=True,
+        )
+        sys.exit(1)
+    last = f"; last record {result.last_id} {result.last_hash}" if result.last_id else ""
+    click.echo(f"audit log intact: {result.checked} records{last}")
+
+
+@cli.group()
+def team() -> None:
+    """Teams of analysts and leads, and the jurisdiction each works."""
+
+
+@team.command("add")
+@click.option("--name", required=True, help="The team's name, unique.")
+@click.option("--country", required=True, help="ISO 3166-1 alpha-2 country code.")
+@click.option("--region", "regions", multiple=True, help="A region covered (repeat); none: all.")
+def team_add(name: str, country: str, regions: tuple[str, ...]) -> None:
+    """Create a team with its jurisdiction (a country, optionally some of its regions)."""
+    runtime = _initialised_runtime(_settings())
+    try:
+        with runtime.session_factory() as session:
+            try:
+                created = TeamService(session, audit=runtime.audit(session)).add(
+                    name=name, country=country, regions=list(regions), actor=_cli_actor()
+                )
+            except AccountError as exc:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"team {created.id}: {created.name} ({created.country})")
+    finally:
+        runtime.close()
+
+
+@cli.group()
+def user() -> None:
+    """Accounts: create them (printing a one-time enrolment link), disable them, reset 2FA."""
+
+
+def _accounts(runtime: Runtime, session: Session) -> AccountService:
+    return AccountService(
+        session,
+        box=runtime.secret_box,
+        hashing=runtime.password_hashing,
+        audit=runtime.audit(session),
+        clock=runtime.clock,
+    )
+
+
+def _cli_actor() -> str:
+    # Who ran the command, as the operating system knows them: the audit log's "who".
+    return f"cli:{getpass.getuser()}"
+
+
+def _enrolment_link(settings: Settings, token: str) -> str:
+    # In the query string: access logs are kept without it (see the README).
+    return f"{settings.base_url}/enrol?token={token}"
+
+
+@user.command("add")
+@click.option("--email", required=True, help="The person's e-mail address (their login).")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice([r.value for r in Role]),
+    help="partner (needs --agency), analyst, lead or admin.",
+)
+@click.option("--agency", "agency_id", type=int, default=None, help="Agency id, for partners.")
+@click.option("--team", "team_name", default=None, help="Team name, for analysts and leads.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def user_add(
+    email: str, role: str, agency_id: int | None, team_name: str | None, as_json: bool
+) -> None:
+    """Create an account and print its one-time enrolment link (single use, expires in 72 h),
+    where the person sets a password and enrols an authenticator."""
+    settings = _settings()
+    runtime = _initialised_runtime(settings)
+    try:
+        with runtime.session_factory() as session:
+            try:
+                enrolment = _accounts(runtime, session).create(
+                    email=email, role=role, agency_id=agency_id, team=team_name, actor=_cli_actor()
+                )
+            except AccountError as exc:
+                raise click.ClickException(str(exc)) from None
+            link = _enrolment_link(settings, enrolment.token)
+            answer = {
+                "id": enrolment.user.id,
+                "email": enrolment.user.email,
+                "enrolment_link": link,
+                "expires_at": enrolment.expires_at.isoformat(),
+            }
+    finally:
+        runtime.close()
+    if as_json:
+        click.echo(json.dumps(answer))
+        return
+    click.echo(f"account {answer['id']}: {answer['email']} ({role})")
+    click.echo(f"one-time enrolment link (until {answer['expires_at']}):\n{link}")
+
+
+def _account_action(reference: str, action: str) -> str | None:
+    settings = _settings()
+    runtime = _initialised_runtime(settings)
+    try:
+        with runtime.session_factory() as session:
+            accounts = _accounts(runtime, session)
+            try:
+                found = accounts.find(reference)
+                if action == "disable":
+                    accounts.disable(found, actor=_cli_actor())
+                elif action == "enable":
+                    accounts.enable(found, actor=_cli_actor())
+                elif action == "unlock":
+                    accounts.unlock(found, actor=_cli_actor())
+                else:
+                    enrolment = accounts.reset_second_factor(found, actor=_cli_actor())
+                    return _enrolment_link(settings, enrolment.token)
+            except AccountError as exc:
+                raise click.ClickException(str(exc)) from None
+    finally:
+        runtime.close()
+    return None
+
+
+@user.command("disable")
+@click.argument("account", metavar="ACCOUNT")
+def user_disable(account: str) -> None:
+    """Disable ACCOUNT (id or e-mail) and end its sessions at once."""
+    _account_action(account, "disable")
+    click.echo(f"{account}: disabled")
+
+
+@user.command("enable")
+@click.argument("account", metavar="ACCOUNT")
+def user_enable(account: str) -> None:
+    """Enable ACCOUNT (id or e-mail) again."""
+    _account_action(account, "enable")
+    click.echo(f"{account}: enabled")
+
+
+@user.command("unlock")
+@click.argument("account", metavar="ACCOUNT")
+def user_unlock(account: str) -> None:
+    """Lift ACCOUNT's lockout after failed logins."""
+    _account_action(account, "unlock")
+    click.echo(f"{account}: unlocked")
+
+
+@user.command("reset-2fa")
+@click.argument("account", metavar="ACCOUNT")
+def user_reset_2fa(account: str) -> None:
+    """Forget ACCOUNT's authenticator and password, end its sessions, and print a new
+    one-time enrolment link."""
+    link = _account_action(account, "reset")
+    click.echo(f"{account}: second factor reset; new enrolment link:\n{link}")
 
 
 @cli.command()

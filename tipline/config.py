@@ -39,6 +39,7 @@ class Settings:
         redis_url: URL of a Redis server, or None for the embedded one in the home.
         gnupg_home: the GnuPG home holding the intake key pair and partner keys.
         log_level: level of the application's own loggers.
+        base_url: the address people reach the web app at (for links printed by the CLI).
     """
 
     home: Path
@@ -50,6 +51,7 @@ class Settings:
     max_tip_bytes: int = 10 * MIB
     max_attachment_bytes: int = 100 * MIB
     api_rate_limit: str = "100/second"
+    base_url: str = "http://127.0.0.1:5000"
 
     @property
     def secrets_dir(self) -> Path:
@@ -93,6 +95,7 @@ class Settings:
                 env, "TIPLINE_MAX_ATTACHMENT_BYTES", cls.max_attachment_bytes
             ),
             api_rate_limit=env.get("TIPLINE_API_RATE_LIMIT") or cls.api_rate_limit,
+            base_url=(env.get("TIPLINE_BASE_URL") or cls.base_url).rstrip("/"),
         )
         settings.validate()
         return settings
@@ -137,6 +140,12 @@ class Settings:
                 "TIPLINE_API_RATE_LIMIT: expected limits like '100/second' or "
                 "'6000 per minute; 100 per second'"
             ) from None
+        base = urlsplit(self.base_url)
+        if base.scheme not in ("http", "https") or not base.netloc or base.query:
+            raise ConfigError(
+                "TIPLINE_BASE_URL: expected the address people reach Tipline at, "
+                "e.g. https://tipline.centre.example"
+            )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"TIPLINE_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}")
 

@@ -19,7 +19,9 @@ from tipline.config import ConfigError, Settings
 INTAKE_KEY_PASSPHRASE = "intake_key_passphrase"  # noqa: S105 - a file name, not a secret
 FLASK_SECRET_KEY = "flask_secret_key"  # noqa: S105 - a file name, not a secret
 BLIND_INDEX_KEY = "blind_index_key"
-SECRET_SIZES = {FLASK_SECRET_KEY: 64, BLIND_INDEX_KEY: 32}
+AUDIT_KEY = "audit_key"  # keys the audit log's hash chain
+SECRET_BOX_KEY = "secret_box_key"  # noqa: S105 - a file name; seals TOTP seeds at rest
+SECRET_SIZES = {FLASK_SECRET_KEY: 64, BLIND_INDEX_KEY: 32, AUDIT_KEY: 32, SECRET_BOX_KEY: 32}
 
 
 def private_folder(path: Path) -> Path:

@@ -13,12 +13,21 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from crypto import BlindIndex, Keyring
+from crypto.secretbox import SecretBox
+from referrals.accounts.passwords import PasswordHashing
+from referrals.audit.services import AuditLog
 from referrals.clock import Clock, SystemClock
 from referrals.database import make_engine, make_session_factory
 from referrals.jobs import JobContext, JobQueue
 from tipline.config import Settings
 from tipline.embedded_redis import EmbeddedRedis
-from tipline.instance import BLIND_INDEX_KEY, read_intake_passphrase, read_secret
+from tipline.instance import (
+    AUDIT_KEY,
+    BLIND_INDEX_KEY,
+    SECRET_BOX_KEY,
+    read_intake_passphrase,
+    read_secret,
+)
 
 
 @dataclass(kw_only=True)
@@ -33,10 +42,19 @@ class Runtime:
     clock: Clock
     keyring: Keyring
     blind_index: BlindIndex
+    audit_key: bytes
+    secret_box: SecretBox
+    password_hashing: PasswordHashing
     embedded_redis: EmbeddedRedis | None = field(default=None)
 
     @classmethod
-    def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        password_hashing: PasswordHashing | None = None,
+    ) -> Runtime:
         """Connect to the database and Redis named by ``settings``.
 
         With no Redis URL the home's embedded server is used, started if no process has.
@@ -46,6 +64,8 @@ class Runtime:
         """
         keyring = Keyring(settings.gnupg_home, passphrase=read_intake_passphrase(settings))
         blind_index = BlindIndex(read_secret(settings, BLIND_INDEX_KEY))
+        audit_key = read_secret(settings, AUDIT_KEY)
+        secret_box = SecretBox(read_secret(settings, SECRET_BOX_KEY))
         engine = make_engine(settings.database_url)
         embedded = None
         if settings.redis_url is None:
@@ -63,8 +83,15 @@ class Runtime:
             clock=clock or SystemClock(),
             keyring=keyring,
             blind_index=blind_index,
+            audit_key=audit_key,
+            secret_box=secret_box,
+            password_hashing=password_hashing or PasswordHashing(),
             embedded_redis=embedded,
         )
+
+    def audit(self, session: Session) -> AuditLog:
+        """The audit log, writing in ``session``'s transaction."""
+        return AuditLog(session, key=self.audit_key, clock=self.clock)
 
     def job_context(self) -> JobContext:
         return JobContext(

@@ -1,0 +1,1 @@
+"""People: accounts, roles, teams, passwords, second factors and sessions."""

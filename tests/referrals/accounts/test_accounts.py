@@ -1,0 +1,246 @@
+"""Accounts: creation, enrolment, the two login steps, lockout, sessions, all audited."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from referrals.accounts import totp
+from referrals.accounts.models import User
+from referrals.accounts.passwords import PasswordRejected
+from referrals.accounts.services import (
+    LOCK_AFTER_FAILURES,
+    SESSION_ABSOLUTE,
+    SESSION_IDLE,
+    AccountError,
+    AccountService,
+    EnrolmentInvalid,
+)
+from referrals.audit.models import AuditRecord
+from tests.conftest import RegisteredAgency
+from tests.referrals.accounts.test_totp import rfc6238_code
+from tipline.runtime import Runtime
+
+PASSWORD = "correct horse battery staple 42"
+ADDRESS = "198.51.100.7"
+
+
+@dataclass
+class SetClock:
+    """A clock the test moves by hand."""
+
+    moment: datetime = field(default_factory=lambda: datetime(2026, 11, 29, 9, 0, 5, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta: float) -> None:
+        self.moment += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> SetClock:
+    return SetClock()
+
+
+@pytest.fixture
+def session(runtime: Runtime) -> Iterator[Session]:
+    with runtime.session_factory() as db_session:
+        yield db_session
+
+
+@pytest.fixture
+def accounts(runtime: Runtime, session: Session, clock: SetClock) -> AccountService:
+    from referrals.audit.services import AuditLog
+
+    return AccountService(
+        session,
+        box=runtime.secret_box,
+        hashing=runtime.password_hashing,
+        audit=AuditLog(session, key=runtime.audit_key, clock=clock),
+        clock=clock,
+    )
+
+
+def actions(session: Session) -> list[str]:
+    return list(session.scalars(select(AuditRecord.action).order_by(AuditRecord.id)))
+
+
+def enrol(accounts: AccountService, clock: SetClock, email: str = "ana@centre.example") -> User:
+    enrolment = accounts.create(email=email, role="analyst", actor="cli:root")
+    secret = totp.new_secret()
+    return accounts.complete_enrolment(
+        enrolment.token,
+        password=PASSWORD,
+        totp_secret=secret,
+        code=rfc6238_code(secret, clock.now()),
+        address=ADDRESS,
+    ) and _remember_secret(accounts, email, secret)
+
+
+_SECRETS: dict[str, str] = {}
+
+
+def _remember_secret(accounts: AccountService, email: str, secret: str) -> User:
+    _SECRETS[email] = secret
+    return accounts.find(email)
+
+
+def code_now(clock: SetClock, email: str = "ana@centre.example") -> str:
+    return rfc6238_code(_SECRETS[email], clock.now())
+
+
+def test_an_account_is_created_with_a_one_time_link_and_audited(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    enrolment = accounts.create(email=" Ana@Centre.Example ", role="analyst", actor="cli:root")
+    assert enrolment.user.email == "ana@centre.example"
+    assert enrolment.expires_at == clock.now() + timedelta(hours=72)
+    assert accounts.enrolment_for(enrolment.token).user_id == enrolment.user.id
+    assert actions(session) == ["account.created"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"email": "not-an-email", "role": "analyst"}, "valid e-mail"),
+        ({"email": "a@b.example", "role": "boss"}, "role must be one of"),
+        ({"email": "a@b.example", "role": "partner"}, "belongs to an agency"),
+        ({"email": "a@b.example", "role": "analyst", "agency_id": 1}, "only partner"),
+        ({"email": "a@b.example", "role": "partner", "agency_id": 999}, "no agency 999"),
+        ({"email": "a@b.example", "role": "analyst", "team": "Nowhere"}, "no team"),
+        ({"email": "a@b.example", "role": "admin", "team": "Any"}, "only analysts and leads"),
+    ],
+)
+def test_a_bad_account_request_is_refused(
+    accounts: AccountService, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(AccountError, match=message):
+        accounts.create(actor="cli:root", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_partner_account_belongs_to_its_agency(
+    accounts: AccountService, agencies: dict[str, RegisteredAgency]
+) -> None:
+    agency = agencies["agency-a"]
+    enrolment = accounts.create(
+        email="officer@agency-a.example", role="partner", agency_id=agency.id, actor="cli:root"
+    )
+    assert enrolment.user.agency_id == agency.id
+
+
+def test_enrolment_needs_a_good_password_and_a_valid_code_and_works_once(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    enrolment = accounts.create(email="ana@centre.example", role="analyst", actor="cli:root")
+    secret = totp.new_secret()
+    good_code = rfc6238_code(secret, clock.now())
+    for weak in ("short", "password1234", "aaaaaaaaaaaaaaaa", "ana@centre.example!!"):
+        with pytest.raises(PasswordRejected):
+            accounts.complete_enrolment(
+                enrolment.token, password=weak, totp_secret=secret, code=good_code, address=None
+            )
+    with pytest.raises(AccountError, match="code is not right"):
+        accounts.complete_enrolment(
+            enrolment.token, password=PASSWORD, totp_secret=secret, code="000000", address=None
+        )
+    user = accounts.complete_enrolment(
+        enrolment.token, password=PASSWORD, totp_secret=secret, code=good_code, address=ADDRESS
+    )
+    assert user.enrolled_at is not None
+    assert user.password_hash is not None and PASSWORD not in user.password_hash
+    assert user.totp_secret is not None and secret.encode() not in user.totp_secret
+    with pytest.raises(EnrolmentInvalid):
+        accounts.enrolment_for(enrolment.token)
+    assert actions(session) == ["account.created", "account.enrolled"]
+
+
+def test_an_enrolment_link_expires(accounts: AccountService, clock: SetClock) -> None:
+    enrolment = accounts.create(email="ana@centre.example", role="analyst", actor="cli:root")
+    clock.advance(hours=72, seconds=1)
+    with pytest.raises(EnrolmentInvalid):
+        accounts.enrolment_for(enrolment.token)
+
+
+def test_login_is_password_then_a_fresh_code(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    enrol(accounts, clock)
+    clock.advance(seconds=30)
+    checked = accounts.check_password("ANA@centre.example", PASSWORD, address=ADDRESS)
+    assert checked.user is not None
+    code = code_now(clock)
+    assert accounts.check_code(checked.user, code, address=ADDRESS)
+    # The same code again (a replay, or an observer) is refused.
+    assert not accounts.check_code(checked.user, code, address=ADDRESS)
+    assert actions(session)[-2:] == ["login.succeeded", "login.failed"]
+
+
+def test_a_wrong_password_and_an_unknown_account_look_the_same(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    enrol(accounts, clock)
+    assert accounts.check_password("ana@centre.example", "wrong password!!", address=ADDRESS) == (
+        accounts.check_password("nobody@centre.example", PASSWORD, address=ADDRESS)
+    )
+
+
+def test_failures_lock_the_account_until_an_admin_unlocks_it(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    user = enrol(accounts, clock)
+    for _ in range(LOCK_AFTER_FAILURES):
+        accounts.check_password("ana@centre.example", "wrong password!!", address=ADDRESS)
+    locked = accounts.check_password("ana@centre.example", PASSWORD, address=ADDRESS)
+    assert locked.user is None and locked.locked
+    accounts.unlock(user, actor="user:1")
+    assert accounts.check_password("ana@centre.example", PASSWORD, address=ADDRESS).user
+
+
+def test_a_disabled_account_cannot_log_in_and_its_sessions_end(
+    accounts: AccountService, clock: SetClock
+) -> None:
+    user = enrol(accounts, clock)
+    token = accounts.start_session(user, address=ADDRESS)
+    assert accounts.session_user(token) == user
+    accounts.disable(user, actor="user:1")
+    assert accounts.session_user(token) is None
+    assert accounts.check_password("ana@centre.example", PASSWORD, address=ADDRESS).user is None
+
+
+def test_sessions_end_when_idle_too_long_or_too_old_or_logged_out(
+    accounts: AccountService, clock: SetClock
+) -> None:
+    user = enrol(accounts, clock)
+    idle = accounts.start_session(user, address=ADDRESS)
+    clock.advance(seconds=SESSION_IDLE.total_seconds() + 1)
+    assert accounts.session_user(idle) is None
+
+    busy = accounts.start_session(user, address=ADDRESS)
+    elapsed = timedelta(0)
+    while elapsed < SESSION_ABSOLUTE - timedelta(minutes=10):
+        clock.advance(minutes=10)
+        elapsed += timedelta(minutes=10)
+        assert accounts.session_user(busy) == user
+    clock.advance(minutes=11)
+    assert accounts.session_user(busy) is None
+
+    ended = accounts.start_session(user, address=ADDRESS)
+    accounts.end_session(ended, address=ADDRESS)
+    assert accounts.session_user(ended) is None
+
+
+def test_resetting_the_second_factor_needs_a_new_enrolment(
+    accounts: AccountService, clock: SetClock
+) -> None:
+    user = enrol(accounts, clock)
+    session_token = accounts.start_session(user, address=ADDRESS)
+    enrolment = accounts.reset_second_factor(user, actor="user:1")
+    assert accounts.session_user(session_token) is None
+    assert accounts.check_password("ana@centre.example", PASSWORD, address=ADDRESS).user is None
+    assert accounts.enrolment_for(enrolment.token).user_id == user.id
