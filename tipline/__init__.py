@@ -7,8 +7,11 @@ import logging
 from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect
 
-from tipline import api, database, errors, health
+from tipline import access, api, database, errors, health, home, security
+from tipline.auth import sessions
+from tipline.auth.views import blueprint as auth_blueprint
 from tipline.config import Settings
 from tipline.instance import FLASK_SECRET_KEY, read_secret
 from tipline.runtime import Runtime
@@ -35,8 +38,6 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
         TIPLINE_MAX_TIP_BYTES=settings.max_tip_bytes,
         TIPLINE_MAX_ATTACHMENT_BYTES=settings.max_attachment_bytes,
         TIPLINE_API_RATE_LIMIT=settings.api_rate_limit,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
         JSON_SORT_KEYS=False,
     )
     logging.getLogger("tipline").setLevel(settings.log_level)
@@ -56,6 +57,15 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     )
     database.init_app(app)
     errors.init_app(app)
+    security.init_app(app, https=settings.base_url.startswith("https://"))
+    csrf = CSRFProtect(app)
+    sessions.init_app(app)  # who is signed in: before the access check reads it
+    access.init_app(app)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(auth_blueprint)
+    home.init_app(app)
     api.init_app(app, limiter)
+    # The token-authenticated machine API: no cookies, no forms, nothing to forge.
+    csrf.exempt(api.blueprint)
+    csrf.exempt(api.tips.blueprint)
     return app

@@ -14,12 +14,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from referrals.database import head_revision, schema_revision
+from tipline import access
 from tipline.database import runtime
 
 blueprint = Blueprint("health", __name__)
 
 
 @blueprint.get("/healthz")
+@access.public
 def healthz() -> tuple[Response, int]:
     rt = runtime()
     report: dict[str, Any] = {}

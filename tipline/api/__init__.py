@@ -11,6 +11,7 @@ from importlib.resources import files
 from flask import Blueprint, Flask, Response
 from flask_limiter import Limiter
 
+from tipline import access
 from tipline.api import auth, tips
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -27,6 +28,7 @@ def init_app(app: Flask, limiter: Limiter) -> None:
     app.add_url_rule("/api/v1/openapi.json", "openapi", openapi)
 
 
+@access.public
 def openapi() -> Response:
     """The API's OpenAPI 3.1 description (public: it is what partners build against)."""
     spec = files("tipline.api").joinpath("openapi.json").read_bytes()

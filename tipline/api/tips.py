@@ -17,7 +17,7 @@ from referrals.intake.receiving import (
     NotAnOpenPGPMessage,
     TipReceiver,
 )
-from tipline import database
+from tipline import access, database
 from tipline.api.auth import require_agency
 
 blueprint = Blueprint("tips", __name__, url_prefix="/tips")
@@ -70,6 +70,7 @@ def _media_type() -> str:
 
 
 @blueprint.post("")
+@access.agency_token
 def submit() -> tuple[Response, int]:
     agency_id = require_agency()
     if _media_type() != PGP_ENCRYPTED:
@@ -95,6 +96,7 @@ def submit() -> tuple[Response, int]:
 
 
 @blueprint.get("/<tip_id>")
+@access.agency_token
 def status(tip_id: str) -> Response:
     agency_id = require_agency()
     tip = _receiver().find(agency_id, tip_id)
@@ -105,6 +107,7 @@ def status(tip_id: str) -> Response:
 
 
 @blueprint.get("")
+@access.agency_token
 def listing() -> Response:
     agency_id = require_agency()
     since = _since(request.args.get("since"))
@@ -126,6 +129,7 @@ def listing() -> Response:
 
 
 @blueprint.post("/<tip_id>/attachments")
+@access.agency_token
 def attach(tip_id: str) -> tuple[Response, int]:
     agency_id = require_agency()
     if _media_type() not in ATTACHMENT_TYPES:

@@ -1,0 +1,33 @@
+"""The landing page, and the navigation each role sees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, render_template
+from werkzeug.wrappers import Response
+
+from referrals.accounts.models import Role
+from tipline import access
+
+blueprint = Blueprint("home", __name__)
+
+# (label, endpoint) per role; later pages add themselves here.
+NAVIGATION: dict[Role, list[tuple[str, str]]] = {role: [] for role in Role}
+
+
+@blueprint.get("/")
+@access.roles(*Role)
+def index() -> Response | str:
+    return render_template("home/index.html")
+
+
+def _template_context() -> dict[str, Any]:
+    person = access.current_person()
+    navigation = NAVIGATION[person.role_enum] if person is not None else []
+    return {"person": person, "navigation": navigation}
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blueprint)
+    app.context_processor(_template_context)
