@@ -411,6 +411,35 @@ def user_add(
     click.echo(f"one-time enrolment link (until {answer['expires_at']}):\n{link}")
 
 
+@user.command("first-admin")
+@click.option(
+    "--email",
+    default="admin@centre.example",
+    show_default=True,
+    help="The first administrator's e-mail address (their login).",
+)
+def user_first_admin(email: str) -> None:
+    """Make sure someone can administer this instance: print a one-time enrolment link for the
+    first admin, unless an enrolled admin exists already (then print nothing of the sort)."""
+    settings = _settings()
+    runtime = _initialised_runtime(settings)
+    try:
+        with runtime.session_factory() as session:
+            try:
+                enrolment = _accounts(runtime, session).first_admin(email=email, actor=_cli_actor())
+            except AccountError as exc:
+                raise click.ClickException(str(exc)) from None
+            if enrolment is None:
+                click.echo("an enrolled administrator exists: sign in at " + settings.base_url)
+                return
+            link = _enrolment_link(settings, enrolment.token)
+            who = enrolment.user.email
+    finally:
+        runtime.close()
+    click.echo(f"First administrator {who}: open this one-time link to set up the account")
+    click.echo(f"(valid until {enrolment.expires_at:%Y-%m-%d %H:%M} UTC):\n{link}")
+
+
 def _account_action(reference: str, action: str) -> str | None:
     settings = _settings()
     runtime = _initialised_runtime(settings)

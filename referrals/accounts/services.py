@@ -175,6 +175,24 @@ class AccountService:
             raise AccountError(f"no account {reference!r}")
         return user
 
+    def first_admin(self, *, email: str, actor: str) -> Enrolment | None:
+        """Make sure someone can administer this instance.
+
+        Returns:
+            A new enrolment link for the first admin (created now, or created before but never
+            enrolled: the old link is replaced), or None when an enrolled admin exists.
+        """
+        admins = list(self.session.scalars(select(User).where(User.role == Role.ADMIN.value)))
+        if any(admin.enrolled_at is not None and admin.disabled_at is None for admin in admins):
+            return None
+        pending = next((admin for admin in admins if admin.disabled_at is None), None)
+        if pending is None:
+            return self.create(email=email, role=Role.ADMIN.value, actor=actor)
+        enrolment = self._new_enrolment(pending)
+        self.audit.record("account.enrolment_reissued", actor=actor, subject=f"user:{pending.id}")
+        self.session.commit()
+        return enrolment
+
     def disable(self, user: User, *, actor: str, address: str | None = None) -> None:
         """Disable the account and end its sessions at once."""
         user.disabled_at = self.clock.now()

@@ -119,3 +119,19 @@ def test_the_command_lists_its_commands() -> None:
     assert result.exit_code == 0
     for command in ("init", "intake-key", "worker", "serve", "probe", "agency", "sweep"):
         assert command in result.output
+
+
+def test_first_admin_prints_a_link_until_an_admin_has_enrolled(
+    home_env: tuple[Path, dict[str, str]],
+) -> None:
+    _, env = home_env
+    assert run_tipline("init", env=env).returncode == 0
+    first = run_tipline("user", "first-admin", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "admin@centre.example" in first.stdout
+    assert "/enrol?token=" in first.stdout
+    # Not enrolled yet: running again (scripts/run does) gives a fresh link, the old one dies.
+    second = run_tipline("user", "first-admin", env=env)
+    old_link = first.stdout.strip().splitlines()[-1]
+    new_link = second.stdout.strip().splitlines()[-1]
+    assert new_link != old_link and "/enrol?token=" in new_link

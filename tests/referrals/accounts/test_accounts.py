@@ -244,3 +244,23 @@ def test_resetting_the_second_factor_needs_a_new_enrolment(
     assert accounts.session_user(session_token) is None
     assert accounts.check_password("ana@centre.example", PASSWORD, address=ADDRESS).user is None
     assert accounts.enrolment_for(enrolment.token).user_id == user.id
+
+
+def test_first_admin_is_created_once_and_not_again_after_enrolling(
+    accounts: AccountService, clock: SetClock
+) -> None:
+    created = accounts.first_admin(email="root@centre.example", actor="cli:root")
+    assert created is not None and created.user.role == "admin"
+    reissued = accounts.first_admin(email="other@centre.example", actor="cli:root")
+    assert reissued is not None and reissued.user.id == created.user.id
+    with pytest.raises(EnrolmentInvalid):
+        accounts.enrolment_for(created.token)  # the older link no longer works
+    secret = totp.new_secret()
+    accounts.complete_enrolment(
+        reissued.token,
+        password=PASSWORD,
+        totp_secret=secret,
+        code=rfc6238_code(secret, clock.now()),
+        address=None,
+    )
+    assert accounts.first_admin(email="root@centre.example", actor="cli:root") is None
