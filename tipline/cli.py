@@ -548,6 +548,8 @@ def serve(bind: str, web_workers: int, job_workers: int) -> None:
                     str(web_workers),
                     "--access-logfile",
                     "-",
+                    "--access-logformat",
+                    ACCESS_LOG_FORMAT,
                     "wsgi:app",
                 ]
             ),
@@ -557,6 +559,11 @@ def serve(bind: str, web_workers: int, job_workers: int) -> None:
         _supervise(children)
     finally:
         runtime.close(stop_gpg_agent=True)
+
+
+# gunicorn's default access log has the request line with its query string, where an enrolment
+# link carries its one-time token: log the path alone.
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 
 
 def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -50,6 +51,11 @@ def test_serve_answers_works_jobs_and_stops_everything(
                 pass
             time.sleep(0.2)
         assert health is not None and health["status"] == "ok" and health["workers"] == 1
+        # A query string that could carry a token must not reach the access log.
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(  # noqa: S310
+                f"http://127.0.0.1:{port}/enrol?token=secret-enrolment-token", timeout=5
+            ).close()
         probe = run_tipline("probe", "--timeout", "60", env=env)
         assert probe.returncode == 0, probe.stderr
         assert len(redis_servers_of(home)) == 1
@@ -58,4 +64,6 @@ def test_serve_answers_works_jobs_and_stops_everything(
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
     assert "Traceback" not in output
+    assert "GET /healthz" in output  # requests are logged...
+    assert "secret-enrolment-token" not in output  # ...without query strings
     assert redis_servers_of(home) == []
