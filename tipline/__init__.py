@@ -16,8 +16,8 @@ from tipline.auth import sessions
 from tipline.auth.views import blueprint as auth_blueprint
 from tipline.auth.views import limit_sign_in
 from tipline.config import Settings
-from tipline.partner import blueprint as partner_blueprint
 from tipline.instance import FLASK_SECRET_KEY, read_secret
+from tipline.partner import blueprint as partner_blueprint
 from tipline.runtime import Runtime
 
 

@@ -14,6 +14,16 @@ blueprint = Blueprint("home", __name__)
 
 # (label, endpoint) per role; later pages add themselves here.
 NAVIGATION: dict[Role, list[tuple[str, str]]] = {role: [] for role in Role}
+NAVIGATION[Role.PARTNER] += [
+    ("Your agency's tips", "partner.tips"),
+    ("Send a tip", "partner.new_tip"),
+]
+NAVIGATION[Role.ADMIN] += [
+    ("Accounts", "admin.users"),
+    ("Agencies", "admin.agencies"),
+    ("Audit log", "audit_log.index"),
+]
+NAVIGATION[Role.LEAD] += [("Audit log", "audit_log.index")]
 
 
 @blueprint.get("/")

@@ -122,6 +122,10 @@ class Tip(Base):
     ciphertext_sha256: Mapped[str] = mapped_column(String(64))
     ciphertext_bytes: Mapped[int] = mapped_column(Integer)
 
+    # Set for a tip a partner's officer wrote in the web form: the server encrypted it and
+    # signed it with the intake key, which processing accepts in place of the agency's key.
+    submitted_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+
     # Filled in by processing.
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     signed_by: Mapped[str | None] = mapped_column(String(40), default=None)

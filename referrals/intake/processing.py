@@ -61,6 +61,8 @@ class _Work:
     armored: bytes
     agency_id: int
     received_at: datetime
+    # Set for a web-form tip: the server signed it with the intake key.
+    submitted_by_user_id: int | None
 
 
 class TipProcessor:
@@ -111,11 +113,21 @@ class TipProcessor:
             if _rowcount(claimed) == 0:
                 return None
             row = session.execute(
-                select(TipCiphertext.armored, Tip.agency_id, Tip.received_at)
+                select(
+                    TipCiphertext.armored,
+                    Tip.agency_id,
+                    Tip.received_at,
+                    Tip.submitted_by_user_id,
+                )
                 .join(Tip, Tip.id == TipCiphertext.tip_id)
                 .where(Tip.id == tip_id)
             ).one()
-            return _Work(armored=row.armored, agency_id=row.agency_id, received_at=row.received_at)
+            return _Work(
+                armored=row.armored,
+                agency_id=row.agency_id,
+                received_at=row.received_at,
+                submitted_by_user_id=row.submitted_by_user_id,
+            )
 
     def _open(self, work: _Work) -> tuple[TipDocument, str]:
         intake_fingerprint = self._current_intake_key()
@@ -135,7 +147,7 @@ class TipProcessor:
                 f"the tip is encrypted to a retired intake key, not the current one "
                 f"({intake_fingerprint})"
             )
-        signer = self._check_signer(message, work)
+        signer = self._check_signer(message, work, intake_fingerprint=intake_fingerprint)
         try:
             document = parse_tip_document(message.plaintext)
         except InvalidTipDocument as exc:
@@ -151,13 +163,23 @@ class TipProcessor:
             raise RuntimeError("no current intake key: run `tipline init`")
         return fingerprint
 
-    def _check_signer(self, message: DecryptedMessage, work: _Work) -> str:
+    def _check_signer(
+        self, message: DecryptedMessage, work: _Work, *, intake_fingerprint: str
+    ) -> str:
         if message.signature_status != SignatureStatus.VALID or not message.signer_fingerprint:
             raise Rejection(
                 SIGNATURE_REASONS.get(
                     message.signature_status, "the signature could not be verified"
                 )
             )
+        if work.submitted_by_user_id is not None:
+            # A web-form tip: the server encrypted it and signed it with the current intake
+            # key on the partner's behalf (the officer signed in with password and code).
+            # Only the web path sets submitted_by_user_id, so an API tip signed with the
+            # intake key is still held to its agency's pinned keys below.
+            if message.signer_fingerprint != intake_fingerprint:
+                raise Rejection("the web-form tip is not signed by the centre's intake key")
+            return message.signer_fingerprint
         # Keys pinned to the agency when the tip arrived: a key retired before then (rotated
         # away, perhaps compromised) no longer speaks for the agency.
         with self.sessions() as session:

@@ -83,11 +83,12 @@ def test_intake_key_before_init_says_what_to_do(home_env: tuple[Path, dict[str, 
 
 
 def test_init_refuses_to_mint_a_second_intake_key_when_the_keyring_lost_it(
-    home_env: tuple[Path, dict[str, str]],
+    home_env: tuple[Path, dict[str, str]], gnupg_home: Path
 ) -> None:
-    home, env = home_env
+    _, env = home_env
     assert run_tipline("init", env=env).returncode == 0
-    env["TIPLINE_GNUPG_HOME"] = str(home / "another-gnupg")
+    # Another host's empty GnuPG home (short path: gpg-agent's socket must fit).
+    env["TIPLINE_GNUPG_HOME"] = str(gnupg_home / "another")
     result = run_tipline("init", env=env)
     assert result.returncode == 1
     assert "lacks the secret intake key" in result.stderr

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import segno
 from flask import (
     Blueprint,
+    Flask,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -16,6 +20,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_limiter import Limiter
 from werkzeug.wrappers import Response
 
 from referrals.accounts import totp
@@ -31,6 +36,9 @@ PENDING_USER = "pending_user"  # passed the password step, not yet the code step
 ENROLMENT = "enrolment"  # the enrolment link's token, moved out of the URL
 ENROLMENT_SEED = "enrolment_seed"  # the TOTP seed being enrolled, sealed
 GENERIC_FAILURE = "That e-mail address and password do not match an account that can sign in."
+# Per client address, on each sign-in step's POSTs: the per-account lockout cannot stop one
+# address trying a few passwords on each of many accounts.
+SIGN_IN_RATE_LIMIT = "10 per minute; 100 per hour"
 
 
 def _safe_next(target: str | None) -> str:
@@ -165,3 +173,18 @@ def enrol() -> Response | str:
         qr_svg=qr_svg,
         issuer=totp.ISSUER,
     )
+
+
+def limit_sign_in(app: Flask, limiter: Limiter) -> None:
+    """Throttle the password and code steps per client address (POSTs only; showing the
+    pages is not counted). The limit is ``TIPLINE_SIGN_IN_RATE_LIMIT`` in the app's config."""
+    app.config.setdefault("TIPLINE_SIGN_IN_RATE_LIMIT", SIGN_IN_RATE_LIMIT)
+    limit = limiter.limit(
+        lambda: str(current_app.config["TIPLINE_SIGN_IN_RATE_LIMIT"]),
+        key_func=lambda: f"sign-in:{client_address()}",
+        methods=["POST"],
+    )
+    for endpoint in ("auth.login", "auth.code"):
+        # Wrapped where registered (the wrapper keeps the view's access rule).
+        view: Callable[..., Any] = app.view_functions[endpoint]
+        app.view_functions[endpoint] = limit(view)

@@ -1,0 +1,214 @@
+"""A partner officer in a real browser (Debian's Chromium, driven by Playwright) against a real
+server: enrol, sign in with password and code, have a spent code refused, send a tip by the web
+form and watch it reach triage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.functional.test_partner_example import _wait_for_worker
+from tests.functional.test_serve import free_port
+from tests.partners import PartnerKeys
+from tests.referrals.accounts.test_totp import rfc6238_code
+from tests.support import run_tipline
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+EMAIL = "officer@eca.example"
+PASSWORD = "a long and unusual passphrase 7"
+STEP = 30  # seconds per TOTP code
+
+if not CHROMIUM.exists():  # pragma: no cover - depends on the machine
+    if os.environ.get("TIPLINE_TEST_REQUIRE_SERVICES") == "1":
+        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    pytest.skip(
+        f"{CHROMIUM} is missing (apt-get install -y chromium; .ci/run does)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture
+def agency_key() -> Iterator[bytes]:
+    """The agency's public key (registering an agency needs one; web tips do not use it)."""
+    keys = PartnerKeys()
+    keys.generate("eca")
+    yield keys.public_key("eca")
+    keys.close()
+
+
+@pytest.fixture
+def server(
+    home_env: tuple[Path, dict[str, str]], agency_key: bytes, tmp_path: Path
+) -> Iterator[tuple[str, str]]:
+    """A served instance with one partner agency and an officer of it: (base URL, enrolment
+    link)."""
+    _home, env = home_env
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = dict(env, TIPLINE_BASE_URL=base_url)
+    assert run_tipline("init", env=env).returncode == 0
+    key_file = tmp_path / "eca.asc"
+    key_file.write_bytes(agency_key)
+    added = run_tipline(
+        "agency",
+        "add",
+        "--name",
+        "Example Crime Agency",
+        "--country",
+        "GB",
+        "--key-file",
+        str(key_file),
+        "--json",
+        env=env,
+    )
+    assert added.returncode == 0, added.stderr
+    agency_id = json.loads(added.stdout)["id"]
+    officer = run_tipline(
+        "user", "add", "--email", EMAIL, "--role", "partner", "--agency", str(agency_id), "--json",
+        env=env,
+    )  # fmt: skip
+    assert officer.returncode == 0, officer.stderr
+    link = json.loads(officer.stdout)["enrolment_link"]
+    assert link.startswith(f"{base_url}/enrol?token=")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tipline", "serve", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for_worker(port)
+        yield base_url, link
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    assert PASSWORD not in output
+
+
+def _wait_for_step(step: int) -> None:
+    """Sleep until the TOTP time step ``step`` has begun (plus a little margin)."""
+    delay = step * STEP + 0.5 - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _sign_in(page: sync_api.Page, base_url: str, code: str) -> None:
+    page.goto(f"{base_url}/login")
+    page.get_by_label("E-mail address", exact=True).fill(EMAIL)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Authentication code", exact=True).fill(code)
+    page.get_by_role("button", name="Sign in").click()
+
+
+@pytest.mark.slow
+def test_a_partner_officer_enrols_signs_in_and_sends_a_tip_that_reaches_triage(
+    server: tuple[str, str], tmp_path: Path
+) -> None:
+    base_url, link = server
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+
+            # Enrolment: the link's token leaves the address bar at once.
+            page.goto(link)
+            assert page.url == f"{base_url}/enrol/form"
+            seed = page.locator("#totp-seed").inner_text().replace(" ", "")
+            page.get_by_label("New password", exact=True).fill(PASSWORD)
+            page.get_by_label("Repeat the password", exact=True).fill(PASSWORD)
+            page.get_by_label("Code from your authenticator app", exact=True).fill(
+                rfc6238_code(seed, datetime.now(UTC))
+            )
+            page.get_by_role("button", name="Finish setting up").click()
+            assert page.url == f"{base_url}/login"
+            assert "Your account is ready" in page.content()
+
+            # The enrolment code's step is spent; the next step's code is within the drift.
+            moment = datetime.now(UTC) + timedelta(seconds=STEP)
+            used_step = int(moment.timestamp()) // STEP
+            code = rfc6238_code(seed, moment)
+            _sign_in(page, base_url, code)
+            assert page.url == f"{base_url}/"
+            assert EMAIL in page.content()
+            page.get_by_role("button", name="Sign out").click()
+            assert "You are signed out" in page.content()
+
+            # The same code again: refused, however fresh it still is.
+            _sign_in(page, base_url, code)
+            assert page.url == f"{base_url}/login/code"
+            assert page.get_by_role("alert").inner_text().startswith("That code is not right")
+
+            # Once the used step has come round, the step after it is good.
+            _wait_for_step(used_step)
+            page.get_by_label("Authentication code", exact=True).fill(
+                rfc6238_code(seed, datetime.now(UTC) + timedelta(seconds=STEP))
+            )
+            page.get_by_role("button", name="Sign in").click()
+            assert page.url == f"{base_url}/"
+
+            # A tip through the web form.
+            page.get_by_role("link", name="Send a tip").first.click()
+            page.get_by_label("Summary", exact=True).fill(
+                "Facilitator offers live-streamed abuse of children."
+            )
+            page.get_by_label("Narrative", exact=True).fill(
+                "Fictional browser test tip: sessions are offered on webcam every week."
+            )
+            page.get_by_label("A child is in imminent danger", exact=True).check()
+            page.get_by_label("Country", exact=True).select_option("PH")
+            page.get_by_label("Region or province (optional)", exact=True).fill("Central Luzon")
+            page.get_by_label("Live-streamed abuse", exact=True).check()
+            page.get_by_label("Number of victims (optional)", exact=True).fill("2")
+            page.get_by_label("Approximate ages of the victims (optional)", exact=True).fill("7, ?")
+            page.get_by_label("Selectors (optional)", exact=True).fill(
+                "username@ExampleChat: sunnyday88\nphone: +63 905 123 4567"
+            )
+            assert (
+                page.get_by_label("Handling (Traffic Light Protocol)", exact=True).input_value()
+                == "AMBER"
+            )
+            page.get_by_role("button", name="Send the tip").click()
+            assert "/partner/tips/" in page.url
+            assert "Tip received" in page.content()
+            tracking = page.locator("#tip-tracking-number").inner_text()
+            assert tracking.startswith("TL-")
+
+            # The worker run by `serve` processes it: the status page says so.
+            deadline = time.monotonic() + 90
+            status = page.locator("#tip-status").inner_text()
+            while not status.startswith("in_triage") and time.monotonic() < deadline:
+                assert not status.startswith("rejected"), page.content()
+                time.sleep(0.5)
+                page.reload()
+                status = page.locator("#tip-status").inner_text()
+            assert status.startswith("in_triage")
+            page.screenshot(path=str(tmp_path / "tip-status.png"), full_page=True)
+
+            page.get_by_role("link", name="Your agency's tips").first.click()
+            assert tracking in page.locator("table").inner_text()
+        finally:
+            browser.close()
+    assert (tmp_path / "tip-status.png").stat().st_size > 0

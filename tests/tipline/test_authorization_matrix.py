@@ -1,0 +1,236 @@
+"""Who reaches what: every endpoint of the app, tried by every kind of person.
+
+``TABLE`` says, for each endpoint and method, what each role gets: a status, or the path a
+302 leads to. The app's URL map and the table must list the same endpoints, so a new page
+fails here until someone decides who may reach it. Add a row when you add an endpoint;
+mark it ``tip_content=True`` if it shows (or takes) tip content: admins must reach none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask, url_for
+from flask.testing import FlaskClient
+
+from tests.conftest import IntakeKeyring, RegisteredAgency
+from tests.partners import PartnerKeys, valid_tip
+from tests.tipline.admin.people import Person, add_team, csrf, enrolled, sign_in
+from tipline import access
+from tipline.runtime import Runtime
+
+ANONYMOUS = "anonymous"
+PARTNER_A = "partner of agency A"
+PARTNER_B = "partner of agency B"
+ANALYST = "analyst"
+LEAD = "lead"
+ADMIN = "admin"
+ROLES = (ANONYMOUS, PARTNER_A, PARTNER_B, ANALYST, LEAD, ADMIN)
+SIGNED_IN = ROLES[1:]
+PARTNERS = (PARTNER_A, PARTNER_B)
+
+Expect = int | str  # a status code, or the path a 302 redirects to
+LOGIN = "/login"  # where a role-gated page sends someone not signed in
+TIP_ENDPOINTS = ("partner.", "api.tips.")  # prefixes of endpoints that show or take tips
+
+
+@dataclass(frozen=True)
+class World:
+    """What the sample URLs point at."""
+
+    tip_id: str  # a tip sent by agency A
+    target_id: int  # an account for the admin actions
+
+
+@dataclass(frozen=True)
+class Case:
+    expect: Mapping[str, Expect]
+    values: Callable[[World], dict[str, Any]] = lambda world: {}
+    data: Callable[[World], dict[str, str]] | None = None  # form fields besides the CSRF token
+    csrf: bool = True  # a POST carries a valid CSRF token
+    tip_content: bool = False
+
+
+def everyone(expect: Expect) -> dict[str, Expect]:
+    return dict.fromkeys(ROLES, expect)
+
+
+def only(*allowed: str, ok: Expect = 200, **others: Expect) -> dict[str, Expect]:
+    """Signed-out people go to sign in; the roles allowed get ``ok``; other roles 403."""
+    expect: dict[str, Expect] = {
+        role: LOGIN if role == ANONYMOUS else ok if role in allowed else 403 for role in ROLES
+    }
+    for name, value in others.items():
+        expect[{"partner_b": PARTNER_B, "partner_a": PARTNER_A}[name]] = value
+    return expect
+
+
+def _tip(world: World) -> dict[str, Any]:
+    return {"tip_id": world.tip_id}
+
+
+def _target(world: World) -> dict[str, Any]:
+    return {"user_id": world.target_id}
+
+
+TABLE: dict[tuple[str, str], Case] = {
+    # Public: the sign-in and enrolment pages, health, the API description, static files.
+    ("static", "GET"): Case(everyone(200), values=lambda w: {"filename": "tipline.css"}),
+    ("health.healthz", "GET"): Case(everyone(200)),
+    ("openapi", "GET"): Case(everyone(200)),
+    ("auth.login", "GET"): Case(everyone(200)),
+    ("auth.login", "POST"): Case(everyone(200)),  # an empty form, shown again
+    ("auth.code", "GET"): Case(everyone(LOGIN)),  # no password step passed
+    ("auth.code", "POST"): Case(everyone(LOGIN)),
+    ("auth.logout", "POST"): Case(everyone(LOGIN)),
+    ("auth.enrol_link", "GET"): Case(everyone(410)),  # no enrolment link opened
+    ("auth.enrol", "GET"): Case(everyone(410)),
+    ("auth.enrol", "POST"): Case(everyone(410)),
+    # Everyone signed in.
+    ("home.index", "GET"): Case(only(*SIGNED_IN)),
+    # The partner API: a bearer token only; a signed-in browser session is not one.
+    ("api.tips.submit", "POST"): Case(everyone(401), csrf=False, tip_content=True),
+    ("api.tips.listing", "GET"): Case(everyone(401), tip_content=True),
+    ("api.tips.status", "GET"): Case(everyone(401), values=_tip, tip_content=True),
+    ("api.tips.attach", "POST"): Case(everyone(401), values=_tip, csrf=False, tip_content=True),
+    # Partner pages: partners only, and only their own agency's tips.
+    ("partner.tips", "GET"): Case(only(*PARTNERS), tip_content=True),
+    ("partner.tip", "GET"): Case(
+        only(*PARTNERS, partner_b=404), values=_tip, tip_content=True
+    ),  # another agency's tip is "not found"
+    ("partner.new_tip", "GET"): Case(only(*PARTNERS), tip_content=True),
+    ("partner.new_tip", "POST"): Case(only(*PARTNERS, ok=400), tip_content=True),  # empty form
+    # Administration: admins only.
+    ("admin.users", "GET"): Case(only(ADMIN)),
+    ("admin.create_user", "GET"): Case(only(ADMIN)),
+    ("admin.create_user", "POST"): Case(
+        only(ADMIN),
+        data=lambda w: {"email": "new@centre.example", "role": "analyst", "agency": "", "team": ""},
+    ),
+    ("admin.disable_user", "POST"): Case(only(ADMIN, ok="/admin/users"), values=_target),
+    ("admin.enable_user", "POST"): Case(only(ADMIN, ok="/admin/users"), values=_target),
+    ("admin.unlock_user", "POST"): Case(only(ADMIN, ok="/admin/users"), values=_target),
+    ("admin.reset_second_factor", "POST"): Case(only(ADMIN), values=_target),
+    ("admin.agencies", "GET"): Case(only(ADMIN)),
+    # The audit log: admins and team leads.
+    ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
+}
+
+
+def _routes(app: Flask) -> set[tuple[str, str]]:
+    return {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods or ()
+        if method not in ("HEAD", "OPTIONS")
+    }
+
+
+@pytest.fixture
+def people(runtime: Runtime, agencies: dict[str, RegisteredAgency]) -> dict[str, Person]:
+    team = add_team(runtime)
+    return {
+        PARTNER_A: enrolled(
+            runtime, "officer@agency-a.example", "partner", agency_id=agencies["agency-a"].id
+        ),
+        PARTNER_B: enrolled(
+            runtime, "officer@agency-b.example", "partner", agency_id=agencies["agency-b"].id
+        ),
+        ANALYST: enrolled(runtime, "analyst@centre.example", "analyst", team=team),
+        LEAD: enrolled(runtime, "lead@centre.example", "lead", team=team),
+        ADMIN: enrolled(runtime, "admin@centre.example", "admin"),
+    }
+
+
+@pytest.fixture
+def world(
+    client: FlaskClient,
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> World:
+    sealed = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a")
+    sent = client.post(
+        "/api/v1/tips",
+        data=sealed,
+        content_type="application/pgp-encrypted",
+        headers=agencies["agency-a"].headers,
+    )
+    assert sent.status_code == 202
+    target = enrolled(runtime, "target@centre.example", "analyst")
+    return World(tip_id=sent.get_json()["id"], target_id=target.id)
+
+
+def _outcome(
+    app: Flask,
+    runtime: Runtime,
+    person: Person | None,
+    endpoint: str,
+    method: str,
+    case: Case,
+    world: World,
+) -> Expect:
+    client = app.test_client()  # a fresh browser, with a fresh session (logout ends one)
+    if person is not None:
+        sign_in(client, runtime, person)
+    with app.test_request_context():
+        url = url_for(endpoint, **case.values(world))
+    if method == "GET":
+        answer = client.get(url)
+    else:
+        data = case.data(world) if case.data else {}
+        if case.csrf:
+            data["csrf_token"] = csrf(client.get("/login").get_data(as_text=True))
+        answer = client.open(url, method=method, data=data)
+    answer.close()  # a static file is streamed: let go of it
+    if answer.status_code == 302:
+        return urlsplit(answer.headers["Location"]).path
+    return answer.status_code
+
+
+def test_the_table_lists_every_endpoint_of_the_app(app: Flask) -> None:
+    routes = _routes(app)
+    missing = sorted(routes - TABLE.keys())
+    stale = sorted(TABLE.keys() - routes)
+    assert missing == [], f"add rows to TABLE (who may reach them?) for {missing}"
+    assert stale == [], f"remove rows of endpoints that no longer exist: {stale}"
+    for key, case in TABLE.items():
+        assert set(case.expect) == set(ROLES), f"{key} must say what every role gets"
+
+
+def test_every_role_gets_what_the_table_says(
+    app: Flask, runtime: Runtime, people: dict[str, Person], world: World
+) -> None:
+    wrong = []
+    for (endpoint, method), case in sorted(TABLE.items()):
+        for role in ROLES:
+            got = _outcome(app, runtime, people.get(role), endpoint, method, case, world)
+            if got != case.expect[role]:
+                wrong.append(
+                    f"{method} {endpoint} as {role}: got {got!r}, expected {case.expect[role]!r}"
+                )
+    assert wrong == []
+
+
+def test_admins_reach_no_tip_content() -> None:
+    for (endpoint, method), case in TABLE.items():
+        if endpoint.startswith(TIP_ENDPOINTS):
+            assert case.tip_content, f"{method} {endpoint} shows or takes tips: mark it"
+        if case.tip_content:
+            assert case.expect[ADMIN] in (LOGIN, 401, 403, 404), f"admin reaches {endpoint}"
+
+
+def test_a_browser_session_never_authenticates_the_api(app: Flask) -> None:
+    with app.test_request_context():
+        token_endpoints = {
+            endpoint for endpoint, _ in TABLE if access.rule_for(endpoint) == access.AGENCY_TOKEN
+        }
+    assert token_endpoints  # the API is there
+    for (endpoint, method), case in TABLE.items():
+        if endpoint in token_endpoints:
+            assert all(case.expect[role] == 401 for role in SIGNED_IN), f"{method} {endpoint}"

@@ -1,0 +1,1 @@
+"""Administration pages: accounts and agencies (never tip content: separation of duties)."""

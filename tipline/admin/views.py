@@ -1,0 +1,211 @@
+"""Administration: people's accounts and the partner agencies (role ``admin`` only).
+
+Admins manage people, agencies and keys but never see tip content. Every change goes through
+``AccountService`` with the admin as the actor, so it lands in the audit log. A one-time
+enrolment link is rendered straight into the answer to the POST that made it: never in an
+address, never in a flash message (the session cookie would carry it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
+
+from referrals.accounts.models import Role, Team, User
+from referrals.accounts.services import AccountError, AccountService, Enrolment
+from referrals.intake.agencies import AgencyService
+from referrals.intake.models import Agency
+from tipline import access, database
+from tipline.admin.forms import NONE, AccountActionForm, NewAccountForm
+from tipline.auth.sessions import account_service, client_address
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """One line of the accounts list."""
+
+    user: User
+    agency: str | None
+    enrolled: bool
+    disabled: bool
+    locked: bool
+
+
+def _actor() -> str:
+    person = access.current_person()
+    assert person is not None  # noqa: S101 - the access rule admitted only signed-in admins
+    return f"user:{person.id}"
+
+
+def _enrolment_link(token: str) -> str:
+    # The link the `tipline user` commands print: built on the configured address, never on
+    # this request's Host header (which a client chooses).
+    return f"{database.runtime().settings.base_url}/enrol?token={token}"
+
+
+def _agency_names() -> dict[int, str]:
+    rows = database.session().execute(select(Agency.id, Agency.name).order_by(Agency.name))
+    return {row.id: row.name for row in rows}
+
+
+def _offer_choices(form: NewAccountForm) -> None:
+    teams = database.session().scalars(select(Team.name).order_by(Team.name))
+    form.offer(
+        agencies=[(str(agency_id), name) for agency_id, name in _agency_names().items()],
+        teams=[(name, name) for name in teams],
+    )
+
+
+def _target(service: AccountService, user_id: int) -> User:
+    try:
+        return service.find(str(user_id))
+    except AccountError:
+        abort(404, description="There is no such account.")
+
+
+def _enrolment_page(enrolment: Enrolment, *, heading: str) -> str:
+    return render_template(
+        "admin/enrolment.html",
+        heading=heading,
+        account=enrolment.user,
+        link=_enrolment_link(enrolment.token),
+        expires_at=enrolment.expires_at,
+    )
+
+
+@blueprint.get("/users")
+@access.roles(Role.ADMIN)
+def users() -> str:
+    now = database.runtime().clock.now()
+    agencies = _agency_names()
+    query = select(User).options(selectinload(User.team)).order_by(User.email)
+    rows = [
+        AccountRow(
+            user=user,
+            agency=agencies.get(user.agency_id) if user.agency_id is not None else None,
+            enrolled=user.enrolled_at is not None,
+            disabled=user.disabled_at is not None,
+            locked=user.locked_until is not None and user.locked_until > now,
+        )
+        for user in database.session().scalars(query)
+    ]
+    return render_template("admin/users.html", rows=rows, action_form=AccountActionForm())
+
+
+@blueprint.route("/users/new", methods=["GET", "POST"])
+@access.roles(Role.ADMIN)
+def create_user() -> str:
+    form = NewAccountForm()
+    _offer_choices(form)
+    if form.validate_on_submit():
+        try:
+            enrolment = account_service().create(
+                email=form.email.data or "",
+                role=form.role.data,
+                agency_id=int(form.agency.data) if form.agency.data != NONE else None,
+                team=form.team.data or None,
+                actor=_actor(),
+                address=client_address(),
+            )
+        except AccountError as exc:
+            message = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
+            target = form.email
+            if "agency" in str(exc):
+                target = form.agency
+            elif "team" in str(exc):
+                target = form.team
+            elif "role" in str(exc):
+                target = form.role
+            target.errors = [*target.errors, message]
+        else:
+            return _enrolment_page(enrolment, heading="Account created")
+    return render_template("admin/new_user.html", form=form)
+
+
+def _act(user_id: int, action: str) -> Response:
+    """Disable, enable or unlock an account, then back to the list."""
+    service = account_service()
+    user = _target(service, user_id)
+    person = access.current_person()
+    if action == "disable" and person is not None and person.id == user.id:
+        flash("You cannot disable your own account: ask another administrator.", "error")
+        return redirect(url_for("admin.users"))
+    if action == "disable":
+        service.disable(user, actor=_actor(), address=client_address())
+        flash(f"{user.email} is disabled and signed out everywhere.", "info")
+    elif action == "enable":
+        service.enable(user, actor=_actor(), address=client_address())
+        flash(f"{user.email} is enabled again.", "info")
+    else:
+        service.unlock(user, actor=_actor(), address=client_address())
+        flash(f"{user.email} is unlocked.", "info")
+    return redirect(url_for("admin.users"))
+
+
+@blueprint.post("/users/<int:user_id>/disable")
+@access.roles(Role.ADMIN)
+def disable_user(user_id: int) -> Response:
+    return _act(user_id, "disable")
+
+
+@blueprint.post("/users/<int:user_id>/enable")
+@access.roles(Role.ADMIN)
+def enable_user(user_id: int) -> Response:
+    return _act(user_id, "enable")
+
+
+@blueprint.post("/users/<int:user_id>/unlock")
+@access.roles(Role.ADMIN)
+def unlock_user(user_id: int) -> Response:
+    return _act(user_id, "unlock")
+
+
+@blueprint.post("/users/<int:user_id>/reset-2fa")
+@access.roles(Role.ADMIN)
+def reset_second_factor(user_id: int) -> Response | str:
+    service = account_service()
+    user = _target(service, user_id)
+    person = access.current_person()
+    if person is not None and person.id == user.id:
+        # It would sign them out with no way back in but the link on this very page.
+        flash("You cannot reset your own second factor: ask another administrator.", "error")
+        return redirect(url_for("admin.users"))
+    enrolment = service.reset_second_factor(user, actor=_actor(), address=client_address())
+    return _enrolment_page(enrolment, heading="Second factor reset")
+
+
+@dataclass(frozen=True)
+class AgencyRow:
+    """One line of the agencies list."""
+
+    agency: Agency
+    fingerprint: str | None
+    expires_at: datetime | None
+    expired: bool
+
+
+@blueprint.get("/agencies")
+@access.roles(Role.ADMIN)
+def agencies() -> str:
+    rt = database.runtime()
+    now = rt.clock.now()
+    rows = []
+    for agency in AgencyService(database.session(), keyring=rt.keyring, clock=rt.clock).all():
+        key = agency.current_key
+        expires_at = key.expires_at if key is not None else None
+        rows.append(
+            AgencyRow(
+                agency=agency,
+                fingerprint=key.fingerprint if key is not None else None,
+                expires_at=expires_at,
+                expired=expires_at is not None and expires_at <= now,
+            )
+        )
+    return render_template("admin/agencies.html", rows=rows)

@@ -1,0 +1,1 @@
+"""The audit log viewer (admins and team leads): search the log, verify its chain."""

@@ -1,0 +1,164 @@
+"""``/partner``: an officer of a partner agency sends tips and follows their agency's tips.
+
+Every query goes through ``TipReceiver``'s agency-scoped methods with the signed-in person's
+agency: another agency's tip is not found, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from crypto import CryptoError
+from referrals.accounts.models import Role
+from referrals.intake.document import InvalidTipDocument, parse_tip_document
+from referrals.intake.models import Tip, TipStatus
+from referrals.intake.receiving import Cursor, TipReceiver
+from referrals.intake.services import IntakeKeyMissing, IntakeKeyService
+from tipline import access, database
+from tipline.auth.sessions import client_address
+from tipline.partner.forms import SELECTOR_HINT, TipForm, new_submission_nonce
+
+logger = logging.getLogger(__name__)
+
+blueprint = Blueprint("partner", __name__, url_prefix="/partner")
+
+PAGE_SIZE = 25
+STATUS_TEXT = {
+    TipStatus.RECEIVED: "stored, waiting to be checked",
+    TipStatus.PROCESSING: "being checked (decrypted, verified and validated)",
+    TipStatus.IN_TRIAGE: "accepted: with the centre's analysts for triage",
+    TipStatus.REJECTED: "not accepted: see the reason, correct the tip and send it again",
+}
+
+
+def _agency_id() -> int:
+    person = access.current_person()
+    if person is None or person.agency_id is None:
+        abort(403)  # a partner account always has an agency; refuse rather than guess
+    return person.agency_id
+
+
+def _receiver() -> TipReceiver:
+    rt = database.runtime()
+    return TipReceiver(database.session(), queue=rt.queue, clock=rt.clock)
+
+
+@blueprint.get("/tips")
+@access.roles(Role.PARTNER)
+def tips() -> str:
+    after = request.args.get("after")
+    cursor = None
+    if after:
+        try:
+            cursor = Cursor.decode(after)
+        except ValueError:
+            abort(400, description="That page link is not valid: start from the newest tips.")
+    found = _receiver().recent(_agency_id(), before=cursor, limit=PAGE_SIZE + 1)
+    page, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
+    older = None
+    if more:
+        last = page[-1]
+        older = url_for(
+            "partner.tips", after=Cursor(updated_at=last.updated_at, tip_id=last.id).encode()
+        )
+    return render_template("partner/tips.html", tips=page, older=older, first_page=cursor is None)
+
+
+@blueprint.get("/tips/<tip_id>")
+@access.roles(Role.PARTNER)
+def tip(tip_id: str) -> str:
+    found = _receiver().find(_agency_id(), tip_id)
+    if found is None:
+        # Also for another agency's tip: whether it exists is not this partner's to know.
+        abort(404)
+    return render_template(
+        "partner/tip.html", tip=found, status_text=STATUS_TEXT.get(TipStatus(found.status), "")
+    )
+
+
+class _NotEncrypted(Exception):
+    """The tip could not be encrypted (no usable intake key, or GnuPG failed)."""
+
+
+@blueprint.route("/tips/new", methods=["GET", "POST"])
+@access.roles(Role.PARTNER)
+def new_tip() -> Response | tuple[str, int]:
+    form = TipForm()
+    status = 200
+    if request.method == "GET":
+        form.submission.data = new_submission_nonce()
+    else:
+        status = 400
+        if form.validate_on_submit():
+            try:
+                answer = _submit(form)
+            except _NotEncrypted:
+                form.form_errors.append(
+                    "The tip could not be encrypted on our side, so nothing was stored. "
+                    "Try again in a few minutes; if it keeps failing, tell the centre."
+                )
+                status = 503
+            else:
+                if answer is not None:
+                    return answer
+        if form.submission.errors:
+            form.submission.data = new_submission_nonce()
+    return render_template("partner/new_tip.html", form=form, selector_hint=SELECTOR_HINT), status
+
+
+def _submit(form: TipForm) -> Response | None:
+    """Build, check, encrypt and store the tip; None when the form must be shown again.
+
+    Raises:
+        _NotEncrypted: nothing was stored.
+    """
+    rt = database.runtime()
+    db_session = database.session()
+    person = access.current_person()
+    assert person is not None  # noqa: S101 - the access rule let only signed-in partners in
+    agency_id = _agency_id()
+    nonce = form.submission.data or ""
+    # Without a reference of the partner's own, one derived from the form's key: a second
+    # submission of the same form carries the same document.
+    reference = form.external_reference.data or f"WEB-{nonce[:12].upper()}"
+    document = form.document(reported_at=rt.clock.now(), reference=reference)
+    plaintext = json.dumps(document, ensure_ascii=False).encode("utf-8")
+    try:
+        parse_tip_document(plaintext)
+    except InvalidTipDocument as exc:
+        form.place_error(exc)
+        return None
+    try:
+        intake_key = IntakeKeyService(db_session, keyring=rt.keyring, clock=rt.clock).current()
+        # Encrypted in memory (python-gnupg pipes it to gpg) before anything is written;
+        # signed with the intake key, which processing accepts only for web-form tips.
+        armored = rt.keyring.encrypt(plaintext, [intake_key], sign_with=intake_key)
+    except (IntakeKeyMissing, CryptoError) as exc:
+        logger.error("web-form tip not encrypted (%s): nothing stored", type(exc).__name__)
+        raise _NotEncrypted() from None
+
+    def audit(stored: Tip) -> None:
+        rt.audit(db_session).record(
+            "tip.submitted",
+            actor=f"user:{person.id}",
+            subject=f"tip:{stored.id}",
+            address=client_address(),
+            details={"via": "web_form", "agency": agency_id},
+        )
+
+    receipt = _receiver().receive(
+        agency_id,
+        armored.encode("ascii"),
+        idempotency_key=f"web-form:{nonce}",
+        submitted_by_user_id=person.id,
+        on_stored=audit,
+    )
+    if receipt.created:
+        flash(f"Tip received. Its tracking number is {receipt.tip.tracking_number}.", "info")
+    else:
+        flash("This form had already been sent: here is the tip it made.", "info")
+    return redirect(url_for("partner.tip", tip_id=receipt.tip.id))
