@@ -36,13 +36,14 @@ PASSWORD = "a long and unusual passphrase 7"
 STEP = 30  # seconds per TOTP code
 
 if not CHROMIUM.exists():  # pragma: no cover - depends on the machine
-    if os.environ.get("TIPLINE_TEST_REQUIRE_SERVICES") == "1":
+    # In CI (and whenever services are required) a missing browser fails: never a quiet skip.
+    if os.environ.get("TIPLINE_TEST_REQUIRE_SERVICES") == "1" or os.environ.get("CI"):
         raise RuntimeError(f"{CHROMIUM} is missing: apt-get install -y chromium")
     pytest.skip(
         f"{CHROMIUM} is missing (apt-get install -y chromium; .ci/run does)",
         allow_module_level=True,
     )
-sync_api = pytest.importorskip("playwright.sync_api")
+from playwright import sync_api  # noqa: E402 - only once the browser is known to be there
 
 
 @pytest.fixture
