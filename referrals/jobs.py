@@ -50,6 +50,7 @@ class JobContext:
     queue: JobQueue
     keyring: Keyring
     blind_index: BlindIndex
+    audit_key: bytes
 
     def after_fork(self) -> None:
         """Drop connections inherited from the parent process; the child opens its own."""

@@ -249,13 +249,15 @@ def agencies(runtime: Runtime, partners: PartnerKeys) -> dict[str, RegisteredAge
     """Agencies A (GB) and B (US), registered with their keys; each has a live token."""
     registered = {}
     with runtime.session_factory() as session:
-        service = AgencyService(session, keyring=runtime.keyring, clock=runtime.clock)
+        service = AgencyService(
+            session, keyring=runtime.keyring, clock=runtime.clock, audit=runtime.audit(session)
+        )
         for key_name, name, country in (
             ("agency-a", "Agency A", "GB"),
             ("agency-b", "Agency B", "US"),
         ):
             agency, token = service.add(
-                name=name, country=country, key_data=partners.public_key(key_name)
+                name=name, country=country, key_data=partners.public_key(key_name), actor="test"
             )
             registered[key_name] = RegisteredAgency(agency.id, name, token, key_name)
     return registered

@@ -179,7 +179,9 @@ def agency() -> None:
 
 
 def _agency_service(runtime: Runtime, session: Session) -> AgencyService:
-    return AgencyService(session, keyring=runtime.keyring, clock=runtime.clock)
+    return AgencyService(
+        session, keyring=runtime.keyring, clock=runtime.clock, audit=runtime.audit(session)
+    )
 
 
 @agency.command("add")
@@ -200,7 +202,7 @@ def agency_add(name: str, country: str, key_file: IO[bytes], as_json: bool) -> N
         with runtime.session_factory() as session:
             try:
                 added, token = _agency_service(runtime, session).add(
-                    name=name, country=country, key_data=key_file.read()
+                    name=name, country=country, key_data=key_file.read(), actor=_cli_actor()
                 )
             except AgencyError as exc:
                 raise click.ClickException(str(exc)) from None
@@ -225,7 +227,7 @@ def agency_token(agency_ref: str, as_json: bool) -> None:
             service = _agency_service(runtime, session)
             try:
                 found = service.find(agency_ref)
-                token = service.mint_token(found)
+                token = service.mint_token(found, actor=_cli_actor())
             except AgencyError as exc:
                 raise click.ClickException(str(exc)) from None
     finally:
@@ -249,7 +251,9 @@ def agency_key(agency_ref: str, key_file: IO[bytes]) -> None:
         with runtime.session_factory() as session:
             service = _agency_service(runtime, session)
             try:
-                pinned = service.rotate_key(service.find(agency_ref), key_file.read())
+                pinned = service.rotate_key(
+                    service.find(agency_ref), key_file.read(), actor=_cli_actor()
+                )
             except AgencyError as exc:
                 raise click.ClickException(str(exc)) from None
     finally:

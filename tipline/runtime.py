@@ -101,6 +101,7 @@ class Runtime:
             queue=self.queue,
             keyring=self.keyring,
             blind_index=self.blind_index,
+            audit_key=self.audit_key,
         )
 
     def close(self, *, stop_gpg_agent: bool = False) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from crypto import CryptoError, Keyring, PartnerKey
+from referrals.audit.services import AuditLog
 from referrals.clock import Clock
 from referrals.intake.models import Agency, AgencyKey, ApiToken
 
@@ -42,14 +43,25 @@ class AgencyService:
         session: the caller's database session.
         keyring: this host's keyring, where partner public keys are imported.
         clock: the clock.
+        audit: the audit log; needed for every change (agencies, tokens and keys are
+            audited in the same transaction), not for reading.
     """
 
-    def __init__(self, session: Session, *, keyring: Keyring, clock: Clock) -> None:
+    def __init__(
+        self, session: Session, *, keyring: Keyring, clock: Clock, audit: AuditLog | None = None
+    ) -> None:
         self.session = session
         self.keyring = keyring
         self.clock = clock
+        self._audit = audit
 
-    def add(self, *, name: str, country: str, key_data: bytes) -> tuple[Agency, str]:
+    @property
+    def audit(self) -> AuditLog:
+        if self._audit is None:
+            raise RuntimeError("changes to agencies must be audited: pass audit=")
+        return self._audit
+
+    def add(self, *, name: str, country: str, key_data: bytes, actor: str) -> tuple[Agency, str]:
         """Register an agency with its OpenPGP public key.
 
         Returns:
@@ -70,10 +82,16 @@ class AgencyService:
         self.session.flush()
         self._pin(agency, partner_key)
         token = self._new_token(agency)
+        self.audit.record(
+            "agency.created",
+            actor=actor,
+            subject=f"agency:{agency.id}",
+            details={"country": code, "key": partner_key.fingerprint},
+        )
         self._commit()
         return agency, token
 
-    def mint_token(self, agency: Agency) -> str:
+    def mint_token(self, agency: Agency, *, actor: str) -> str:
         """A new API token for the agency; every earlier one stops working at once."""
         self.session.execute(
             update(ApiToken)
@@ -81,10 +99,11 @@ class AgencyService:
             .values(revoked_at=self.clock.now())
         )
         token = self._new_token(agency)
+        self.audit.record("agency.token_minted", actor=actor, subject=f"agency:{agency.id}")
         self._commit()
         return token
 
-    def rotate_key(self, agency: Agency, key_data: bytes) -> AgencyKey:
+    def rotate_key(self, agency: Agency, key_data: bytes, *, actor: str) -> AgencyKey:
         """Pin a new key; the old one is retired but stays on record for the tips it signed."""
         partner_key = self._import_key(key_data)
         current = agency.current_key
@@ -95,6 +114,15 @@ class AgencyService:
             if key.retired_at is None:
                 key.retired_at = now
         pinned = self._pin(agency, partner_key)
+        self.audit.record(
+            "agency.key_rotated",
+            actor=actor,
+            subject=f"agency:{agency.id}",
+            details={
+                "key": partner_key.fingerprint,
+                "retired": current.fingerprint if current else None,
+            },
+        )
         self._commit()
         return pinned
 

@@ -27,6 +27,7 @@ from crypto import (
     PlaintextTooLarge,
     SignatureStatus,
 )
+from referrals.audit.services import AuditLog
 from referrals.clock import Clock
 from referrals.intake.document import InvalidTipDocument, TipDocument, parse_tip_document
 from referrals.intake.models import AgencyKey, IntakeKey, Tip, TipCiphertext, TipSelector, TipStatus
@@ -72,6 +73,7 @@ class TipProcessor:
         session_factory: makes the sessions each step runs in.
         keyring: the keyring holding the intake key and partner keys.
         blind_index: computes selectors' blind indexes.
+        audit_key: keys the audit log, where the outcome is recorded.
         clock: the clock.
     """
 
@@ -81,9 +83,11 @@ class TipProcessor:
         *,
         keyring: Keyring,
         blind_index: BlindIndex,
+        audit_key: bytes,
         clock: Clock,
     ) -> None:
         self.sessions = session_factory
+        self.audit_key = audit_key
         self.keyring = keyring
         self.blind_index = blind_index
         self.clock = clock
@@ -258,6 +262,14 @@ class TipProcessor:
             session.add_all(
                 TipSelector(tip_id=tip_id, selector_type=kind, blind_index=index)
                 for index, kind in selectors.items()
+            )
+            # The outcome is audited in the same transaction (and last: the audit log's lock
+            # is then held only until this commit).
+            AuditLog(session, key=self.audit_key, clock=self.clock).record(
+                "tip.status_changed",
+                actor="system:worker",
+                subject=f"tip:{tip_id}",
+                details={"status": str(values["status"]), "selectors": len(selectors)},
             )
         status = TipStatus.REJECTED if rejection is not None else TipStatus.IN_TRIAGE
         logger.info("tip %s processed: %s", tip_id, status.value)

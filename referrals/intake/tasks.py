@@ -12,5 +12,6 @@ def process_tip(context: JobContext, tip_id: str) -> None:
         context.session_factory,
         keyring=context.keyring,
         blind_index=context.blind_index,
+        audit_key=context.audit_key,
         clock=context.clock,
     ).process(tip_id)

@@ -154,3 +154,31 @@ def test_an_unknown_agency_is_named_in_the_error(tipline: CliRunner) -> None:
     result = run(tipline, "agency", "token", "Nobody")
     assert result.exit_code == 1
     assert "no agency 'Nobody'" in result.output
+
+
+def test_agency_changes_are_audited_and_the_chain_verifies_until_tampered_with(
+    tipline: CliRunner, key_file: Path, runtime: Runtime
+) -> None:
+    from sqlalchemy import select, update
+
+    from referrals.audit.models import AuditRecord
+    from tests.referrals.audit.cleanup import append_only_lifted
+
+    run(tipline, "agency", "add", "--name", "NCA", "--country", "GB", "--key-file", str(key_file))
+    run(tipline, "agency", "token", "NCA")
+    with runtime.session_factory() as session:
+        records = session.scalars(select(AuditRecord).order_by(AuditRecord.id)).all()
+        assert [r.action for r in records] == ["agency.created", "agency.token_minted"]
+        assert all(r.actor.startswith("cli:") for r in records)
+        first_id = records[0].id
+    intact = run(tipline, "audit", "verify")
+    assert intact.exit_code == 0
+    assert "audit log intact: 2 records" in intact.output
+
+    with runtime.engine.begin() as connection, append_only_lifted(connection):
+        connection.execute(
+            update(AuditRecord).where(AuditRecord.id == first_id).values(actor="cli:someone-else")
+        )
+    broken = run(tipline, "audit", "verify")
+    assert broken.exit_code == 1
+    assert f"BROKEN at record {first_id}" in broken.output

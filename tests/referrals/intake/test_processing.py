@@ -101,10 +101,12 @@ def test_a_key_rotated_away_before_the_tip_arrived_no_longer_speaks_for_the_agen
     )
     before = receive(runtime, a, signed_before)
     with runtime.session_factory() as session:
-        service = AgencyService(session, keyring=runtime.keyring, clock=runtime.clock)
+        service = AgencyService(
+            session, keyring=runtime.keyring, clock=runtime.clock, audit=runtime.audit(session)
+        )
         partners_new = partners.fingerprints.get("agency-a-2") or partners.generate("agency-a-2")
         assert partners_new
-        service.rotate_key(service.find(str(a.id)), partners.public_key("agency-a-2"))
+        service.rotate_key(service.find(str(a.id)), partners.public_key("agency-a-2"), actor="test")
     after_old = receive(
         runtime,
         a,
@@ -215,3 +217,24 @@ def test_a_rejection_releases_the_idempotency_key_for_the_corrected_tip(
         corrected = receiver.receive(a.id, signed, idempotency_key="ECA-1")
         assert corrected.created and corrected.tip.id != first
         assert receiver.receive(a.id, signed, idempotency_key="ECA-1").tip.id == corrected.tip.id
+
+
+def test_the_outcome_of_processing_is_audited_without_content(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    from referrals.audit.models import AuditRecord
+
+    body = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a")
+    tip_id = receive(runtime, agencies["agency-a"], body)
+    tasks.process_tip(runtime.job_context(), tip_id)
+    tasks.process_tip(runtime.job_context(), tip_id)  # a second delivery records nothing more
+    with runtime.session_factory() as session:
+        records = session.scalars(
+            select(AuditRecord).where(AuditRecord.subject == f"tip:{tip_id}")
+        ).all()
+        assert [(r.action, r.actor) for r in records] == [("tip.status_changed", "system:worker")]
+        assert records[0].details == {"status": "in_triage", "selectors": 7}
+        assert runtime.audit(session).verify().ok

@@ -112,8 +112,10 @@ def test_a_replaced_token_stops_working(
 
     agency = agencies["agency-a"]
     with runtime.session_factory() as session:
-        service = AgencyService(session, keyring=runtime.keyring, clock=runtime.clock)
-        new_token = service.mint_token(service.find(str(agency.id)))
+        service = AgencyService(
+            session, keyring=runtime.keyring, clock=runtime.clock, audit=runtime.audit(session)
+        )
+        new_token = service.mint_token(service.find(str(agency.id)), actor="test")
     assert_error(submit(client, agency, sealed), 401, "unauthorized")
     fresh = dataclasses.replace(agency, token=new_token)
     assert submit(client, fresh, sealed).status_code == 202
