@@ -159,3 +159,11 @@ def test_an_endpoint_without_a_rule_is_denied_to_everyone(app: Flask, runtime: R
     assert app.test_client().get("/forgotten").status_code == 403
     with pytest.raises(AssertionError):
         test_every_endpoint_declares_who_may_reach_it(app)
+
+
+def test_form_fields_are_labelled_and_described_only_by_what_exists(client: FlaskClient) -> None:
+    page = client.get("/login").get_data(as_text=True)
+    for field_id in ("email", "password", "remember"):
+        assert f'<label for="{field_id}"' in page
+    assert 'aria-describedby=""' not in page
+    assert 'aria-describedby="remember-hint"' in page
