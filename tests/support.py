@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from pathlib import Path
 
 from tipline.config import Settings
 
@@ -35,3 +40,40 @@ def run_tipline(
         timeout=timeout,
         check=False,
     )
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_worker(port: int, *, timeout: float = 60) -> dict[str, object]:
+    """Wait until the server on ``port`` answers /healthz with a live job worker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            url = f"http://127.0.0.1:{port}/healthz"
+            with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - loopback
+                health: dict[str, object] = json.load(answer)
+            workers = health.get("workers", 0)
+            if isinstance(workers, int) and workers >= 1:
+                return health
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the server did not come up with a worker within {timeout:g} s")
+
+
+def add_agency(
+    env: dict[str, str], key_file: Path, *, name: str = "Example Crime Agency", country: str = "GB"
+) -> dict[str, object]:
+    """`tipline agency add --json`: the new agency's id and token."""
+    added = run_tipline(
+        "agency", "add", "--name", name, "--country", country, "--key-file", str(key_file),
+        "--json", env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    answer: dict[str, object] = json.loads(added.stdout)
+    return answer

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.test_partner_example import _wait_for_worker
-from tests.functional.test_serve import free_port
 from tests.partners import PartnerKeys
 from tests.referrals.accounts.test_totp import rfc6238_code
-from tests.support import run_tipline
+from tests.support import add_agency, free_port, run_tipline, wait_for_worker
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -68,20 +66,7 @@ def server(
     assert run_tipline("init", env=env).returncode == 0
     key_file = tmp_path / "eca.asc"
     key_file.write_bytes(agency_key)
-    added = run_tipline(
-        "agency",
-        "add",
-        "--name",
-        "Example Crime Agency",
-        "--country",
-        "GB",
-        "--key-file",
-        str(key_file),
-        "--json",
-        env=env,
-    )
-    assert added.returncode == 0, added.stderr
-    agency_id = json.loads(added.stdout)["id"]
+    agency_id = add_agency(env, key_file)["id"]
     officer = run_tipline(
         "user", "add", "--email", EMAIL, "--role", "partner", "--agency", str(agency_id), "--json",
         env=env,
@@ -97,7 +82,7 @@ def server(
         text=True,
     )
     try:
-        _wait_for_worker(port)
+        wait_for_worker(port)
         yield base_url, link
     finally:
         process.send_signal(signal.SIGTERM)

@@ -8,8 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,8 @@ import pytest
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from tests.functional.test_serve import free_port
 from tests.partners import FIXTURES, PartnerKeys
-from tests.support import run_tipline
+from tests.support import add_agency, free_port, run_tipline, wait_for_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "docs" / "examples" / "submit-tip.sh"
@@ -86,19 +83,6 @@ def _fingerprint_of(keys: PartnerKeys, armored: bytes) -> str:
     return next(line.split(":")[9] for line in listing.decode().splitlines() if line[:4] == "fpr:")
 
 
-def _wait_for_worker(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:  # noqa: S310
-                if json.load(r).get("workers", 0) >= 1:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the server did not come up with a worker within 60 s")
-
-
 @pytest.mark.slow
 def test_the_documented_worked_example_gets_a_tip_into_triage(
     home_env: tuple[Path, dict[str, str]], partner: PartnerKeys, tmp_path: Path
@@ -121,20 +105,7 @@ def test_the_documented_worked_example_gets_a_tip_into_triage(
     key_file.write_bytes(partner.public_key("eca"))
 
     # The centre registers the agency and hands over its token.
-    added = run_tipline(
-        "agency",
-        "add",
-        "--name",
-        "Example Crime Agency",
-        "--country",
-        "GB",
-        "--key-file",
-        str(key_file),
-        "--json",
-        env=env,
-    )
-    assert added.returncode == 0, added.stderr
-    token = json.loads(added.stdout)["token"]
+    token = str(add_agency(env, key_file)["token"])
 
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xe0 not really a photo" * 100)
@@ -147,7 +118,7 @@ def test_the_documented_worked_example_gets_a_tip_into_triage(
         text=True,
     )
     try:
-        _wait_for_worker(port)
+        wait_for_worker(port)
         script_env = {k: v for k, v in os.environ.items() if not k.startswith("TIPLINE_")}
         script_env.update(
             TIPLINE_URL=f"http://127.0.0.1:{port}",
