@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import IO
+from typing import IO, TypeVar
 
 import click
 from sqlalchemy.orm import Session
 
-from referrals.accounts.models import Role
+from referrals.accounts.models import Role, User
 from referrals.accounts.services import AccountError, AccountService, TeamService
 from referrals.database import head_revision, schema_revision, upgrade_schema
 from referrals.health.services import QueueProbeService
@@ -31,6 +32,8 @@ from tipline.instance import (
     private_folder,
 )
 from tipline.runtime import Runtime
+
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -444,35 +447,25 @@ def user_first_admin(email: str) -> None:
     click.echo(f"(valid until {enrolment.expires_at:%Y-%m-%d %H:%M} UTC):\n{link}")
 
 
-def _account_action(reference: str, action: str) -> str | None:
-    settings = _settings()
-    runtime = _initialised_runtime(settings)
+def _on_account(reference: str, change: Callable[[AccountService, User], T]) -> T:
+    """Apply ``change`` to the account ``reference`` (id or e-mail); errors become one line."""
+    runtime = _initialised_runtime(_settings())
     try:
         with runtime.session_factory() as session:
             accounts = _accounts(runtime, session)
             try:
-                found = accounts.find(reference)
-                if action == "disable":
-                    accounts.disable(found, actor=_cli_actor())
-                elif action == "enable":
-                    accounts.enable(found, actor=_cli_actor())
-                elif action == "unlock":
-                    accounts.unlock(found, actor=_cli_actor())
-                else:
-                    enrolment = accounts.reset_second_factor(found, actor=_cli_actor())
-                    return _enrolment_link(settings, enrolment.token)
+                return change(accounts, accounts.find(reference))
             except AccountError as exc:
                 raise click.ClickException(str(exc)) from None
     finally:
         runtime.close()
-    return None
 
 
 @user.command("disable")
 @click.argument("account", metavar="ACCOUNT")
 def user_disable(account: str) -> None:
     """Disable ACCOUNT (id or e-mail) and end its sessions at once."""
-    _account_action(account, "disable")
+    _on_account(account, lambda accounts, found: accounts.disable(found, actor=_cli_actor()))
     click.echo(f"{account}: disabled")
 
 
@@ -480,7 +473,7 @@ def user_disable(account: str) -> None:
 @click.argument("account", metavar="ACCOUNT")
 def user_enable(account: str) -> None:
     """Enable ACCOUNT (id or e-mail) again."""
-    _account_action(account, "enable")
+    _on_account(account, lambda accounts, found: accounts.enable(found, actor=_cli_actor()))
     click.echo(f"{account}: enabled")
 
 
@@ -488,7 +481,7 @@ def user_enable(account: str) -> None:
 @click.argument("account", metavar="ACCOUNT")
 def user_unlock(account: str) -> None:
     """Lift ACCOUNT's lockout after failed logins."""
-    _account_action(account, "unlock")
+    _on_account(account, lambda accounts, found: accounts.unlock(found, actor=_cli_actor()))
     click.echo(f"{account}: unlocked")
 
 
@@ -497,7 +490,10 @@ def user_unlock(account: str) -> None:
 def user_reset_2fa(account: str) -> None:
     """Forget ACCOUNT's authenticator and password, end its sessions, and print a new
     one-time enrolment link."""
-    link = _account_action(account, "reset")
+    enrolment = _on_account(
+        account, lambda accounts, found: accounts.reset_second_factor(found, actor=_cli_actor())
+    )
+    link = _enrolment_link(_settings(), enrolment.token)
     click.echo(f"{account}: second factor reset; new enrolment link:\n{link}")
 
 

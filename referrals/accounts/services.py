@@ -9,7 +9,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
@@ -19,6 +18,7 @@ from crypto.secretbox import SecretBox
 from referrals.accounts import totp
 from referrals.accounts.models import EnrolmentToken, Role, Team, User, UserSession
 from referrals.accounts.passwords import PasswordHashing, check_policy
+from referrals.audit.services import AuditLog
 from referrals.clock import Clock
 from referrals.intake.agencies import AgencyError, country_code
 from referrals.intake.models import Agency
@@ -36,20 +36,6 @@ class AccountError(ValueError):
 
 class EnrolmentInvalid(AccountError):
     """The enrolment link is unknown, used or expired."""
-
-
-class AuditTrail(Protocol):
-    """Where account events are recorded (the audit log)."""
-
-    def record(
-        self,
-        action: str,
-        *,
-        actor: str,
-        subject: str | None = None,
-        address: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> object: ...
 
 
 def digest(token: str) -> str:
@@ -95,7 +81,7 @@ class AccountService:
         *,
         box: SecretBox,
         hashing: PasswordHashing,
-        audit: AuditTrail,
+        audit: AuditLog,
         clock: Clock,
     ) -> None:
         self.session = session
@@ -316,27 +302,13 @@ class AccountService:
             self.session.commit()
             return PasswordCheck(user=None)
         if user.locked_until is not None and user.locked_until > now:
-            self.audit.record(
-                "login.refused",
-                actor=f"user:{user.id}",
-                subject=f"user:{user.id}",
-                address=address,
-                details={"reason": "locked"},
-            )
-            self.session.commit()
+            self._refuse(user, reason="locked", address=address)
             return PasswordCheck(user=None, locked=True)
         if not right:
             locked = self._count_failure(user, address=address, reason="password")
             return PasswordCheck(user=None, locked=locked)
         if user.disabled_at is not None or user.enrolled_at is None or user.totp_secret is None:
-            self.audit.record(
-                "login.refused",
-                actor=f"user:{user.id}",
-                subject=f"user:{user.id}",
-                address=address,
-                details={"reason": "disabled or not enrolled"},
-            )
-            self.session.commit()
+            self._refuse(user, reason="disabled or not enrolled", address=address)
             return PasswordCheck(user=None)
         if self.hashing.needs_rehash(user.password_hash or ""):
             user.password_hash = self.hashing.hash(password)
@@ -445,6 +417,16 @@ class AccountService:
             .values(ended_at=self.clock.now())
         )
 
+    def _refuse(self, user: User, *, reason: str, address: str | None) -> None:
+        self.audit.record(
+            "login.refused",
+            actor=f"user:{user.id}",
+            subject=f"user:{user.id}",
+            address=address,
+            details={"reason": reason},
+        )
+        self.session.commit()
+
     def _count_failure(self, user: User, *, address: str | None, reason: str) -> bool:
         user.failed_logins += 1
         locked = user.failed_logins >= LOCK_AFTER_FAILURES
@@ -473,7 +455,7 @@ class TeamService:
         audit: where changes are recorded.
     """
 
-    def __init__(self, session: Session, *, audit: AuditTrail) -> None:
+    def __init__(self, session: Session, *, audit: AuditLog) -> None:
         self.session = session
         self.audit = audit
 

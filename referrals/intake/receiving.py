@@ -23,14 +23,13 @@ from sqlalchemy.orm import Session
 
 from referrals.clock import Clock
 from referrals.intake import tasks
-from referrals.intake.attachments import AttachmentStore
+from referrals.intake.attachments import ARMOR_HEADER, AttachmentStore
 from referrals.intake.models import Attachment, Tip, TipCiphertext, TipStatus
 from referrals.intake.sweep import process_tip_job_id
 from referrals.jobs import INTAKE_QUEUE, JobQueue
 
 logger = logging.getLogger(__name__)
 
-ARMOR_HEADER = b"-----BEGIN PGP MESSAGE-----"
 ARMOR_FOOTER = b"-----END PGP MESSAGE-----"
 MAX_IDEMPOTENCY_KEY = 255
 # Crockford's base32: no I, L, O or U, so a number read over the phone is not misheard.

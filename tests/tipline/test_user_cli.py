@@ -1,0 +1,50 @@
+"""`tipline user ...`: accounts from the command line, each change audited."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from referrals.accounts.models import User
+from referrals.audit.models import AuditRecord
+from tests.support import tipline_env
+from tipline.cli import cli
+from tipline.config import Settings
+from tipline.runtime import Runtime
+
+
+def test_user_commands_change_the_account_and_are_audited(
+    settings: Settings, runtime: Runtime
+) -> None:
+    runner = CliRunner(env=tipline_env(settings))
+    added = runner.invoke(
+        cli, ["user", "add", "--email", "ana@centre.example", "--role", "analyst", "--json"]
+    )
+    assert added.exit_code == 0, added.output
+    answer = json.loads(added.output)
+    assert "/enrol?token=" in answer["enrolment_link"]
+
+    for command in ("disable", "enable", "unlock"):
+        result = runner.invoke(cli, ["user", command, "ana@centre.example"])
+        assert result.exit_code == 0, result.output
+    reset = runner.invoke(cli, ["user", "reset-2fa", str(answer["id"])])
+    assert reset.exit_code == 0
+    assert "/enrol?token=" in reset.output and answer["enrolment_link"] not in reset.output
+
+    missing = runner.invoke(cli, ["user", "disable", "nobody@centre.example"])
+    assert missing.exit_code == 1
+    assert "no account 'nobody@centre.example'" in missing.output
+
+    with runtime.session_factory() as session:
+        user = session.scalars(select(User)).one()
+        assert user.disabled_at is None
+        actions = list(session.scalars(select(AuditRecord.action).order_by(AuditRecord.id)))
+    assert actions == [
+        "account.created",
+        "account.disabled",
+        "account.enabled",
+        "account.unlocked",
+        "account.second_factor_reset",
+    ]
