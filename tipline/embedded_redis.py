@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import stat
 import subprocess
 import tempfile
 import time
@@ -68,9 +69,10 @@ class EmbeddedRedis:
         if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
             return path
         # A deep home would overflow the socket path limit: fall back to a short path that is
-        # still unique to this home.
+        # still unique to this home, in a folder only this user can enter. A predictable name
+        # straight in /tmp would let another local user bind it first and receive our jobs.
         digest = hashlib.sha256(os.fsencode(self.directory)).hexdigest()[:20]
-        return Path(tempfile.gettempdir()) / f"tipline-redis-{digest}.sock"
+        return _private_socket_folder() / f"redis-{digest}.sock"
 
     @property
     def url(self) -> str:
@@ -216,6 +218,28 @@ class EmbeddedRedis:
             return int(self.pid_path.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
+
+
+def _socket_base() -> Path:
+    runtime_dir = Path(f"/run/user/{os.getuid()}")
+    return runtime_dir if runtime_dir.is_dir() else Path(tempfile.gettempdir())
+
+
+def _private_socket_folder() -> Path:
+    """A short folder for sockets that only this user can reach: the session's runtime folder
+    (``/run/user/UID``) when there is one, else ``/tmp/tipline-UID``, created 0700 and checked
+    to be ours (a folder another user made first, or a symlink, is refused, never used)."""
+    uid = os.getuid()
+    folder = _socket_base() / f"tipline-{uid}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o077:
+        raise EmbeddedRedisError(
+            f"{folder} is not a private folder of this user: remove it, or use a shorter "
+            "TIPLINE_HOME so the embedded Redis socket fits in the home"
+        )
+    return folder
 
 
 def _process_alive(pid: int) -> bool:
