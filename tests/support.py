@@ -13,6 +13,11 @@ from pathlib import Path
 
 from tipline.config import Settings
 
+# How long a test waits for something that normally takes a second or two (a server to come
+# up, a worker to pick a job) before failing instead of hanging. Generous on purpose: it only
+# matters when something is wrong, and a loaded two-core machine can be slow.
+PATIENCE = 300
+
 
 def tipline_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a `tipline` subprocess needs to use the same home and services."""
@@ -29,7 +34,7 @@ def tipline_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def run_tipline(
-    *args: str, env: dict[str, str], timeout: float = 120
+    *args: str, env: dict[str, str], timeout: float = PATIENCE
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `tipline` command in a process of its own."""
     return subprocess.run(
@@ -49,7 +54,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_worker(port: int, *, timeout: float = 60) -> dict[str, object]:
+def wait_for_worker(port: int, *, timeout: float = PATIENCE) -> dict[str, object]:
     """Wait until the server on ``port`` answers /healthz with a live job worker."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

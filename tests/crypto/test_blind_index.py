@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 
 import phonenumbers
@@ -93,7 +95,11 @@ def test_same_value_as_different_types_differs() -> None:
 def test_index_is_keyed_and_hex() -> None:
     value = index.compute("email", "a@b.example")
 
-    assert len(value) == 64 and int(value, 16) >= 0
+    # HMAC-SHA-256 under the key over the length-prefixed domain, type, platform and
+    # normalised value: recomputed here independently of the code under test.
+    fields = [b"tipline/blind-index/v1", b"email", b"", b"a@b.example"]
+    message = b"".join(len(f).to_bytes(4, "big") + f for f in fields)
+    assert value == hmac.new(KEY, message, hashlib.sha256).hexdigest()
     assert BlindIndex(b"k" * 32).compute("email", "a@b.example") != value
     assert "key" in repr(index) and str(KEY) not in repr(index)
 

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
 from tests.partners import FIXTURES, PartnerKeys
-from tests.support import add_agency, free_port, run_tipline, wait_for_worker
+from tests.support import PATIENCE, add_agency, free_port, run_tipline, wait_for_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "docs" / "examples" / "submit-tip.sh"
@@ -136,7 +136,7 @@ def test_the_documented_worked_example_gets_a_tip_into_triage(
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
-                timeout=180,
+                timeout=PATIENCE,
                 check=False,
             )
 
@@ -161,6 +161,6 @@ def test_the_documented_worked_example_gets_a_tip_into_triage(
         assert '"unauthorized"' in refused.stderr
     finally:
         server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=60)
+        output, _ = server.communicate(timeout=PATIENCE)
     assert server.returncode == 0, output
     assert "Traceback" not in output

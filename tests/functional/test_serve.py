@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.functional.test_embedded_redis import redis_servers_of
-from tests.support import free_port, run_tipline
+from tests.support import PATIENCE, free_port, run_tipline
 
 
 @pytest.mark.slow
@@ -33,7 +33,7 @@ def test_serve_answers_works_jobs_and_stops_everything(
     )
     try:
         health = None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + PATIENCE
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:  # noqa: S310
@@ -54,7 +54,7 @@ def test_serve_answers_works_jobs_and_stops_everything(
         assert len(redis_servers_of(home)) == 1
     finally:
         server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=60)
+        output, _ = server.communicate(timeout=PATIENCE)
     assert server.returncode == 0, output
     assert "Traceback" not in output
     assert "GET /healthz" in output  # requests are logged...

@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import io
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from referrals.intake.models import Attachment, Tip
 from referrals.jobs import INTAKE_QUEUE
 from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys, valid_tip
+from tests.support import PATIENCE
 from tipline import create_app
 from tipline.runtime import Runtime
 
@@ -73,13 +76,18 @@ def test_a_sealed_tip_gets_a_receipt_and_is_queued_by_id_only(
 
     status = client.get(receipt["status_url"], headers=agencies["agency-a"].headers)
     assert status.status_code == 200
+    with runtime.session_factory() as session:
+        tip = session.get(Tip, receipt["id"])
+        assert tip is not None
     assert status.get_json() == {
         "id": receipt["id"],
         "tracking_number": receipt["tracking_number"],
         "status": "received",
         "reason": None,
-        "updated_at": status.get_json()["updated_at"],
+        "updated_at": tip.updated_at.isoformat(),
     }
+    # When it was stored, as an RFC 3339 time with its offset.
+    assert tip.received_at <= datetime.fromisoformat(status.get_json()["updated_at"])
     with runtime.session_factory() as session:
         tip = session.get(Tip, receipt["id"])
         assert tip is not None
@@ -279,22 +287,20 @@ def test_a_retry_storm_stores_exactly_one_tip(
 ) -> None:
     """The same submission sent 20 times at once with one Idempotency-Key."""
     headers = {**agencies["agency-a"].headers, "Idempotency-Key": "storm-1"}
-    barrier = threading.Barrier(20)
-    answers: list[tuple[int, str]] = []
-    lock = threading.Lock()
+    # A timeout on the barrier: if one sender dies before reaching it, the others fail with
+    # BrokenBarrierError instead of waiting for ever.
+    barrier = threading.Barrier(20, timeout=60)
 
-    def send() -> None:
+    def send() -> tuple[int, str]:
         client = app.test_client()
         barrier.wait()
         response = client.post("/api/v1/tips", data=sealed, content_type=PGP, headers=headers)
-        with lock:
-            answers.append((response.status_code, response.get_json()["id"]))
+        return response.status_code, response.get_json()["id"]
 
-    threads = [threading.Thread(target=send) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    with ThreadPoolExecutor(20) as pool:
+        futures = [pool.submit(send) for _ in range(20)]
+        # result() re-raises whatever a sender raised, so a failure is reported, not lost.
+        answers = [future.result(timeout=PATIENCE) for future in futures]
 
     assert len(answers) == 20
     assert {status for status, _ in answers} == {202}
