@@ -15,7 +15,7 @@ _MIN_KEY_BYTES = 32
 
 def _field(data: bytes) -> bytes:
     # Length-prefixed, so ("a", "bc") and ("ab", "c") encode differently.
-    return len(data).to_bytes(4, "big") + data
+    return len(data).to_bytes(4, "big") + data  # pragma: no mutate (big is the default)
 
 
 class BlindIndex:
@@ -54,11 +54,7 @@ class BlindIndex:
         Raises:
             InvalidSelector: see :func:`crypto.selectors.normalise_selector`.
         """
-        kind = (
-            selector_type(selector_type_name)
-            if isinstance(selector_type_name, str)
-            else (selector_type_name)
-        )
+        kind = selector_type(selector_type_name)
         normalised = normalise_selector(
             kind, value, platform=platform, default_region=default_region
         )
@@ -66,9 +62,9 @@ class BlindIndex:
         message = b"".join(
             [
                 _field(_DOMAIN),
-                _field(kind.value.encode("utf-8")),
-                _field(platform_name.encode("utf-8")),
-                _field(normalised.encode("utf-8")),
+                _field(kind.value.encode()),
+                _field(platform_name.encode()),
+                _field(normalised.encode()),
             ]
         )
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()

@@ -132,3 +132,64 @@ def test_unknown_selector_type_is_refused(kind: str) -> None:
 def test_empty_values_are_refused(kind: str) -> None:
     with pytest.raises(InvalidSelector):
         normalise_selector(kind, "   ", platform="chat" if kind == "username" else None)
+
+
+NEEDS_COUNTRY = "not a valid phone number (write it with +country code, or give a default region)"
+NEEDS_SCHEME = "URL needs a scheme and a host, like https://example.org/path"
+BAD_IDN = "host name is not a valid internationalised domain"
+TYPES = "email, phone, username, ip, url, payment_account, device_id"
+
+
+# What a partner is told about a selector that cannot be indexed: the exact words matter (they
+# are shown as the reason), and none of them may echo the value.
+@pytest.mark.parametrize(
+    ("kind", "value", "platform", "message"),
+    [
+        ("email", "no-at-sign.example", None, "not a valid e-mail address"),
+        ("email", "@example.org", None, "not a valid e-mail address"),
+        ("email", "someone@", None, "not a valid e-mail address"),
+        ("email", "some one@example.org", None, "not a valid e-mail address"),
+        ("email", "a@exa mple.org", None, "host name is empty or contains spaces"),
+        ("email", "a@.", None, "host name is empty or contains spaces"),
+        ("email", f"a@{'x' * 64}.example", None, BAD_IDN),
+        ("phone", "12345", "GB", "not a valid phone number"),
+        ("phone", "0917 123 4567", None, NEEDS_COUNTRY),
+        ("username", "@", "chat", "username is empty"),
+        ("username", "someone", " ", "a username selector needs its platform"),
+        ("ip", "300.1.2.3", None, "not a valid IPv4 or IPv6 address"),
+        ("url", "http://[::1", None, "not a valid URL"),
+        ("url", "example.org/path", None, NEEDS_SCHEME),
+        ("url", "//example.org/path", None, NEEDS_SCHEME),
+        ("url", "https://:80/path", None, NEEDS_SCHEME),
+        ("url", "mailto:a@b.example", None, NEEDS_SCHEME),
+        ("payment_account", " - - ", None, "payment account is empty"),
+        ("device_id", " ", None, "device_id selector is empty"),
+        ("device_id", "x" * 2049, None, "device_id selector is longer than 2048 characters"),
+        ("passport", "x", None, f"unknown selector type; expected one of: {TYPES}"),
+    ],
+)  # fmt: skip
+def test_each_refusal_says_what_is_wrong(
+    kind: str, value: str, platform: str | None, message: str
+) -> None:
+    region = platform if kind == "phone" else None
+    with pytest.raises(InvalidSelector) as caught:
+        normalise_selector(
+            kind, value, platform=None if kind == "phone" else platform, default_region=region
+        )
+    assert str(caught.value) == message
+
+
+def test_a_value_of_the_longest_length_is_accepted() -> None:
+    assert normalise_selector("device_id", "X" * 2048) == "x" * 2048
+
+
+def test_a_value_that_is_not_text_is_refused() -> None:
+    with pytest.raises(InvalidSelector) as caught:
+        normalise_selector("device_id", 12345)  # type: ignore[arg-type]
+    assert str(caught.value) == "device_id selector value must be text"
+
+
+def test_an_email_with_at_signs_in_its_quoted_local_part_keeps_them_there() -> None:
+    # The domain follows the last @: the one before belongs to the (quoted) local part.
+    assert normalise_selector("email", '"a@b"@Example.org') == '"a@b"@example.org'
+    assert normalise_selector("email", '"a@Jö"@Example.org') == '"a@jö"@example.org'
