@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -25,6 +27,7 @@ from tests.tipline.admin.people import (
     sign_in,
 )
 from tipline import create_app
+from tipline.cli import cli
 from tipline.config import ConfigError, Face, Settings
 from tipline.instance import BLIND_INDEX_KEY, INTAKE_KEY_PASSPHRASE
 from tipline.runtime import Runtime
@@ -175,3 +178,11 @@ def test_the_partner_face_runs_without_the_keys_that_read_tips(
     # Even on a GnuPG home that holds the intake secret key (this test's), it cannot decrypt.
     with pytest.raises(SecretKeyLocked):
         partner_runtime.keyring.decrypt_and_verify(body)
+
+
+def test_serve_on_a_partner_facing_host_refuses_to_start_job_workers(tmp_path: Path) -> None:
+    """Job workers decrypt tips: a partner-facing host has nothing to run them with."""
+    runner = CliRunner(env={"TIPLINE_HOME": str(tmp_path), "TIPLINE_WEB_FACE": "partner"})
+    result = runner.invoke(cli, ["serve"])
+    assert result.exit_code == 1
+    assert "runs no job workers" in result.output and "--workers 0" in result.output
