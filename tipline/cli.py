@@ -50,6 +50,16 @@ def _settings() -> Settings:
     return Settings.from_environment()
 
 
+def _refuse_on_a_partner_facing_host(settings: Settings, what: str) -> None:
+    # Its home holds nothing that decrypts tips, by design: say so rather than fail (or, for
+    # init, write secrets of its own) on a missing passphrase.
+    if settings.web_face == Face.PARTNER:
+        raise click.ClickException(
+            f"a partner-facing host (TIPLINE_WEB_FACE=partner) {what}: its home is made by "
+            "`tipline face export-partner` on a full host"
+        )
+
+
 def _initialised_runtime(settings: Settings, *, face: Face = Face.ALL) -> Runtime:
     """A runtime on a database at the schema this code needs; otherwise say what to run."""
     runtime = Runtime.build(settings, face=face)
@@ -80,6 +90,7 @@ def init() -> None:
     Safe to run again: what exists is left as it is, and a second run changes nothing.
     """
     settings = _settings()
+    _refuse_on_a_partner_facing_host(settings, "is not initialised")
     changes: list[str] = []
     private_folder(settings.home)
     for name in SECRET_SIZES:
@@ -174,6 +185,7 @@ def worker(burst: bool, name: str | None, sweep_every: int, sweep_grace: int) ->
     killed) is queued again.
     """
     settings = _settings()
+    _refuse_on_a_partner_facing_host(settings, "runs no job workers (they decrypt tips)")
     runtime = _initialised_runtime(settings)
     grace = timedelta(seconds=sweep_grace)
 
@@ -571,10 +583,8 @@ def serve(bind: str, web_workers: int, job_workers: int) -> None:
     gunicorn and `tipline worker` as services of their own instead (see the README).
     """
     settings = _settings()
-    if settings.web_face == Face.PARTNER and job_workers:
-        raise click.ClickException(
-            "a partner-facing host runs no job workers (they decrypt tips): use --workers 0"
-        )
+    if job_workers:
+        _refuse_on_a_partner_facing_host(settings, "runs no job workers: use --workers 0")
     # Building the runtime here starts the embedded Redis before the children race to.
     runtime = _initialised_runtime(
         settings, face=settings.web_face if not job_workers else Face.ALL

@@ -180,9 +180,22 @@ def test_the_partner_face_runs_without_the_keys_that_read_tips(
         partner_runtime.keyring.decrypt_and_verify(body)
 
 
-def test_serve_on_a_partner_facing_host_refuses_to_start_job_workers(tmp_path: Path) -> None:
-    """Job workers decrypt tips: a partner-facing host has nothing to run them with."""
-    runner = CliRunner(env={"TIPLINE_HOME": str(tmp_path), "TIPLINE_WEB_FACE": "partner"})
-    result = runner.invoke(cli, ["serve"])
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["serve"], "runs no job workers: use --workers 0"),
+        (["worker", "--burst"], "runs no job workers (they decrypt tips)"),
+        (["init"], "is not initialised"),
+    ],
+)
+def test_a_partner_facing_host_refuses_what_needs_the_keys_it_must_not_hold(
+    tmp_path: Path, command: list[str], message: str
+) -> None:
+    """Workers decrypt tips and `init` would write secrets a partner-facing host must not
+    have: each says so, and leaves the home as it was."""
+    home = tmp_path / "home"
+    runner = CliRunner(env={"TIPLINE_HOME": str(home), "TIPLINE_WEB_FACE": "partner"})
+    result = runner.invoke(cli, command)
     assert result.exit_code == 1
-    assert "runs no job workers" in result.output and "--workers 0" in result.output
+    assert message in result.output and "tipline face export-partner" in result.output
+    assert not home.exists()
