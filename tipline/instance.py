@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 from crypto import CryptoError, Keyring, create_passphrase_file, read_passphrase_file
@@ -19,7 +20,6 @@ from tipline.config import ConfigError, Settings
 INTAKE_KEY_PASSPHRASE = "intake_key_passphrase"  # noqa: S105 - a file name, not a secret
 # The web-form signing key's passphrase, the one passphrase a partner-facing host holds.
 WEB_FORM_KEY_PASSPHRASE = "web_form_key_passphrase"  # noqa: S105 - a file name, not a secret
-PASSPHRASES = (INTAKE_KEY_PASSPHRASE, WEB_FORM_KEY_PASSPHRASE)
 FLASK_SECRET_KEY = "flask_secret_key"  # noqa: S105 - a file name, not a secret
 BLIND_INDEX_KEY = "blind_index_key"
 AUDIT_KEY = "audit_key"  # keys the audit log's hash chain
@@ -77,7 +77,7 @@ def read_secret(settings: Settings, name: str) -> bytes:
 
 
 def ensure_passphrase(settings: Settings, name: str) -> bool:
-    """Create the key passphrase file ``name`` (one of ``PASSPHRASES``) if it does not exist.
+    """Create the passphrase file ``name`` (``WEB_FORM_KEY_PASSPHRASE``, say) if missing.
 
     Returns:
         True if it was created, False if it was already there (and left untouched).
@@ -105,7 +105,7 @@ def read_intake_passphrase(settings: Settings) -> str:
 
 
 def read_passphrase(settings: Settings, name: str) -> str:
-    """Read the key passphrase ``name`` (one of ``PASSPHRASES``).
+    """Read the passphrase file ``name`` (``WEB_FORM_KEY_PASSPHRASE``, say).
 
     Raises:
         ConfigError: it is missing (the home was not initialised) or readable by others.
@@ -159,24 +159,29 @@ def export_partner_home(
     if target.exists() and any(target.iterdir()):
         raise FileExistsError(f"{target} is not empty")
     private_folder(target)
-    folder = private_folder(target / "secrets")
-    for name in PARTNER_FACE_SECRETS:
-        path = settings.secrets_dir / name
-        if not path.exists():
-            raise ConfigError(f"{path} is missing: run `tipline init`")
-        _write_secret_file(folder / name, path.read_bytes())
-    _write_secret_file(
-        folder / FLASK_SECRET_KEY, secrets.token_bytes(SECRET_SIZES[FLASK_SECRET_KEY])
-    )
-    passphrase = read_passphrase(settings, WEB_FORM_KEY_PASSPHRASE)
-    with Keyring(target / "gnupg", passphrase=passphrase) as partner_keyring:
-        partner_keyring.import_pinned_key(
-            keyring.export_public_key(intake_fingerprint), fingerprint=intake_fingerprint
-        )
-        partner_keyring.import_secret_key(
-            web_form_keyring.export_secret_key(web_form_fingerprint),
-            fingerprint=web_form_fingerprint,
-        )
+    try:
+        folder = private_folder(target / "secrets")
+        for name in PARTNER_FACE_SECRETS:
+            path = settings.secrets_dir / name
+            if not path.exists():
+                raise ConfigError(f"{path} is missing: run `tipline init`")
+            _write_secret_file(folder / name, path.read_bytes())
+        flask_key = secrets.token_bytes(SECRET_SIZES[FLASK_SECRET_KEY])
+        _write_secret_file(folder / FLASK_SECRET_KEY, flask_key)
+        passphrase = read_passphrase(settings, WEB_FORM_KEY_PASSPHRASE)
+        with Keyring(target / "gnupg", passphrase=passphrase) as partner_keyring:
+            partner_keyring.import_pinned_key(
+                keyring.export_public_key(intake_fingerprint), fingerprint=intake_fingerprint
+            )
+            partner_keyring.import_secret_key(
+                web_form_keyring.export_secret_key(web_form_fingerprint),
+                fingerprint=web_form_fingerprint,
+            )
+    except BaseException:
+        # Half a home must not pass for a whole one, nor leave copies of secrets about.
+        for part in ("secrets", "gnupg"):
+            shutil.rmtree(target / part, ignore_errors=True)
+        raise
 
 
 def _write_secret_file(path: Path, data: bytes) -> None:

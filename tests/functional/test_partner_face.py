@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from crypto import KeyNotFound
 from referrals.intake.models import Tip, TipCiphertext, TipStatus
 from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys, valid_tip
@@ -23,6 +24,7 @@ from tests.tipline.partner.conftest import form_data, sign_in_directly
 from tipline import create_app
 from tipline.cli import cli
 from tipline.config import Face, Settings
+from tipline.instance import export_partner_home
 from tipline.runtime import Runtime
 
 
@@ -144,3 +146,18 @@ def test_export_partner_never_writes_over_a_folder_in_use(
     assert "is not empty" in result.output
     assert [path.name for path in target.iterdir()] == ["secrets"]
     assert list((target / "secrets").iterdir()) == []
+
+
+def test_a_partner_home_that_cannot_be_completed_is_not_left_half_written(
+    settings: Settings, runtime: Runtime, intake_keyring: IntakeKeyring, partner_home: Path
+) -> None:
+    with pytest.raises(KeyNotFound):
+        export_partner_home(
+            settings,
+            partner_home,
+            keyring=runtime.keyring,
+            web_form_keyring=runtime.web_form_signer(),
+            intake_fingerprint=intake_keyring.fingerprint,
+            web_form_fingerprint="0" * 40,  # a key this host does not have
+        )
+    assert list(partner_home.iterdir()) == []
