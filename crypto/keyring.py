@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -111,12 +111,14 @@ class SignatureStatus(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PartnerKey:
-    """A partner's public key as pinned at import."""
+    """A partner's public key as pinned: what was checked, and ``armored``, the copy of the
+    key (one armored public key, no third-party signatures) that hosts import from."""
 
     fingerprint: str
     user_ids: tuple[str, ...]
     created: datetime
     expires: datetime | None
+    armored: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +205,61 @@ def _to_datetime(timestamp: str) -> datetime | None:
     return datetime.fromtimestamp(int(timestamp), tz=UTC) if timestamp.isdigit() else None
 
 
+def _partner_key_pin(keys: Sequence[dict[str, Any]]) -> PartnerKey:
+    """Check what ``scan_keys`` found: exactly one usable public key. ``armored`` is left
+    empty for the caller to fill in."""
+    if any(key.get("type") == "sec" for key in keys):
+        raise SecretKeyRefused(
+            "this is a secret (private) key; send the public key only, and consider this "
+            "secret key compromised"
+        )
+    if len(keys) == 0:
+        raise MalformedKey("no OpenPGP public key found in the data")
+    if len(keys) > 1:
+        raise MalformedKey(f"the data holds {len(keys)} keys; send exactly one")
+    key = keys[0]
+    fingerprint = str(key.get("fingerprint") or "").upper()
+    if not _FINGERPRINT.fullmatch(fingerprint):
+        raise MalformedKey("only OpenPGP v4 keys with a full fingerprint are accepted")
+    validity = key.get("trust", "")
+    if validity == "r":
+        raise KeyRevoked(f"key {fingerprint} has been revoked by its owner")
+    if validity == "e":
+        raise KeyExpired(f"key {fingerprint} has expired")
+    if validity in {"i", "n", "d"}:
+        raise KeyNotUsable(f"key {fingerprint} is invalid or disabled")
+    capabilities = str(key.get("cap", ""))
+    # Upper-case letters on the primary record are the key's *usable* capabilities, taking
+    # expired and revoked subkeys into account.
+    if "E" not in capabilities:
+        raise KeyNotUsable(
+            f"key {fingerprint} has no usable encryption subkey (needed to send feedback)"
+        )
+    if "S" not in capabilities:
+        raise KeyNotUsable(f"key {fingerprint} has no usable signing key (needed to sign tips)")
+    parts = [key, *key.get("subkey_info", {}).values()]
+    for part in parts:
+        if part.get("algo") in _FINITE_FIELD_ALGOS and int(part.get("length") or 0) < (
+            _MIN_FINITE_FIELD_BITS
+        ):
+            raise KeyNotUsable(
+                f"key {fingerprint} uses RSA/DSA/Elgamal below {_MIN_FINITE_FIELD_BITS} bits"
+            )
+    user_ids = tuple(str(uid) for uid in key.get("uids", []))
+    if not user_ids:
+        raise MalformedKey(f"key {fingerprint} has no user id")
+    created = _to_datetime(str(key.get("date", "")))
+    if created is None:
+        raise MalformedKey(f"key {fingerprint} has no creation date")
+    return PartnerKey(
+        fingerprint=fingerprint,
+        user_ids=user_ids,
+        created=created,
+        expires=_to_datetime(str(key.get("expires", ""))),
+        armored="",
+    )
+
+
 def _gpgconf_binary(gpg_binary: str) -> str:
     sibling = Path(gpg_binary).with_name("gpgconf")
     if os.sep in gpg_binary and sibling.exists():
@@ -254,6 +311,8 @@ class Keyring:
         self._gpg = self._open(self.home, gpg_binary)
         self._gpg_binary = gpg_binary
         self._recipient_ids: dict[str, frozenset[str]] = {}
+        # Public keys known to be in this keyring (see make_available).
+        self._present: set[str] = set()
 
     @staticmethod
     def _open(home: Path, gpg_binary: str, options: Sequence[str] = _GPG_OPTIONS) -> Any:
@@ -314,6 +373,22 @@ class Keyring:
             ValueError: ``name`` or ``email`` is empty or could break the parameter block.
             KeyGenerationError: GnuPG did not create the key.
         """
+        return self._generate_key(name=name, email=email, encryption_subkey=True)
+
+    def generate_signing_key(self, *, name: str, email: str) -> str:
+        """Create a sign-only key of the centre (ed25519, no subkey, no expiry) and return its
+        full fingerprint: nothing can be encrypted to it, so it unlocks no content.
+
+        Protected by this keyring's passphrase, or unprotected when it has none; the user id
+        is ``name <email>`` exactly as given.
+
+        Raises:
+            ValueError: ``name`` or ``email`` is empty or could break the parameter block.
+            KeyGenerationError: GnuPG did not create the key.
+        """
+        return self._generate_key(name=name, email=email, encryption_subkey=False)
+
+    def _generate_key(self, *, name: str, email: str, encryption_subkey: bool) -> str:
         name, email = name.strip(), email.strip()
         if not (0 < len(name) <= 200 and name.isprintable()) or any(c in name for c in '<>()"'):
             raise ValueError('name must be 1-200 printable characters without <>()"')
@@ -327,9 +402,11 @@ class Keyring:
                 "Key-Type: EDDSA",
                 "Key-Curve: ed25519",
                 "Key-Usage: sign,cert",
-                "Subkey-Type: ECDH",
-                "Subkey-Curve: cv25519",
-                "Subkey-Usage: encrypt",
+                *(
+                    ["Subkey-Type: ECDH", "Subkey-Curve: cv25519", "Subkey-Usage: encrypt"]
+                    if encryption_subkey
+                    else []
+                ),
                 f"Name-Real: {name}",
                 f"Name-Email: {email}",
                 "Expire-Date: 0",
@@ -341,7 +418,7 @@ class Keyring:
         result = self._gpg.gen_key(parameters)
         fingerprint = str(result.fingerprint or "").upper()
         if result.status != "ok" or not _FINGERPRINT.fullmatch(fingerprint):
-            raise KeyGenerationError("GnuPG did not create the intake key")
+            raise KeyGenerationError("GnuPG did not create the key")
         return fingerprint
 
     def has_secret_key(self, fingerprint: str) -> bool:
@@ -386,16 +463,57 @@ class Keyring:
             raise KeyNotFound(f"no public key {fingerprint} in the keyring")
         return str(armored)
 
+    def has_public_key(self, fingerprint: str) -> bool:
+        """Whether the public key ``fingerprint`` is in this keyring (one indexed lookup)."""
+        fingerprint = normalise_fingerprint(fingerprint)
+        keys = self._gpg.list_keys(keys=[fingerprint])
+        return any(key.get("fingerprint") == fingerprint for key in keys)
+
+    def export_secret_key(self, fingerprint: str) -> str:
+        """The ASCII-armored secret key ``fingerprint``, still protected by this keyring's
+        passphrase: for building another host's GnuPG home, never for anything else.
+
+        Raises:
+            KeyNotFound: no such secret key in this keyring.
+            SecretKeyLocked: the key could not be unlocked with this keyring's passphrase.
+        """
+        fingerprint = normalise_fingerprint(fingerprint)
+        if not self.has_secret_key(fingerprint):
+            raise KeyNotFound(f"no secret key {fingerprint} in the keyring")
+        armored = self._gpg.export_keys(
+            [fingerprint],
+            secret=True,
+            armor=True,
+            passphrase=self._passphrase,
+            expect_passphrase=self._passphrase is not None,
+        )
+        if not armored or "BEGIN PGP PRIVATE KEY BLOCK" not in armored:
+            raise SecretKeyLocked(f"the secret key {fingerprint} could not be exported")
+        return str(armored)
+
+    def import_secret_key(self, armored: str, *, fingerprint: str) -> None:
+        """Add the secret key ``fingerprint`` exported by :meth:`export_secret_key` on another
+        host (it keeps its passphrase: give this keyring the same one to use it).
+
+        Raises:
+            MalformedKey: the data is not that one secret key.
+        """
+        fingerprint = normalise_fingerprint(fingerprint)
+        result = self._gpg.import_keys(armored.encode("ascii"), passphrase=self._passphrase)
+        imported = {str(fpr).upper() for fpr in result.fingerprints}
+        if result.returncode != 0 or imported != {fingerprint} or not result.sec_read:
+            raise MalformedKey(f"GnuPG did not import the secret key {fingerprint}")
+
     # -- partner keys -------------------------------------------------------------------------
 
-    def import_partner_key(
+    def inspect_partner_key(
         self, key_data: str | bytes, *, expected_fingerprint: str | None = None
     ) -> PartnerKey:
-        """Check a partner's public key, then add it to the keyring and return its pin.
+        """Check a partner's public key and return its pin, leaving this keyring unchanged.
 
-        The key is inspected in a throwaway GnuPG home first, so a refused key never reaches
-        this keyring. Store the returned fingerprint with the agency: it is the pin that
-        decrypted tips' signers are compared to.
+        The key is examined in a throwaway GnuPG home. Store the returned pin with the agency
+        (its fingerprint is what tips' signers are compared to, its ``armored`` copy what each
+        host imports with :meth:`import_pinned_key` before verifying a tip).
 
         Args:
             key_data: exactly one OpenPGP public key (armored or binary).
@@ -414,80 +532,90 @@ class Keyring:
             raise MalformedKey("the key file is empty")
         if len(data) > _MAX_KEY_BYTES:
             raise MalformedKey("the key file is larger than 1 MiB")
-        pin = self._inspect_partner_key(data)
-        if (
-            expected_fingerprint is not None
-            and normalise_fingerprint(expected_fingerprint) != pin.fingerprint
-        ):
-            raise FingerprintMismatch(
-                f"the key's fingerprint {pin.fingerprint} is not the one confirmed with the partner"
-            )
+        expected = normalise_fingerprint(expected_fingerprint) if expected_fingerprint else None
+        return self._inspect_partner_key(data, expected)
+
+    def import_pinned_key(self, armored: str, *, fingerprint: str) -> None:
+        """Add a partner key already inspected and pinned (its ``PartnerKey.armored``).
+
+        Raises:
+            MalformedKey: GnuPG did not import exactly that one public key.
+        """
+        fingerprint = normalise_fingerprint(fingerprint)
+        data = armored.encode("utf-8")
+        if not data.strip() or len(data) > _MAX_KEY_BYTES:
+            raise MalformedKey(f"the stored copy of key {fingerprint} is empty or too large")
         # import-minimal: third-party signatures are of no use without the web of trust.
         result = self._gpg.import_keys(data, extra_args=["--import-options", "import-minimal"])
         imported = {str(fpr).upper() for fpr in result.fingerprints}
-        if result.returncode != 0 or imported != {pin.fingerprint} or result.sec_read:
-            raise MalformedKey("GnuPG did not import the key")
+        if result.returncode != 0 or imported != {fingerprint} or result.sec_read:
+            raise MalformedKey(f"GnuPG did not import the pinned key {fingerprint}")
+        self._present.add(fingerprint)
+
+    def make_available(self, fingerprint: str, armored: str | None) -> bool:
+        """Make sure the public key ``fingerprint`` is in this keyring, importing ``armored``
+        (a copy made by :meth:`inspect_partner_key`) when it is not.
+
+        Called before every signature check, so it is cheap after the first call: keys known
+        present are remembered for the life of this object (GnuPG never loses a key, and
+        Tipline never deletes one).
+
+        Returns:
+            Whether the key is in the keyring now (False: missing and no copy to import).
+
+        Raises:
+            MalformedKey: the copy could not be imported.
+        """
+        fingerprint = normalise_fingerprint(fingerprint)
+        if fingerprint in self._present:
+            return True
+        if self.has_public_key(fingerprint):
+            self._present.add(fingerprint)
+            return True
+        if armored is None:
+            return False
+        self.import_pinned_key(armored, fingerprint=fingerprint)
+        return True
+
+    def import_partner_key(
+        self, key_data: str | bytes, *, expected_fingerprint: str | None = None
+    ) -> PartnerKey:
+        """:meth:`inspect_partner_key`, then :meth:`import_pinned_key`: check a key and add it
+        at once (for tools on a single keyring; Tipline pins in the database first).
+
+        Raises:
+            KeyImportError: see :meth:`inspect_partner_key`; nothing was added.
+        """
+        pin = self.inspect_partner_key(key_data, expected_fingerprint=expected_fingerprint)
+        self.import_pinned_key(pin.armored, fingerprint=pin.fingerprint)
         return pin
 
-    def _inspect_partner_key(self, data: bytes) -> PartnerKey:
+    def _inspect_partner_key(self, data: bytes, expected: str | None) -> PartnerKey:
         scratch = Path(tempfile.mkdtemp(prefix="tl-keycheck-"))
         try:
             # --no-autostart: inspecting must not start an agent in the scratch home. The
             # default trust model: with "always", gpg refuses to run without a trustdb.
             gpg = self._open(scratch, self._gpg_binary, ["--no-autostart", "--batch"])
             keys = gpg.scan_keys_mem(data)
+            pin = _partner_key_pin(keys)
+            if expected is not None and expected != pin.fingerprint:
+                raise FingerprintMismatch(
+                    f"the key's fingerprint {pin.fingerprint} is not the one confirmed with "
+                    "the partner"
+                )
+            # The copy every host imports: what GnuPG exports after a minimal import, one
+            # armored key without third-party signatures, whatever form the partner sent.
+            result = gpg.import_keys(data, extra_args=["--import-options", "import-minimal"])
+            imported = {str(fpr).upper() for fpr in result.fingerprints}
+            if result.returncode != 0 or imported != {pin.fingerprint} or result.sec_read:
+                raise MalformedKey("GnuPG did not import the key")
+            armored = str(gpg.export_keys([pin.fingerprint], armor=True, minimal=True) or "")
         finally:
             self._kill_agent(scratch)
             shutil.rmtree(scratch, ignore_errors=True)
-        if any(key.get("type") == "sec" for key in keys):
-            raise SecretKeyRefused(
-                "this is a secret (private) key; send the public key only, and consider this "
-                "secret key compromised"
-            )
-        if len(keys) == 0:
-            raise MalformedKey("no OpenPGP public key found in the data")
-        if len(keys) > 1:
-            raise MalformedKey(f"the data holds {len(keys)} keys; send exactly one")
-        key = keys[0]
-        fingerprint = str(key.get("fingerprint") or "").upper()
-        if not _FINGERPRINT.fullmatch(fingerprint):
-            raise MalformedKey("only OpenPGP v4 keys with a full fingerprint are accepted")
-        validity = key.get("trust", "")
-        if validity == "r":
-            raise KeyRevoked(f"key {fingerprint} has been revoked by its owner")
-        if validity == "e":
-            raise KeyExpired(f"key {fingerprint} has expired")
-        if validity in {"i", "n", "d"}:
-            raise KeyNotUsable(f"key {fingerprint} is invalid or disabled")
-        capabilities = str(key.get("cap", ""))
-        # Upper-case letters on the primary record are the key's *usable* capabilities, taking
-        # expired and revoked subkeys into account.
-        if "E" not in capabilities:
-            raise KeyNotUsable(
-                f"key {fingerprint} has no usable encryption subkey (needed to send feedback)"
-            )
-        if "S" not in capabilities:
-            raise KeyNotUsable(f"key {fingerprint} has no usable signing key (needed to sign tips)")
-        parts = [key, *key.get("subkey_info", {}).values()]
-        for part in parts:
-            if part.get("algo") in _FINITE_FIELD_ALGOS and int(part.get("length") or 0) < (
-                _MIN_FINITE_FIELD_BITS
-            ):
-                raise KeyNotUsable(
-                    f"key {fingerprint} uses RSA/DSA/Elgamal below {_MIN_FINITE_FIELD_BITS} bits"
-                )
-        user_ids = tuple(str(uid) for uid in key.get("uids", []))
-        if not user_ids:
-            raise MalformedKey(f"key {fingerprint} has no user id")
-        created = _to_datetime(str(key.get("date", "")))
-        if created is None:
-            raise MalformedKey(f"key {fingerprint} has no creation date")
-        return PartnerKey(
-            fingerprint=fingerprint,
-            user_ids=user_ids,
-            created=created,
-            expires=_to_datetime(str(key.get("expires", ""))),
-        )
+        if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
+            raise MalformedKey("GnuPG did not export the key")
+        return replace(pin, armored=armored)
 
     # -- messages -----------------------------------------------------------------------------
 

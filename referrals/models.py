@@ -13,6 +13,7 @@ from referrals.intake.models import (
     Tip,
     TipCiphertext,
     TipSelector,
+    WebFormKey,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "Tip",
     "TipCiphertext",
     "TipSelector",
+    "WebFormKey",
 ]

@@ -30,14 +30,24 @@ from referrals.accounts.passwords import PasswordHashing
 from referrals.audit.models import AuditRecord
 from referrals.database import Base, make_engine, upgrade_schema
 from referrals.intake.agencies import AgencyService
-from referrals.intake.models import IntakeKey
-from referrals.intake.services import INTAKE_KEY_EMAIL, INTAKE_KEY_NAME
+from referrals.intake.models import IntakeKey, WebFormKey
+from referrals.intake.services import (
+    INTAKE_KEY_EMAIL,
+    INTAKE_KEY_NAME,
+    WEB_FORM_KEY_EMAIL,
+    WEB_FORM_KEY_NAME,
+)
 from tests.partners import PartnerKeys
 from tests.referrals.audit.cleanup import empty_audit_log
 from tipline import create_app
 from tipline.config import Settings
 from tipline.embedded_redis import EmbeddedRedis
-from tipline.instance import INTAKE_KEY_PASSPHRASE, SECRET_SIZES, ensure_secret
+from tipline.instance import (
+    INTAKE_KEY_PASSPHRASE,
+    SECRET_SIZES,
+    WEB_FORM_KEY_PASSPHRASE,
+    ensure_secret,
+)
 from tipline.runtime import Runtime
 
 PG_URL = os.environ.get("TIPLINE_TEST_DATABASE_URL")
@@ -142,22 +152,38 @@ def home_env(tmp_path: Path, gnupg_home: Path) -> tuple[Path, dict[str, str]]:
 
 @dataclass(frozen=True)
 class IntakeKeyring:
-    """The centre's keyring for the whole session (key generation is slow)."""
+    """The centre's keyring for the whole session (key generation is slow): the intake key
+    pair and the web-form key pair, each with its passphrase."""
 
     home: Path
     passphrase: str
     fingerprint: str
     public_key: str
+    web_form_passphrase: str
+    web_form_fingerprint: str
+    web_form_public_key: str
 
 
 @pytest.fixture(scope="session")
 def intake_keyring() -> Iterator[IntakeKeyring]:
     home = Path(tempfile.mkdtemp(prefix="tl-intake-", dir="/tmp"))
     passphrase = "test-" + secrets.token_hex(16)
+    web_form_passphrase = "test-" + secrets.token_hex(16)
     with Keyring(home, passphrase=passphrase) as keyring:
         fingerprint = keyring.generate_intake_key(name=INTAKE_KEY_NAME, email=INTAKE_KEY_EMAIL)
         public_key = keyring.export_public_key(fingerprint)
-    yield IntakeKeyring(home, passphrase, fingerprint, public_key)
+    with Keyring(home, passphrase=web_form_passphrase) as keyring:
+        web_form = keyring.generate_signing_key(name=WEB_FORM_KEY_NAME, email=WEB_FORM_KEY_EMAIL)
+        web_form_public_key = keyring.export_public_key(web_form)
+    yield IntakeKeyring(
+        home,
+        passphrase,
+        fingerprint,
+        public_key,
+        web_form_passphrase,
+        web_form,
+        web_form_public_key,
+    )
     Keyring(home).close()
     shutil.rmtree(home, ignore_errors=True)
 
@@ -187,9 +213,13 @@ def settings(
     )
     for name in SECRET_SIZES:
         ensure_secret(value, name)
-    passphrase_file = value.secrets_dir / INTAKE_KEY_PASSPHRASE
-    passphrase_file.write_text(intake_keyring.passphrase + "\n")
-    passphrase_file.chmod(0o600)
+    for name, passphrase in (
+        (INTAKE_KEY_PASSPHRASE, intake_keyring.passphrase),
+        (WEB_FORM_KEY_PASSPHRASE, intake_keyring.web_form_passphrase),
+    ):
+        passphrase_file = value.secrets_dir / name
+        passphrase_file.write_text(passphrase + "\n")
+        passphrase_file.chmod(0o600)
     return value
 
 
@@ -201,6 +231,13 @@ def runtime(settings: Settings, intake_keyring: IntakeKeyring) -> Iterator[Runti
     )
     with rt.session_factory.begin() as session:
         session.add(IntakeKey(fingerprint=intake_keyring.fingerprint, created_at=rt.clock.now()))
+        session.add(
+            WebFormKey(
+                fingerprint=intake_keyring.web_form_fingerprint,
+                public_key=intake_keyring.web_form_public_key,
+                created_at=rt.clock.now(),
+            )
+        )
     yield rt
     _empty_tables(rt)
     rt.redis.flushdb()

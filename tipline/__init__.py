@@ -9,7 +9,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
-from tipline import access, api, database, errors, health, home, security
+from tipline import access, api, database, errors, faces, health, home, security
 from tipline.admin.views import blueprint as admin_blueprint
 from tipline.audit_log.views import blueprint as audit_log_blueprint
 from tipline.auth import sessions
@@ -22,7 +22,8 @@ from tipline.runtime import Runtime
 
 
 def create_app(config: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
-    """Build the web application.
+    """Build the web application, serving the face ``TIPLINE_WEB_FACE`` names (see
+    :mod:`tipline.faces`): its blueprints only, with only the secrets it needs.
 
     Args:
         config: settings; read from the environment when omitted.
@@ -46,7 +47,7 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     )
     logging.getLogger("tipline").setLevel(settings.log_level)
     logging.getLogger("referrals").setLevel(settings.log_level)
-    rt = runtime or Runtime.build(settings)
+    rt = runtime or Runtime.build(settings, face=settings.web_face)
     app.extensions["tipline"] = rt
 
     limiter = Limiter(
@@ -66,16 +67,19 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     security.init_app(app, https=settings.base_url.startswith("https://"))
     csrf = CSRFProtect(app)
     sessions.init_app(app)  # who is signed in: before the access check reads it
+    faces.init_app(app, rt.face)  # ... and whether this face serves them
     access.init_app(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(auth_blueprint)
     limit_sign_in(app, limiter)
-    app.register_blueprint(admin_blueprint)
-    app.register_blueprint(audit_log_blueprint)
-    app.register_blueprint(partner_blueprint)
+    if rt.face.serves_staff:
+        app.register_blueprint(admin_blueprint)
+        app.register_blueprint(audit_log_blueprint)
+    if rt.face.serves_partners:
+        app.register_blueprint(partner_blueprint)
+        api.init_app(app, limiter)
+        # The token-authenticated machine API: no cookies, no forms, nothing to forge.
+        csrf.exempt(api.blueprint)
+        csrf.exempt(api.tips.blueprint)
     home.init_app(app)
-    api.init_app(app, limiter)
-    # The token-authenticated machine API: no cookies, no forms, nothing to forge.
-    csrf.exempt(api.blueprint)
-    csrf.exempt(api.tips.blueprint)
     return app

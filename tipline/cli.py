@@ -11,24 +11,34 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import IO, TypeVar
 
 import click
 from sqlalchemy.orm import Session
 
+from crypto import CryptoError
 from referrals.accounts.models import Role, User
 from referrals.accounts.services import AccountError, AccountService, TeamService
 from referrals.database import head_revision, schema_revision, upgrade_schema
 from referrals.health.services import QueueProbeService
 from referrals.intake.agencies import AgencyError, AgencyService
-from referrals.intake.services import IntakeKeyMissing, IntakeKeyService
+from referrals.intake.services import (
+    IntakeKeyMissing,
+    IntakeKeyService,
+    WebFormKeyMissing,
+    WebFormKeyService,
+)
 from referrals.intake.sweep import DEFAULT_GRACE, TipSweeper
 from referrals.jobs import JobContext
-from tipline.config import ConfigError, Settings
+from tipline.config import ConfigError, Face, Settings, gnupg_home_too_long
 from tipline.instance import (
     SECRET_SIZES,
+    WEB_FORM_KEY_PASSPHRASE,
     ensure_intake_passphrase,
+    ensure_passphrase,
     ensure_secret,
+    export_partner_home,
     private_folder,
 )
 from tipline.runtime import Runtime
@@ -40,9 +50,19 @@ def _settings() -> Settings:
     return Settings.from_environment()
 
 
-def _initialised_runtime(settings: Settings) -> Runtime:
+def _refuse_on_a_partner_facing_host(settings: Settings, what: str) -> None:
+    # Its home holds nothing that decrypts tips, by design: say so rather than fail (or, for
+    # init, write secrets of its own) on a missing passphrase.
+    if settings.web_face == Face.PARTNER:
+        raise click.ClickException(
+            f"a partner-facing host (TIPLINE_WEB_FACE=partner) {what}: its home is made by "
+            "`tipline face export-partner` on a full host"
+        )
+
+
+def _initialised_runtime(settings: Settings, *, face: Face = Face.ALL) -> Runtime:
     """A runtime on a database at the schema this code needs; otherwise say what to run."""
-    runtime = Runtime.build(settings)
+    runtime = Runtime.build(settings, face=face)
     current = schema_revision(runtime.engine)
     if current != head_revision():
         runtime.close()
@@ -64,11 +84,13 @@ def cli() -> None:
 
 @cli.command()
 def init() -> None:
-    """Create or upgrade everything under the home: schema, secrets, the intake key pair.
+    """Create or upgrade everything under the home: schema, secrets, the intake key pair,
+    the web-form key pair.
 
     Safe to run again: what exists is left as it is, and a second run changes nothing.
     """
     settings = _settings()
+    _refuse_on_a_partner_facing_host(settings, "is not initialised")
     changes: list[str] = []
     private_folder(settings.home)
     for name in SECRET_SIZES:
@@ -76,6 +98,8 @@ def init() -> None:
             changes.append(f"created secret {name}")
     if ensure_intake_passphrase(settings):
         changes.append("created secret intake_key_passphrase")
+    if ensure_passphrase(settings, WEB_FORM_KEY_PASSPHRASE):
+        changes.append(f"created secret {WEB_FORM_KEY_PASSPHRASE}")
     runtime = Runtime.build(settings)
     try:
         before = schema_revision(runtime.engine)
@@ -90,11 +114,35 @@ def init() -> None:
                 raise click.ClickException(str(exc)) from None
         if created:
             changes.append(f"generated the intake key {fingerprint}")
+        changes += _init_keys_for_all_hosts(runtime)
     finally:
         runtime.close(stop_gpg_agent=True)
     for change in changes:
         click.echo(change)
     click.echo(f"{settings.home}: " + ("initialised" if changes else "already up to date"))
+
+
+def _init_keys_for_all_hosts(runtime: Runtime) -> list[str]:
+    """``init``'s part for several hosts: the web-form key, and a copy in the database of each
+    agency key pinned before keys were kept there (from this host's keyring)."""
+    changes = []
+    with runtime.session_factory() as session:
+        service = WebFormKeyService(session, keyring=runtime.web_form_signer(), clock=runtime.clock)
+        try:
+            fingerprint, created = service.ensure()
+        except WebFormKeyMissing as exc:
+            raise click.ClickException(str(exc)) from None
+        if created:
+            changes.append(f"generated the web-form key {fingerprint}")
+        stored, missing = _agency_service(runtime, session).store_missing_public_keys()
+    changes += [f"stored agency key {fingerprint} in the database" for fingerprint in stored]
+    for fingerprint in missing:
+        click.echo(
+            f"warning: agency key {fingerprint} is not stored in the database nor in this "
+            "host's keyring: run `tipline init` on the host where it was pinned",
+            err=True,
+        )
+    return changes
 
 
 @cli.command("intake-key")
@@ -137,6 +185,7 @@ def worker(burst: bool, name: str | None, sweep_every: int, sweep_grace: int) ->
     killed) is queued again.
     """
     settings = _settings()
+    _refuse_on_a_partner_facing_host(settings, "runs no job workers (they decrypt tips)")
     runtime = _initialised_runtime(settings)
     grace = timedelta(seconds=sweep_grace)
 
@@ -533,8 +582,13 @@ def serve(bind: str, web_workers: int, job_workers: int) -> None:
     Stops them all, and the embedded Redis, on Ctrl-C or SIGTERM. For production, run
     gunicorn and `tipline worker` as services of their own instead (see the README).
     """
+    settings = _settings()
+    if job_workers:
+        _refuse_on_a_partner_facing_host(settings, "runs no job workers: use --workers 0")
     # Building the runtime here starts the embedded Redis before the children race to.
-    runtime = _initialised_runtime(_settings())
+    runtime = _initialised_runtime(
+        settings, face=settings.web_face if not job_workers else Face.ALL
+    )
     try:
         children = [
             _spawn(
@@ -594,6 +648,52 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
                 child.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@cli.group()
+def face() -> None:
+    """Web faces (TIPLINE_WEB_FACE): what a partner-facing web host needs."""
+
+
+@face.command("export-partner")
+@click.argument("target", type=click.Path(file_okay=False, path_type=Path))
+def face_export_partner(target: Path) -> None:
+    """Write in TARGET the home of a partner-facing web host: a GnuPG home with the intake
+    public key and the web-form key pair, and the secrets that face needs. Nothing in it
+    decrypts a tip: not the intake secret key, its passphrase or the blind-index key."""
+    target = target.absolute()
+    if gnupg_home_too_long(target / "gnupg"):
+        raise click.ClickException(f"{target} is too long a path for a GnuPG home: choose another")
+    runtime = _initialised_runtime(_settings())
+    try:
+        with runtime.session_factory() as session:
+            try:
+                intake = IntakeKeyService(session, keyring=runtime.keyring, clock=runtime.clock)
+                web_form = WebFormKeyService(
+                    session, keyring=runtime.web_form_signer(), clock=runtime.clock
+                )
+                intake_fingerprint, web_form_fingerprint = intake.current(), web_form.current()
+            except (IntakeKeyMissing, WebFormKeyMissing) as exc:
+                raise click.ClickException(str(exc)) from None
+        try:
+            export_partner_home(
+                runtime.settings,
+                target,
+                keyring=runtime.keyring,
+                web_form_keyring=runtime.web_form_signer(),
+                intake_fingerprint=intake_fingerprint,
+                web_form_fingerprint=web_form_fingerprint,
+            )
+        except (FileExistsError, CryptoError) as exc:
+            raise click.ClickException(str(exc)) from None
+    finally:
+        runtime.close()
+    click.echo(f"{target}: the home of a partner-facing web host (gnupg/, secrets/)")
+    click.echo(
+        "Copy it to that host over a secure channel and run the web server there with "
+        f"TIPLINE_HOME set to it, TIPLINE_WEB_FACE={Face.PARTNER} and this host's "
+        "TIPLINE_DATABASE_URL and TIPLINE_REDIS_URL."
+    )
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ rather than a traceback from deep inside a library minutes later.
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,24 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message is one line meant for an operator."""
 
 
+class Face(enum.StrEnum):
+    """What a web process serves (``TIPLINE_WEB_FACE``), so the part that faces partners
+    abroad can run apart from the staff's pages, on hosts holding nothing that decrypts tips.
+    """
+
+    PARTNER = "partner"  # the partner API and partner pages (reached from the internet)
+    STAFF = "staff"  # admin, audit log, analysts' pages (an internal network)
+    ALL = "all"  # both: the embedded default, one host
+
+    @property
+    def serves_partners(self) -> bool:
+        return self is not Face.STAFF
+
+    @property
+    def serves_staff(self) -> bool:
+        return self is not Face.PARTNER
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the process needs to know about where things live.
@@ -40,6 +59,7 @@ class Settings:
         gnupg_home: the GnuPG home holding the intake key pair and partner keys.
         log_level: level of the application's own loggers.
         base_url: the address people reach the web app at (for links printed by the CLI).
+        web_face: what a web process serves; commands and workers ignore it.
     """
 
     home: Path
@@ -52,6 +72,7 @@ class Settings:
     max_attachment_bytes: int = 100 * MIB
     api_rate_limit: str = "100/second"
     base_url: str = "http://127.0.0.1:5000"
+    web_face: Face = Face.ALL
 
     @property
     def secrets_dir(self) -> Path:
@@ -96,6 +117,7 @@ class Settings:
             ),
             api_rate_limit=env.get("TIPLINE_API_RATE_LIMIT") or cls.api_rate_limit,
             base_url=(env.get("TIPLINE_BASE_URL") or cls.base_url).rstrip("/"),
+            web_face=_face(env.get("TIPLINE_WEB_FACE") or Face.ALL),
         )
         settings.validate()
         return settings
@@ -125,10 +147,7 @@ class Settings:
                     "TIPLINE_REDIS_URL: expected a redis://, rediss:// or unix:// URL, "
                     "or leave it unset for the embedded Redis"
                 )
-        if (
-            len(os.fsencode(self.gnupg_home)) > MAX_GNUPG_HOME_LENGTH
-            and not Path(f"/run/user/{os.getuid()}").is_dir()
-        ):
+        if gnupg_home_too_long(self.gnupg_home):
             raise ConfigError(
                 f"TIPLINE_GNUPG_HOME: {self.gnupg_home} is too long for gpg-agent's sockets "
                 f"(at most {MAX_GNUPG_HOME_LENGTH} bytes): set a shorter TIPLINE_GNUPG_HOME"
@@ -148,6 +167,23 @@ class Settings:
             )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"TIPLINE_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}")
+
+
+def gnupg_home_too_long(path: Path) -> bool:
+    """Whether gpg-agent's sockets would not fit under ``path`` on this machine."""
+    return (
+        len(os.fsencode(path)) > MAX_GNUPG_HOME_LENGTH
+        and not Path(f"/run/user/{os.getuid()}").is_dir()
+    )
+
+
+def _face(value: str) -> Face:
+    try:
+        return Face(value.strip().lower())
+    except ValueError:
+        raise ConfigError(
+            "TIPLINE_WEB_FACE: expected partner, staff or all (the default)"
+        ) from None
 
 
 def _size(env: Mapping[str, str], name: str, default: int) -> int:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from pathlib import Path
 
-from crypto import CryptoError, create_passphrase_file, read_passphrase_file
+from crypto import CryptoError, Keyring, create_passphrase_file, read_passphrase_file
 from tipline.config import ConfigError, Settings
 
 # The intake key's passphrase: random, typed by nobody, kept outside the GnuPG home so a copy
 # of that home alone does not yield the key (see bench/README.md for why and what it costs).
 INTAKE_KEY_PASSPHRASE = "intake_key_passphrase"  # noqa: S105 - a file name, not a secret
+# The web-form signing key's passphrase, the one passphrase a partner-facing host holds.
+WEB_FORM_KEY_PASSPHRASE = "web_form_key_passphrase"  # noqa: S105 - a file name, not a secret
 FLASK_SECRET_KEY = "flask_secret_key"  # noqa: S105 - a file name, not a secret
 BLIND_INDEX_KEY = "blind_index_key"
 AUDIT_KEY = "audit_key"  # keys the audit log's hash chain
@@ -73,18 +76,23 @@ def read_secret(settings: Settings, name: str) -> bytes:
     return value
 
 
-def ensure_intake_passphrase(settings: Settings) -> bool:
-    """Create the intake key's passphrase file if it does not exist yet.
+def ensure_passphrase(settings: Settings, name: str) -> bool:
+    """Create the passphrase file ``name`` (``WEB_FORM_KEY_PASSPHRASE``, say) if missing.
 
     Returns:
         True if it was created, False if it was already there (and left untouched).
     """
     private_folder(settings.secrets_dir)
     try:
-        create_passphrase_file(settings.secrets_dir / INTAKE_KEY_PASSPHRASE)
+        create_passphrase_file(settings.secrets_dir / name)
     except FileExistsError:
         return False
     return True
+
+
+def ensure_intake_passphrase(settings: Settings) -> bool:
+    """Create the intake key's passphrase file if it does not exist yet."""
+    return ensure_passphrase(settings, INTAKE_KEY_PASSPHRASE)
 
 
 def read_intake_passphrase(settings: Settings) -> str:
@@ -93,7 +101,16 @@ def read_intake_passphrase(settings: Settings) -> str:
     Raises:
         ConfigError: it is missing (the home was not initialised) or readable by others.
     """
-    path = settings.secrets_dir / INTAKE_KEY_PASSPHRASE
+    return read_passphrase(settings, INTAKE_KEY_PASSPHRASE)
+
+
+def read_passphrase(settings: Settings, name: str) -> str:
+    """Read the passphrase file ``name`` (``WEB_FORM_KEY_PASSPHRASE``, say).
+
+    Raises:
+        ConfigError: it is missing (the home was not initialised) or readable by others.
+    """
+    path = settings.secrets_dir / name
     try:
         return read_passphrase_file(path)
     except FileNotFoundError:
@@ -102,3 +119,74 @@ def read_intake_passphrase(settings: Settings) -> str:
         ) from None
     except CryptoError as exc:
         raise ConfigError(str(exc)) from None
+
+
+# What a partner-facing host needs besides its GnuPG home: what signs in partners (TOTP seeds),
+# what chains the audit log, and what unlocks the web-form key. Not the intake key's passphrase
+# nor the blind-index key: nothing there decrypts a tip or computes a selector's index.
+PARTNER_FACE_SECRETS = (AUDIT_KEY, SECRET_BOX_KEY, WEB_FORM_KEY_PASSPHRASE)
+
+
+def export_partner_home(
+    settings: Settings,
+    target: Path,
+    *,
+    keyring: Keyring,
+    web_form_keyring: Keyring,
+    intake_fingerprint: str,
+    web_form_fingerprint: str,
+) -> None:
+    """Write in ``target`` (missing or empty) the home of a partner-facing web host.
+
+    ``target/gnupg`` holds the intake public key (to encrypt web-form tips to) and the web-form
+    key pair (to sign them); ``target/secrets`` holds ``PARTNER_FACE_SECRETS`` copied from this
+    home and a Flask key of its own (cookies signed on the internet-facing host are worth
+    nothing on the staff's).
+
+    Args:
+        settings: this (full) host's settings.
+        target: the folder to write.
+        keyring: this host's keyring.
+        web_form_keyring: this host's keyring unlocked with the web-form key's passphrase.
+        intake_fingerprint: the current intake key.
+        web_form_fingerprint: the current web-form key.
+
+    Raises:
+        FileExistsError: ``target`` is not empty.
+        ConfigError: a secret of this home is missing.
+        CryptoError: a key could not be copied.
+    """
+    if target.exists() and any(target.iterdir()):
+        raise FileExistsError(f"{target} is not empty")
+    private_folder(target)
+    try:
+        folder = private_folder(target / "secrets")
+        for name in PARTNER_FACE_SECRETS:
+            path = settings.secrets_dir / name
+            if not path.exists():
+                raise ConfigError(f"{path} is missing: run `tipline init`")
+            _write_secret_file(folder / name, path.read_bytes())
+        flask_key = secrets.token_bytes(SECRET_SIZES[FLASK_SECRET_KEY])
+        _write_secret_file(folder / FLASK_SECRET_KEY, flask_key)
+        passphrase = read_passphrase(settings, WEB_FORM_KEY_PASSPHRASE)
+        with Keyring(target / "gnupg", passphrase=passphrase) as partner_keyring:
+            partner_keyring.import_pinned_key(
+                keyring.export_public_key(intake_fingerprint), fingerprint=intake_fingerprint
+            )
+            partner_keyring.import_secret_key(
+                web_form_keyring.export_secret_key(web_form_fingerprint),
+                fingerprint=web_form_fingerprint,
+            )
+    except BaseException:
+        # Half a home must not pass for a whole one, nor leave copies of secrets about.
+        for part in ("secrets", "gnupg"):
+            shutil.rmtree(target / part, ignore_errors=True)
+        raise
+
+
+def _write_secret_file(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())

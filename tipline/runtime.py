@@ -19,29 +19,42 @@ from referrals.audit.services import AuditLog
 from referrals.clock import Clock, SystemClock
 from referrals.database import make_engine, make_session_factory
 from referrals.jobs import JobContext, JobQueue
-from tipline.config import Settings
+from tipline.config import Face, Settings
 from tipline.embedded_redis import EmbeddedRedis
 from tipline.instance import (
     AUDIT_KEY,
     BLIND_INDEX_KEY,
     SECRET_BOX_KEY,
+    WEB_FORM_KEY_PASSPHRASE,
     read_intake_passphrase,
+    read_passphrase,
     read_secret,
 )
 
 
 @dataclass(kw_only=True)
 class Runtime:
-    """Live connections for one process."""
+    """Live connections for one process.
+
+    Attributes:
+        face: what it was built for; a partner face has no ``blind_index`` and a ``keyring``
+            that cannot decrypt (no intake passphrase), a staff face no ``web_form_keyring``.
+        keyring: this host's keyring, unlocked with the intake key's passphrase when the
+            face needs to decrypt.
+        web_form_keyring: the same GnuPG home unlocked with the web-form key's passphrase, to
+            sign web-form tips.
+    """
 
     settings: Settings
+    face: Face = Face.ALL
     engine: Engine
     session_factory: sessionmaker[Session]
     redis: redis.Redis
     queue: JobQueue
     clock: Clock
     keyring: Keyring
-    blind_index: BlindIndex
+    web_form_keyring: Keyring | None
+    blind_index: BlindIndex | None
     audit_key: bytes
     secret_box: SecretBox
     password_hashing: PasswordHashing
@@ -52,18 +65,30 @@ class Runtime:
         cls,
         settings: Settings,
         *,
+        face: Face = Face.ALL,
         clock: Clock | None = None,
         password_hashing: PasswordHashing | None = None,
     ) -> Runtime:
-        """Connect to the database and Redis named by ``settings``.
+        """Connect to the database and Redis named by ``settings``, and read the secrets
+        ``face`` needs: ``Face.ALL`` (commands, workers, the embedded default) reads them all;
+        a partner face never reads the intake key's passphrase or the blind-index key, so a
+        partner-facing host can run without them.
 
         With no Redis URL the home's embedded server is used, started if no process has.
 
         Raises:
-            ConfigError: the home was not initialised (no intake passphrase).
+            ConfigError: the home was not initialised (a secret is missing).
         """
-        keyring = Keyring(settings.gnupg_home, passphrase=read_intake_passphrase(settings))
-        blind_index = BlindIndex(read_secret(settings, BLIND_INDEX_KEY))
+        intake_passphrase = read_intake_passphrase(settings) if face.serves_staff else None
+        keyring = Keyring(settings.gnupg_home, passphrase=intake_passphrase)
+        web_form_keyring = None
+        if face.serves_partners:
+            web_form_keyring = Keyring(
+                settings.gnupg_home, passphrase=read_passphrase(settings, WEB_FORM_KEY_PASSPHRASE)
+            )
+        blind_index = None
+        if face.serves_staff:
+            blind_index = BlindIndex(read_secret(settings, BLIND_INDEX_KEY))
         audit_key = read_secret(settings, AUDIT_KEY)
         secret_box = SecretBox(read_secret(settings, SECRET_BOX_KEY))
         engine = make_engine(settings.database_url)
@@ -76,12 +101,14 @@ class Runtime:
         connection = redis.Redis.from_url(redis_url)
         return cls(
             settings=settings,
+            face=face,
             engine=engine,
             session_factory=make_session_factory(engine),
             redis=connection,
             queue=JobQueue(connection),
             clock=clock or SystemClock(),
             keyring=keyring,
+            web_form_keyring=web_form_keyring,
             blind_index=blind_index,
             audit_key=audit_key,
             secret_box=secret_box,
@@ -89,11 +116,28 @@ class Runtime:
             embedded_redis=embedded,
         )
 
+    def web_form_signer(self) -> Keyring:
+        """The keyring that signs web-form tips (unlocked with the web-form key's passphrase).
+
+        Raises:
+            RuntimeError: this runtime was built for the staff face, which does not sign them.
+        """
+        if self.web_form_keyring is None:
+            raise RuntimeError("a staff-face process does not sign web-form tips")
+        return self.web_form_keyring
+
     def audit(self, session: Session) -> AuditLog:
         """The audit log, writing in ``session``'s transaction."""
         return AuditLog(session, key=self.audit_key, clock=self.clock)
 
     def job_context(self) -> JobContext:
+        """What jobs get.
+
+        Raises:
+            RuntimeError: this runtime was built for the partner face, which runs no jobs.
+        """
+        if self.blind_index is None:
+            raise RuntimeError("a partner-face process runs no jobs: it cannot decrypt tips")
         return JobContext(
             engine=self.engine,
             session_factory=self.session_factory,
@@ -112,7 +156,7 @@ class Runtime:
                 other user behind, like ``init``; it restarts on demand if one remains).
         """
         if stop_gpg_agent:
-            self.keyring.close()
+            self.keyring.close()  # the agent of the GnuPG home, web_form_keyring's too
         self.redis.close()
         self.engine.dispose()
         if self.embedded_redis is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -282,9 +283,23 @@ class AccountService:
 
     # -- login ---------------------------------------------------------------------------------
 
-    def check_password(self, email: str, password: str, *, address: str | None) -> PasswordCheck:
+    def check_password(
+        self,
+        email: str,
+        password: str,
+        *,
+        address: str | None,
+        roles: Collection[Role] | None = None,
+    ) -> PasswordCheck:
         """First step of login. The same work is done for an unknown e-mail, so the answer
-        takes as long whether or not the account exists."""
+        takes as long whether or not the account exists.
+
+        Args:
+            roles: the roles that may sign in where this is asked (a web face's); an account
+                of any other role is answered like an unknown one, and its failed attempts
+                are not counted, so a face cannot be used to test or lock out the others'
+                passwords.
+        """
         try:
             email = normalise_email(email)
         except AccountError:
@@ -292,12 +307,13 @@ class AccountService:
         user = self.session.scalar(select(User).where(User.email == email)) if email else None
         right = self.hashing.verify(user.password_hash if user else None, password)
         now = self.clock.now()
-        if user is None:
+        if user is None or (roles is not None and user.role_enum not in roles):
             self.audit.record(
                 "login.failed",
                 actor="anonymous",
+                subject=f"user:{user.id}" if user else None,
                 address=address,
-                details={"reason": "unknown account"},
+                details={"reason": "unknown account" if user is None else "not served here"},
             )
             self.session.commit()
             return PasswordCheck(user=None)

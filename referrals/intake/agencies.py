@@ -11,13 +11,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from crypto import CryptoError, Keyring, PartnerKey
+from crypto import CryptoError, KeyNotFound, Keyring, PartnerKey
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
-from referrals.intake.models import Agency, AgencyKey, ApiToken
+from referrals.intake.models import Agency, AgencyKey, ApiToken, IntakeKey, WebFormKey
 
 # Scanners for leaked credentials can recognise a token by its prefix.
 TOKEN_PREFIX = "tl_"  # noqa: S105 - a prefix, not a secret
+MAX_NAME_LENGTH = 200  # agencies.name
 
 
 class AgencyError(ValueError):
@@ -39,9 +40,14 @@ def country_code(value: str) -> str:
 class AgencyService:
     """Registers partner agencies and keeps their keys and tokens.
 
+    A pinned key is stored in the database, never imported here: each host imports it into
+    its own keyring when it first verifies a tip (see ``TipProcessor``), so an agency added on
+    one host is known on every host, and a refused key never reaches any keyring.
+
     Args:
         session: the caller's database session.
-        keyring: this host's keyring, where partner public keys are imported.
+        keyring: this host's keyring: keys are inspected with it (in a scratch home, leaving
+            it unchanged), and keys pinned before keys were stored are copied from it.
         clock: the clock.
         audit: the audit log; needed for every change (agencies, tokens and keys are
             audited in the same transaction), not for reading.
@@ -73,10 +79,12 @@ class AgencyService:
         name = name.strip()
         if not name:
             raise AgencyError("an agency needs a name")
+        if len(name) > MAX_NAME_LENGTH or not name.isprintable():
+            raise AgencyError(f"an agency's name is at most {MAX_NAME_LENGTH} printable characters")
         code = country_code(country)
         if self.session.scalar(select(Agency.id).where(Agency.name == name)) is not None:
             raise AgencyError(f"an agency named {name!r} is already registered")
-        partner_key = self._import_key(key_data)
+        partner_key = self._inspect_key(key_data)
         agency = Agency(name=name, country=code, created_at=self.clock.now())
         self.session.add(agency)
         self.session.flush()
@@ -105,7 +113,7 @@ class AgencyService:
 
     def rotate_key(self, agency: Agency, key_data: bytes, *, actor: str) -> AgencyKey:
         """Pin a new key; the old one is retired but stays on record for the tips it signed."""
-        partner_key = self._import_key(key_data)
+        partner_key = self._inspect_key(key_data)
         current = agency.current_key
         if current is not None and current.fingerprint == partner_key.fingerprint:
             raise AgencyError("that key is already the agency's current key")
@@ -161,22 +169,50 @@ class AgencyService:
             return None
         return int(row.agency_id)
 
-    def _import_key(self, key_data: bytes) -> PartnerKey:
+    def store_missing_public_keys(self) -> tuple[list[str], list[str]]:
+        """Copy into the database, from this host's keyring, every pinned key that was pinned
+        before keys were stored there (``tipline init`` does this after upgrading).
+
+        Returns:
+            The fingerprints stored, and those this host's keyring lacks (store them by
+            running this on the host where they were added).
+        """
+        stored, missing = [], []
+        keys = self.session.scalars(
+            select(AgencyKey).where(AgencyKey.public_key.is_(None)).order_by(AgencyKey.pinned_at)
+        )
+        for key in keys:
+            try:
+                key.public_key = self.keyring.export_public_key(key.fingerprint)
+            except KeyNotFound:
+                missing.append(key.fingerprint)
+            else:
+                stored.append(key.fingerprint)
+        self._commit()
+        return stored, missing
+
+    def _inspect_key(self, key_data: bytes) -> PartnerKey:
         try:
-            partner_key = self.keyring.import_partner_key(key_data)
+            partner_key = self.keyring.inspect_partner_key(key_data)
         except CryptoError as exc:
             raise AgencyError(f"key refused: {exc}") from None
+        fingerprint = partner_key.fingerprint
         owner = self.session.scalar(
-            select(AgencyKey.agency_id).where(AgencyKey.fingerprint == partner_key.fingerprint)
+            select(AgencyKey.agency_id).where(AgencyKey.fingerprint == fingerprint)
         )
         if owner is not None:
-            raise AgencyError(f"key {partner_key.fingerprint} is already pinned to agency {owner}")
+            raise AgencyError(f"key {fingerprint} is already pinned to agency {owner}")
+        # Pinned to an agency, the centre's own key would let whoever holds it (any host that
+        # signs web-form tips, say) send tips in that agency's name.
+        if self.session.get(IntakeKey, fingerprint) or self.session.get(WebFormKey, fingerprint):
+            raise AgencyError(f"key {fingerprint} is one of this centre's own keys")
         return partner_key
 
     def _pin(self, agency: Agency, partner_key: PartnerKey) -> AgencyKey:
         key = AgencyKey(
             fingerprint=partner_key.fingerprint,
             agency=agency,
+            public_key=partner_key.armored,
             pinned_at=self.clock.now(),
             expires_at=partner_key.expires,
         )

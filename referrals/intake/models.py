@@ -41,6 +41,24 @@ class IntakeKey(Base):
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
+class WebFormKey(Base):
+    """The centre's sign-only key that signs tips officers write in the web form.
+
+    A table of its own rather than a kind of intake key: nothing is ever encrypted to it, it
+    lives on different hosts (partner-facing ones hold its secret half and not the intake
+    key's) and every query of intake keys would otherwise have to tell the two apart. Its
+    public key is kept here so that a worker on any host can verify what it signed. A retired
+    key stays on record for the tips it signed.
+    """
+
+    __tablename__ = "web_form_keys"
+
+    fingerprint: Mapped[str] = mapped_column(String(40), primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
 class Agency(Base):
     """A partner agency abroad: a police unit, a hotline, an NGO."""
 
@@ -63,14 +81,18 @@ class Agency(Base):
 class AgencyKey(Base):
     """An OpenPGP public key pinned to an agency by its full fingerprint.
 
-    Rotating a key retires the old one rather than deleting it: the tips it signed stay
-    attributable.
+    The key itself is kept too (``public_key``, armored): each host imports it into its own
+    keyring when it first verifies a tip that key may have signed, so an agency added or
+    re-keyed on one host is known on all. Rotating a key retires the old one rather than
+    deleting it: the tips it signed stay attributable.
     """
 
     __tablename__ = "agency_keys"
 
     fingerprint: Mapped[str] = mapped_column(String(40), primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    # None only for a key pinned before keys were stored (until `tipline init` fills it in).
+    public_key: Mapped[str | None] = mapped_column(Text, default=None)
     pinned_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -123,7 +145,8 @@ class Tip(Base):
     ciphertext_bytes: Mapped[int] = mapped_column(Integer)
 
     # Set for a tip a partner's officer wrote in the web form: the server encrypted it and
-    # signed it with the intake key, which processing accepts in place of the agency's key.
+    # signed it with the web-form key (the intake key before that existed), which processing
+    # accepts in place of the agency's key.
     submitted_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
 
     # Filled in by processing.

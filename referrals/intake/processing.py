@@ -30,7 +30,15 @@ from crypto import (
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
 from referrals.intake.document import InvalidTipDocument, TipDocument, parse_tip_document
-from referrals.intake.models import AgencyKey, IntakeKey, Tip, TipCiphertext, TipSelector, TipStatus
+from referrals.intake.models import (
+    AgencyKey,
+    IntakeKey,
+    Tip,
+    TipCiphertext,
+    TipSelector,
+    TipStatus,
+    WebFormKey,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +55,13 @@ SIGNATURE_REASONS = {
     SignatureStatus.SIGNATURE_EXPIRED: "the signature has expired",
     SignatureStatus.MULTIPLE_SIGNATURES: "the tip carries several signatures: sign it once",
 }
+WEB_FORM_SIGNER_REASON = "the web-form tip is not signed by the centre's web-form key"
+
+
+class SignerKeyUnavailable(RuntimeError):
+    """A key that may have signed the tip is neither in this host's keyring nor stored in the
+    database (pinned before keys were stored, and `tipline init` has not copied it there yet).
+    A fault of the deployment, not of the tip: the job fails and is retried."""
 
 
 class Rejection(Exception):
@@ -135,6 +150,7 @@ class TipProcessor:
 
     def _open(self, work: _Work) -> tuple[TipDocument, str]:
         intake_fingerprint = self._current_intake_key()
+        self._make_signers_available(work, intake_fingerprint=intake_fingerprint)
         try:
             message = self.keyring.decrypt_and_verify(work.armored)
         except NotEncryptedToUs:
@@ -167,39 +183,67 @@ class TipProcessor:
             raise RuntimeError("no current intake key: run `tipline init`")
         return fingerprint
 
+    def _signers(self, work: _Work, *, intake_fingerprint: str) -> dict[str, str | None]:
+        """The keys that may have signed this tip, each with its stored copy (None when the
+        database has none).
+
+        An API tip: the keys pinned to its agency when it arrived (a key retired before then,
+        rotated away and perhaps compromised, no longer speaks for the agency). A web-form tip:
+        the web-form keys valid when it arrived, or the intake key for a tip received before
+        any web-form key existed (the web form signed with it then). Never both: the web-form
+        key is not an agency's, and an agency's key does not sign for the web form.
+        """
+        received = work.received_at
+        with self.sessions() as session:
+            if work.submitted_by_user_id is None:
+                rows = session.execute(
+                    select(AgencyKey.fingerprint, AgencyKey.public_key).where(
+                        AgencyKey.agency_id == work.agency_id,
+                        AgencyKey.pinned_at <= received,
+                        (AgencyKey.retired_at.is_(None)) | (AgencyKey.retired_at > received),
+                    )
+                )
+                return {row.fingerprint: row.public_key for row in rows}
+            existed = session.scalar(
+                select(WebFormKey.fingerprint).where(WebFormKey.created_at <= received).limit(1)
+            )
+            if existed is None:
+                return {intake_fingerprint: None}
+            rows = session.execute(
+                select(WebFormKey.fingerprint, WebFormKey.public_key).where(
+                    WebFormKey.created_at <= received,
+                    (WebFormKey.retired_at.is_(None)) | (WebFormKey.retired_at > received),
+                )
+            )
+            return {row.fingerprint: row.public_key for row in rows}
+
+    def _make_signers_available(self, work: _Work, *, intake_fingerprint: str) -> None:
+        """Import into this host's keyring, from the database, each key that may have signed
+        the tip (GnuPG checks the signature while decrypting, so this comes first): an agency
+        added or re-keyed on another host is known here too."""
+        for fingerprint, armored in self._signers(
+            work, intake_fingerprint=intake_fingerprint
+        ).items():
+            if not self.keyring.make_available(fingerprint, armored):
+                raise SignerKeyUnavailable(
+                    f"key {fingerprint} is not in this host's keyring and not stored in the "
+                    "database: run `tipline init` on the host where it was pinned"
+                )
+
     def _check_signer(
         self, message: DecryptedMessage, work: _Work, *, intake_fingerprint: str
     ) -> str:
-        if message.signature_status != SignatureStatus.VALID or not message.signer_fingerprint:
-            raise Rejection(
-                SIGNATURE_REASONS.get(
-                    message.signature_status, "the signature could not be verified"
-                )
-            )
-        if work.submitted_by_user_id is not None:
-            # A web-form tip: the server encrypted it and signed it with the current intake
-            # key on the partner's behalf (the officer signed in with password and code).
-            # Only the web path sets submitted_by_user_id, so an API tip signed with the
-            # intake key is still held to its agency's pinned keys below.
-            if message.signer_fingerprint != intake_fingerprint:
-                raise Rejection("the web-form tip is not signed by the centre's intake key")
-            return message.signer_fingerprint
-        # Keys pinned to the agency when the tip arrived: a key retired before then (rotated
-        # away, perhaps compromised) no longer speaks for the agency.
-        with self.sessions() as session:
-            pinned = set(
-                session.scalars(
-                    select(AgencyKey.fingerprint).where(
-                        AgencyKey.agency_id == work.agency_id,
-                        AgencyKey.pinned_at <= work.received_at,
-                        (AgencyKey.retired_at.is_(None))
-                        | (AgencyKey.retired_at > work.received_at),
-                    )
-                )
-            )
-        if message.signer_fingerprint not in pinned:
+        status, signer = message.signature_status, message.signer_fingerprint
+        allowed = self._signers(work, intake_fingerprint=intake_fingerprint)
+        if status == SignatureStatus.VALID and signer is not None and signer in allowed:
+            return signer
+        if status in (SignatureStatus.VALID, SignatureStatus.UNKNOWN_SIGNER):
+            # Signed, but by a key that may not sign this tip. Whether this host's keyring
+            # happens to hold that key must not change the answer.
+            if work.submitted_by_user_id is not None:
+                raise Rejection(WEB_FORM_SIGNER_REASON)
             raise Rejection(SIGNATURE_REASONS[SignatureStatus.UNKNOWN_SIGNER])
-        return message.signer_fingerprint
+        raise Rejection(SIGNATURE_REASONS.get(status, "the signature could not be verified"))
 
     def _finish(
         self,

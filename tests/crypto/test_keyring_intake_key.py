@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from crypto.errors import CryptoError, KeyNotFound
+from crypto.errors import CryptoError, EncryptError, KeyNotFound
 from crypto.keyring import Keyring
 from crypto.passphrase import create_passphrase_file, read_passphrase_file
 from tests.crypto.conftest import Intake, Partners, gpg
@@ -119,3 +121,40 @@ def test_readable_passphrase_file_is_refused(tmp_path: Path) -> None:
 def test_unusable_passphrases_are_refused(gnupg_home: Path, passphrase: str) -> None:
     with pytest.raises(ValueError):
         Keyring(gnupg_home, passphrase=passphrase)
+
+
+def test_a_signing_key_signs_and_cannot_be_encrypted_to(empty_keyring: Keyring) -> None:
+    fingerprint = empty_keyring.generate_signing_key(name="Web form", email="web@tl.test")
+
+    listing = gpg(empty_keyring.home, "--with-colons", "--list-secret-keys", fingerprint)
+    records = [line.split(":") for line in listing.decode().splitlines()]
+    assert [(r[0], r[16]) for r in records if r[0] in {"sec", "ssb"}] == [("sec", "ed25519")]
+    with pytest.raises(EncryptError):
+        empty_keyring.encrypt(b"content", [fingerprint])
+    signed = empty_keyring.sign(b"tip", signer=fingerprint)
+    assert empty_keyring.verify_detached(b"tip", signed).signer_fingerprint == fingerprint
+
+
+def test_a_secret_key_moves_to_another_home_with_its_passphrase_only(intake: Intake) -> None:
+    exported = intake.keyring.export_secret_key(intake.fingerprint)
+    assert exported.startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----")
+    home = Path(tempfile.mkdtemp(prefix="tlx-", dir="/tmp"))
+    try:
+        copy = Keyring(home, passphrase=intake.passphrase)
+        copy.import_secret_key(exported, fingerprint=intake.fingerprint)
+        assert copy.has_secret_key(intake.fingerprint)
+        signed = copy.sign(b"tip", signer=intake.fingerprint)
+        assert copy.verify_detached(b"tip", signed).signature_valid
+        # Still protected: the same home without the passphrase cannot use it.
+        with pytest.raises(CryptoError):
+            Keyring(home).sign(b"tip", signer=intake.fingerprint)
+    finally:
+        Keyring(home).close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_exporting_a_secret_key_this_keyring_lacks_fails(
+    intake: Intake, partners: Partners
+) -> None:
+    with pytest.raises(KeyNotFound):
+        intake.keyring.export_secret_key(partners.fingerprint)

@@ -94,3 +94,50 @@ def test_secret_key_refusal_does_not_echo_key_material(
 
     assert "BEGIN" not in str(caught.value)
     assert partners.secret_key.splitlines()[3] not in str(caught.value)
+
+
+def test_inspecting_a_key_leaves_the_keyring_unchanged_and_gives_a_copy_to_pin(
+    empty_keyring: Keyring, partners: Partners
+) -> None:
+    pin = empty_keyring.inspect_partner_key(partners.public_key)
+
+    assert pin.fingerprint == partners.fingerprint
+    assert public_key_fingerprints(empty_keyring.home) == []
+    assert pin.armored.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    assert "armored" not in repr(pin)
+    # The copy is what another host imports: afterwards it verifies the partner's signature.
+    empty_keyring.import_pinned_key(pin.armored, fingerprint=pin.fingerprint)
+    assert public_key_fingerprints(empty_keyring.home) == [partners.fingerprint]
+    signed = Keyring(partners.home).sign(b"tip", signer=partners.fingerprint)
+    verified = empty_keyring.verify_detached(b"tip", signed)
+    assert verified.signature_valid and verified.signer_fingerprint == partners.fingerprint
+
+
+def test_a_pinned_copy_that_is_not_the_pinned_key_is_refused(
+    empty_keyring: Keyring, partners: Partners
+) -> None:
+    pin = empty_keyring.inspect_partner_key(partners.public_key)
+
+    with pytest.raises(MalformedKey, match=partners.stranger_fingerprint):
+        empty_keyring.import_pinned_key(pin.armored, fingerprint=partners.stranger_fingerprint)
+
+
+def test_make_available_imports_a_missing_key_once_and_reports_one_it_cannot(
+    empty_keyring: Keyring, partners: Partners
+) -> None:
+    pin = empty_keyring.inspect_partner_key(partners.public_key)
+
+    assert empty_keyring.make_available(partners.stranger_fingerprint, None) is False
+    assert empty_keyring.make_available(pin.fingerprint, pin.armored) is True
+    assert public_key_fingerprints(empty_keyring.home) == [partners.fingerprint]
+    # Known present now: a damaged copy is not even looked at.
+    assert empty_keyring.make_available(pin.fingerprint, "not a key") is True
+
+
+def test_a_key_already_in_the_keyring_is_not_imported_again(
+    empty_keyring: Keyring, partners: Partners
+) -> None:
+    pin = empty_keyring.import_partner_key(partners.public_key)
+    fresh = Keyring(empty_keyring.home)  # another process on the same home
+
+    assert fresh.make_available(pin.fingerprint, "not a key") is True

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from flask.testing import FlaskClient
+from sqlalchemy import select, update
 
+from crypto import Keyring
+from referrals.intake.models import AgencyKey
+from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys
 from tests.support import tipline_env
 from tipline.cli import cli
@@ -182,3 +187,41 @@ def test_agency_changes_are_audited_and_the_chain_verifies_until_tampered_with(
     broken = run(tipline, "audit", "verify")
     assert broken.exit_code == 1
     assert f"BROKEN at record {first_id}" in broken.output
+
+
+def test_init_stores_the_keys_pinned_before_keys_were_stored_and_names_those_it_lacks(
+    settings: Settings,
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+    gnupg_home: Path,
+) -> None:
+    """Upgrading: agencies added when keys lived only in the keyring of the host that ran
+    `agency add`. That host's `tipline init` copies them into the database."""
+    with runtime.session_factory.begin() as session:
+        session.execute(update(AgencyKey).values(public_key=None))
+    # This host's keyring: the centre's keys, and agency A's key (imported when it was added).
+    for fingerprint, passphrase in (
+        (intake_keyring.fingerprint, intake_keyring.passphrase),
+        (intake_keyring.web_form_fingerprint, intake_keyring.web_form_passphrase),
+    ):
+        source = Keyring(intake_keyring.home, passphrase=passphrase)
+        Keyring(gnupg_home, passphrase=passphrase).import_secret_key(
+            source.export_secret_key(fingerprint), fingerprint=fingerprint
+        )
+    Keyring(gnupg_home).import_partner_key(partners.public_key("agency-a"))
+    a_key, b_key = partners.fingerprints["agency-a"], partners.fingerprints["agency-b"]
+    runner = CliRunner(env=tipline_env(replace(settings, gnupg_home=gnupg_home)))
+
+    first = run(runner, "init")
+    assert first.exit_code == 0, first.output
+    assert f"stored agency key {a_key} in the database" in first.stdout
+    assert f"warning: agency key {b_key} is not stored" in first.stderr
+    again = run(runner, "init")
+    assert again.stdout.strip().endswith("already up to date")
+    assert b_key in again.stderr
+    with runtime.session_factory() as session:
+        copies = dict(session.execute(select(AgencyKey.fingerprint, AgencyKey.public_key)).all())
+    assert copies[b_key] is None
+    assert Keyring(gnupg_home).inspect_partner_key(copies[a_key] or "").fingerprint == a_key

@@ -33,7 +33,9 @@ def test_init_creates_everything_and_a_second_run_changes_nothing(
     first = run_tipline("init", env=env)
     assert first.returncode == 0, first.stderr
     assert "generated the intake key" in first.stdout
+    assert "generated the web-form key" in first.stdout
     assert "created secret blind_index_key" in first.stdout
+    assert "created secret web_form_key_passphrase" in first.stdout
 
     engine = make_engine(f"sqlite:///{home / 'tipline.sqlite3'}")
     assert schema_revision(engine) == head_revision()

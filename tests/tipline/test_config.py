@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import run_tipline
-from tipline.config import ConfigError, Settings
+from tipline.config import ConfigError, Face, Settings
 
 
 def test_defaults_put_everything_in_the_home(tmp_path: Path) -> None:
@@ -15,6 +15,12 @@ def test_defaults_put_everything_in_the_home(tmp_path: Path) -> None:
     assert settings.redis_url is None
     assert settings.uses_embedded_redis
     assert settings.gnupg_home == tmp_path / "h" / "gnupg"
+    assert settings.web_face == Face.ALL
+
+
+def test_the_web_face_is_read_whatever_its_case(tmp_path: Path) -> None:
+    environ = {"TIPLINE_HOME": str(tmp_path), "TIPLINE_WEB_FACE": "Partner"}
+    assert Settings.from_environment(environ).web_face == Face.PARTNER
 
 
 def test_home_defaults_to_instance_in_the_working_folder(
@@ -32,6 +38,7 @@ def test_home_defaults_to_instance_in_the_working_folder(
         ("TIPLINE_DATABASE_URL", "sqlite://", "in-memory SQLite"),
         ("TIPLINE_REDIS_URL", "http://localhost:6379", "TIPLINE_REDIS_URL: expected"),
         ("TIPLINE_LOG_LEVEL", "chatty", "TIPLINE_LOG_LEVEL: expected one of"),
+        ("TIPLINE_WEB_FACE", "internet", "TIPLINE_WEB_FACE: expected partner, staff or all"),
     ],
 )
 def test_a_bad_value_names_the_variable(

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 from referrals.accounts import totp
 from referrals.accounts.passwords import PasswordRejected
 from referrals.accounts.services import AccountError, EnrolmentInvalid
-from tipline import access, database
+from tipline import access, database, faces
 from tipline.auth.forms import CodeStepForm, EnrolmentForm, LogoutForm, PasswordStepForm
 from tipline.auth.sessions import SESSION_TOKEN, account_service, client_address
 
@@ -55,7 +55,10 @@ def login() -> Response | str:
     form = PasswordStepForm()
     if form.validate_on_submit():
         checked = account_service().check_password(
-            form.email.data or "", form.password.data or "", address=client_address()
+            form.email.data or "",
+            form.password.data or "",
+            address=client_address(),
+            roles=faces.roles(),  # only the people this face serves
         )
         if checked.user is not None:
             session.clear()

@@ -17,7 +17,12 @@ from referrals.accounts.models import Role
 from referrals.intake.document import InvalidTipDocument, parse_tip_document
 from referrals.intake.models import Tip, TipStatus
 from referrals.intake.receiving import Cursor, TipReceiver
-from referrals.intake.services import IntakeKeyMissing, IntakeKeyService
+from referrals.intake.services import (
+    IntakeKeyMissing,
+    IntakeKeyService,
+    WebFormKeyMissing,
+    WebFormKeyService,
+)
 from tipline import access, database
 from tipline.auth.sessions import client_address
 from tipline.partner.forms import SELECTOR_HINT, TipForm, new_submission_nonce
@@ -81,7 +86,7 @@ def tip(tip_id: str) -> str:
 
 
 class _NotEncrypted(Exception):
-    """The tip could not be encrypted (no usable intake key, or GnuPG failed)."""
+    """The tip could not be encrypted (no usable intake or web-form key, or GnuPG failed)."""
 
 
 @blueprint.route("/tips/new", methods=["GET", "POST"])
@@ -132,12 +137,16 @@ def _submit(form: TipForm) -> Response | None:
     except InvalidTipDocument as exc:
         form.place_error(exc)
         return None
+    signer = rt.web_form_keyring
     try:
-        intake_key = IntakeKeyService(db_session, keyring=rt.keyring, clock=rt.clock).current()
+        if signer is None:
+            raise WebFormKeyMissing("this process was not given the web-form key's passphrase")
+        intake_key = IntakeKeyService(db_session, keyring=rt.keyring, clock=rt.clock)
+        web_form_key = WebFormKeyService(db_session, keyring=signer, clock=rt.clock).current()
         # Encrypted in memory (python-gnupg pipes it to gpg) before anything is written;
-        # signed with the intake key, which processing accepts only for web-form tips.
-        armored = rt.keyring.encrypt(plaintext, [intake_key], sign_with=intake_key)
-    except (IntakeKeyMissing, CryptoError) as exc:
+        # signed with the web-form key, which processing accepts only for web-form tips.
+        armored = signer.encrypt(plaintext, [intake_key.for_encrypting()], sign_with=web_form_key)
+    except (IntakeKeyMissing, WebFormKeyMissing, CryptoError) as exc:
         logger.error("web-form tip not encrypted (%s): nothing stored", type(exc).__name__)
         raise _NotEncrypted() from None
 

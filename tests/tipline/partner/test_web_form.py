@@ -71,7 +71,7 @@ def test_a_sent_tip_is_stored_encrypted_audited_and_processed_like_an_api_tip(
             select(func.count()).select_from(TipSelector).where(TipSelector.tip_id == tip.id)
         )
     assert processed.status == TipStatus.IN_TRIAGE, processed.reason
-    assert processed.signed_by == intake_keyring.fingerprint
+    assert processed.signed_by == intake_keyring.web_form_fingerprint
     assert (processed.country, processed.region) == ("PH", "Central Luzon")
     assert processed.imminent_danger and processed.ongoing_abuse
     assert not processed.live_streaming
@@ -187,7 +187,7 @@ def test_nothing_is_stored_when_the_tip_cannot_be_encrypted(
     def refuse(*_args: object, **_kwargs: object) -> str:
         raise EncryptError("encryption failed")
 
-    monkeypatch.setattr(runtime.keyring, "encrypt", refuse)
+    monkeypatch.setattr(runtime.web_form_signer(), "encrypt", refuse)
     status, _, page = send(officer)
     assert status == 503
     assert "could not be encrypted" in page and "nothing was stored" in page
