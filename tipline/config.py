@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 SUPPORTED_REDIS_SCHEMES = ("redis", "rediss", "unix")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ENROLMENT_APPROVAL_RULES = ("auto", "on", "off")
 # gpg-agent puts its sockets in the GnuPG home when /run/user/UID does not exist, and a Unix
 # socket path is limited to 108 bytes: "S.gpg-agent.browser" must still fit.
 MAX_GNUPG_HOME_LENGTH = 80
@@ -40,6 +41,8 @@ class Settings:
         gnupg_home: the GnuPG home holding the intake key pair and partner keys.
         log_level: level of the application's own loggers.
         base_url: the address people reach the web app at (for links printed by the CLI).
+        enrolment_approval: when an enrolment link needs a second administrator's approval:
+            ``auto`` (when two or more enrolled administrators exist), ``on`` or ``off``.
     """
 
     home: Path
@@ -52,6 +55,7 @@ class Settings:
     max_attachment_bytes: int = 100 * MIB
     api_rate_limit: str = "100/second"
     base_url: str = "http://127.0.0.1:5000"
+    enrolment_approval: str = "auto"
 
     @property
     def secrets_dir(self) -> Path:
@@ -96,6 +100,9 @@ class Settings:
             ),
             api_rate_limit=env.get("TIPLINE_API_RATE_LIMIT") or cls.api_rate_limit,
             base_url=(env.get("TIPLINE_BASE_URL") or cls.base_url).rstrip("/"),
+            enrolment_approval=(
+                env.get("TIPLINE_ENROLMENT_APPROVAL") or cls.enrolment_approval
+            ).lower(),
         )
         settings.validate()
         return settings
@@ -145,6 +152,11 @@ class Settings:
             raise ConfigError(
                 "TIPLINE_BASE_URL: expected the address people reach Tipline at, "
                 "e.g. https://tipline.centre.example"
+            )
+        if self.enrolment_approval not in ENROLMENT_APPROVAL_RULES:
+            raise ConfigError(
+                "TIPLINE_ENROLMENT_APPROVAL: expected auto (a second administrator approves "
+                "enrolments once there are two), on or off"
             )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"TIPLINE_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}")

@@ -32,6 +32,7 @@ def test_home_defaults_to_instance_in_the_working_folder(
         ("TIPLINE_DATABASE_URL", "sqlite://", "in-memory SQLite"),
         ("TIPLINE_REDIS_URL", "http://localhost:6379", "TIPLINE_REDIS_URL: expected"),
         ("TIPLINE_LOG_LEVEL", "chatty", "TIPLINE_LOG_LEVEL: expected one of"),
+        ("TIPLINE_ENROLMENT_APPROVAL", "maybe", "TIPLINE_ENROLMENT_APPROVAL: expected auto"),
     ],
 )
 def test_a_bad_value_names_the_variable(
