@@ -1,6 +1,14 @@
 """Every model, imported in one place so Alembic and tests see the whole schema."""
 
-from referrals.accounts.models import EnrolmentToken, Team, User, UserSession
+from referrals.accounts.models import (
+    EnrolmentToken,
+    KeptForm,
+    PendingSignIn,
+    Team,
+    TrustedDevice,
+    User,
+    UserSession,
+)
 from referrals.audit.models import AuditRecord
 from referrals.database import Base
 from referrals.health.models import QueueProbe
@@ -18,7 +26,10 @@ from referrals.intake.models import (
 
 __all__ = [
     "EnrolmentToken",
+    "KeptForm",
+    "PendingSignIn",
     "Team",
+    "TrustedDevice",
     "User",
     "UserSession",
     "Agency",

@@ -67,7 +67,7 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     security.init_app(app, https=settings.base_url.startswith("https://"))
     csrf = CSRFProtect(app)
     sessions.init_app(app)  # who is signed in: before the access check reads it
-    faces.init_app(app, rt.face)  # ... and whether this face serves them
+    faces.init_app(app, rt.face)  # whom this face serves: the session check reads it
     access.init_app(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(auth_blueprint)

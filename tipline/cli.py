@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from crypto import CryptoError
 from referrals.accounts.models import Role, User
-from referrals.accounts.services import AccountError, AccountService, TeamService
+from referrals.accounts.services import AccountError, AccountService, ApprovalRule, TeamService
 from referrals.database import head_revision, schema_revision, upgrade_schema
 from referrals.health.services import QueueProbeService
 from referrals.intake.agencies import AgencyError, AgencyService
@@ -412,7 +412,16 @@ def _accounts(runtime: Runtime, session: Session) -> AccountService:
         hashing=runtime.password_hashing,
         audit=runtime.audit(session),
         clock=runtime.clock,
+        approval=ApprovalRule(runtime.settings.enrolment_approval),
     )
+
+
+# Said when a link waits for the four-eyes rule: an operator on the host is not a second
+# administrator.
+AWAITING_APPROVAL = (
+    "this link works only once an administrator approves it in the web app "
+    "(Accounts, then Pending enrolments)"
+)
 
 
 def _cli_actor() -> str:
@@ -457,6 +466,7 @@ def user_add(
                 "email": enrolment.user.email,
                 "enrolment_link": link,
                 "expires_at": enrolment.expires_at.isoformat(),
+                "awaiting_approval": enrolment.awaiting_approval,
             }
     finally:
         runtime.close()
@@ -464,6 +474,9 @@ def user_add(
         click.echo(json.dumps(answer))
         return
     click.echo(f"account {answer['id']}: {answer['email']} ({role})")
+    if enrolment.awaiting_approval:
+        click.echo(f"one-time enrolment link ({AWAITING_APPROVAL}):\n{link}")
+        return
     click.echo(f"one-time enrolment link (until {answer['expires_at']}):\n{link}")
 
 
@@ -543,7 +556,8 @@ def user_reset_2fa(account: str) -> None:
         account, lambda accounts, found: accounts.reset_second_factor(found, actor=_cli_actor())
     )
     link = _enrolment_link(_settings(), enrolment.token)
-    click.echo(f"{account}: second factor reset; new enrolment link:\n{link}")
+    waiting = f" ({AWAITING_APPROVAL})" if enrolment.awaiting_approval else ""
+    click.echo(f"{account}: second factor reset; new enrolment link{waiting}:\n{link}")
 
 
 @cli.command()

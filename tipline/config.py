@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 SUPPORTED_REDIS_SCHEMES = ("redis", "rediss", "unix")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ENROLMENT_APPROVAL_RULES = ("auto", "on", "off")
 # gpg-agent puts its sockets in the GnuPG home when /run/user/UID does not exist, and a Unix
 # socket path is limited to 108 bytes: "S.gpg-agent.browser" must still fit.
 MAX_GNUPG_HOME_LENGTH = 80
@@ -60,6 +61,8 @@ class Settings:
         log_level: level of the application's own loggers.
         base_url: the address people reach the web app at (for links printed by the CLI).
         web_face: what a web process serves; commands and workers ignore it.
+        enrolment_approval: when an enrolment link needs a second administrator's approval:
+            ``auto`` (when two or more enrolled administrators exist), ``on`` or ``off``.
     """
 
     home: Path
@@ -73,6 +76,7 @@ class Settings:
     api_rate_limit: str = "100/second"
     base_url: str = "http://127.0.0.1:5000"
     web_face: Face = Face.ALL
+    enrolment_approval: str = "auto"
 
     @property
     def secrets_dir(self) -> Path:
@@ -118,6 +122,9 @@ class Settings:
             api_rate_limit=env.get("TIPLINE_API_RATE_LIMIT") or cls.api_rate_limit,
             base_url=(env.get("TIPLINE_BASE_URL") or cls.base_url).rstrip("/"),
             web_face=_face(env.get("TIPLINE_WEB_FACE") or Face.ALL),
+            enrolment_approval=(
+                env.get("TIPLINE_ENROLMENT_APPROVAL") or cls.enrolment_approval
+            ).lower(),
         )
         settings.validate()
         return settings
@@ -164,6 +171,11 @@ class Settings:
             raise ConfigError(
                 "TIPLINE_BASE_URL: expected the address people reach Tipline at, "
                 "e.g. https://tipline.centre.example"
+            )
+        if self.enrolment_approval not in ENROLMENT_APPROVAL_RULES:
+            raise ConfigError(
+                "TIPLINE_ENROLMENT_APPROVAL: expected auto (a second administrator approves "
+                "enrolments once there are two), on or off"
             )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"TIPLINE_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}")

@@ -9,7 +9,7 @@ of another kind counts as nobody signed in.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app
 
 from referrals.accounts.models import Role
 from tipline.config import Face
@@ -32,15 +32,7 @@ def roles() -> frozenset[Role]:
     return ROLES[current()]
 
 
-def _forget_other_faces_people() -> None:
-    # A session started on another face (a cookie shared across hosts, say) is not valid here:
-    # this face has none of that person's pages, and must not show them its own.
-    person = g.get("person")
-    if person is not None and person.role_enum not in roles():
-        g.person = None
-
-
 def init_app(app: Flask, face: Face) -> None:
-    """Record the app's face; call after the session check and before the access check."""
+    """Record the app's face (the session check reads it: a session of a person this face
+    does not serve, from a cookie shared across hosts say, counts as nobody signed in)."""
     app.extensions["tipline.face"] = face
-    app.before_request(_forget_other_faces_people)

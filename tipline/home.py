@@ -20,6 +20,7 @@ NAVIGATION[Role.PARTNER] += [
 ]
 NAVIGATION[Role.ADMIN] += [
     ("Accounts", "admin.users"),
+    ("Pending enrolments", "admin.enrolments"),
     ("Agencies", "admin.agencies"),
     ("Audit log", "audit_log.index"),
 ]

@@ -1,23 +1,35 @@
-"""Accounts: creating them, enrolment, checking passwords and codes, sessions.
+"""Accounts: creating them, enrolment and its approval, checking passwords and codes, sessions.
 
 Every change here is written to the audit log in the same transaction as the change itself.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, selectinload
 
 from crypto.secretbox import SecretBox
-from referrals.accounts import totp
-from referrals.accounts.models import EnrolmentToken, Role, Team, User, UserSession
+from referrals.accounts import lockout, totp
+from referrals.accounts.models import (
+    Approval,
+    EnrolmentPurpose,
+    EnrolmentToken,
+    PendingSignIn,
+    Role,
+    SessionEnd,
+    Team,
+    TrustedDevice,
+    User,
+    UserSession,
+)
 from referrals.accounts.passwords import PasswordHashing, check_policy
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
@@ -25,10 +37,17 @@ from referrals.intake.agencies import AgencyError, country_code
 from referrals.intake.models import Agency
 
 ENROLMENT_LIFETIME = timedelta(hours=72)
-LOCK_AFTER_FAILURES = 5
-LOCK_DURATION = timedelta(minutes=15)
 SESSION_IDLE = timedelta(minutes=30)
 SESSION_ABSOLUTE = timedelta(hours=12)
+# Between the password step and the code step.
+SIGN_IN_LIFETIME = timedelta(minutes=5)
+SIGN_IN_CODE_ATTEMPTS = 3  # wrong codes before the password step must be done again
+# How long a code given (at sign-in or step-up) covers sensitive actions.
+STEP_UP_WINDOW = timedelta(minutes=10)
+# How long a browser stays trusted after its last sign-in.
+DEVICE_TRUST_LIFETIME = timedelta(days=90)
+MAX_NEXT_PATH = 2000
+MAX_DEVICE_TOKENS = 5  # trusted-browser tokens one browser may present (a shared computer)
 
 
 class AccountError(ValueError):
@@ -36,7 +55,19 @@ class AccountError(ValueError):
 
 
 class EnrolmentInvalid(AccountError):
-    """The enrolment link is unknown, used or expired."""
+    """The enrolment link is unknown, used, expired, refused, or its account disabled."""
+
+
+class EnrolmentAwaitingApproval(AccountError):
+    """The enrolment link is genuine but waits for a second administrator's approval."""
+
+
+class ApprovalRule(enum.StrEnum):
+    """When an enrolment link needs a second administrator's approval before it works."""
+
+    AUTO = "auto"  # when two or more enrolled, enabled administrators exist
+    ON = "on"
+    OFF = "off"
 
 
 def digest(token: str) -> str:
@@ -55,14 +86,68 @@ class Enrolment:
     user: User
     token: str  # shown once, in the enrolment link
     expires_at: datetime
+    awaiting_approval: bool = False  # the link works only once a second admin approves it
 
 
 @dataclass(frozen=True)
 class PasswordCheck:
-    """The outcome of the first login step."""
+    """The outcome of the first sign-in step."""
 
-    user: User | None  # set only when the password was right and the account may log in
-    locked: bool = False
+    user: User | None  # set only when the password was right and the account may sign in
+    # The token of the pending sign-in the code step completes (for the browser's cookie).
+    pending_token: str | None = None
+    # When refused because of a lock (or this attempt locked it): when the lock runs out.
+    locked_until: datetime | None = None
+
+    @property
+    def locked(self) -> bool:
+        return self.locked_until is not None
+
+
+class CodeOutcome(enum.Enum):
+    SIGNED_IN = "signed in"
+    WRONG = "wrong code"  # try again
+    RESTART = "start again"  # the pending sign-in is unknown, used, expired or ended
+    LOCKED = "locked"
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """The outcome of the code step."""
+
+    outcome: CodeOutcome
+    user: User | None = None
+    session_token: str | None = None  # the new session's token, when signed in
+    # A new trusted-browser token for the browser's cookie (None: keep the one it has).
+    device_token: str | None = None
+    remember: bool = False
+    next_path: str = "/"
+    locked_until: datetime | None = None
+
+
+class StepUpOutcome(enum.Enum):
+    DONE = "done"
+    WRONG = "wrong code"
+    LOCKED = "locked"
+    ENDED = "session ended"  # not (or no longer) signed in
+
+
+@dataclass(frozen=True)
+class StepUp:
+    outcome: StepUpOutcome
+    locked_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """A live signed-in session: the person, and when they last gave a code."""
+
+    user: User
+    last_code_at: datetime | None
+
+    def needs_step_up(self, now: datetime, *, window: timedelta = STEP_UP_WINDOW) -> bool:
+        """Whether a sensitive action must first ask for a current code."""
+        return self.last_code_at is None or now - self.last_code_at > window
 
 
 class AccountService:
@@ -74,6 +159,7 @@ class AccountService:
         hashing: password hashes.
         audit: where changes are recorded.
         clock: the clock.
+        approval: when enrolment links need a second administrator's approval.
     """
 
     def __init__(
@@ -84,12 +170,14 @@ class AccountService:
         hashing: PasswordHashing,
         audit: AuditLog,
         clock: Clock,
+        approval: ApprovalRule = ApprovalRule.AUTO,
     ) -> None:
         self.session = session
         self.box = box
         self.hashing = hashing
         self.audit = audit
         self.clock = clock
+        self.approval = approval
 
     # -- administration ------------------------------------------------------------------------
 
@@ -103,11 +191,33 @@ class AccountService:
         actor: str,
         address: str | None = None,
     ) -> Enrolment:
-        """Create an account and its first enrolment link.
+        """Create an account and its first enrolment link (waiting for a second
+        administrator's approval when the four-eyes rule is on).
 
         Raises:
             AccountError: bad e-mail, role, agency or team, or the e-mail is taken.
         """
+        return self._create(
+            email=email,
+            role=role,
+            agency_id=agency_id,
+            team=team,
+            actor=actor,
+            address=address,
+            purpose=EnrolmentPurpose.NEW_ACCOUNT,
+        )
+
+    def _create(
+        self,
+        *,
+        email: str,
+        role: str,
+        agency_id: int | None,
+        team: str | None,
+        actor: str,
+        address: str | None,
+        purpose: EnrolmentPurpose,
+    ) -> Enrolment:
         email = normalise_email(email)
         try:
             role_enum = Role(role)
@@ -128,6 +238,7 @@ class AccountService:
                 raise AccountError(f"no team {team!r}")
         if self.session.scalar(select(User.id).where(User.email == email)) is not None:
             raise AccountError("an account with that e-mail exists")
+        waits = purpose is not EnrolmentPurpose.FIRST_ADMIN and self.approval_needed()
         user = User(
             email=email,
             role=role_enum.value,
@@ -137,13 +248,18 @@ class AccountService:
         )
         self.session.add(user)
         self.session.flush()
-        enrolment = self._new_enrolment(user)
+        enrolment = self._new_enrolment(user, purpose=purpose, requested_by=actor, waits=waits)
         self.audit.record(
             "account.created",
             actor=actor,
             subject=f"user:{user.id}",
             address=address,
-            details={"role": role_enum.value, "agency": agency_id, "team": team},
+            details={
+                "role": role_enum.value,
+                "agency": agency_id,
+                "team": team,
+                "approval": Approval.PENDING.value if enrolment.awaiting_approval else None,
+            },
         )
         self.session.commit()
         return enrolment
@@ -165,6 +281,8 @@ class AccountService:
     def first_admin(self, *, email: str, actor: str) -> Enrolment | None:
         """Make sure someone can administer this instance.
 
+        Exempt from the four-eyes rule: there is no second administrator yet.
+
         Returns:
             A new enrolment link for the first admin (created now, or created before but never
             enrolled: the old link is replaced), or None when an enrolled admin exists.
@@ -174,8 +292,18 @@ class AccountService:
             return None
         pending = next((admin for admin in admins if admin.disabled_at is None), None)
         if pending is None:
-            return self.create(email=email, role=Role.ADMIN.value, actor=actor)
-        enrolment = self._new_enrolment(pending)
+            return self._create(
+                email=email,
+                role=Role.ADMIN.value,
+                agency_id=None,
+                team=None,
+                actor=actor,
+                address=None,
+                purpose=EnrolmentPurpose.FIRST_ADMIN,
+            )
+        enrolment = self._new_enrolment(
+            pending, purpose=EnrolmentPurpose.FIRST_ADMIN, requested_by=actor, waits=False
+        )
         self.audit.record("account.enrolment_reissued", actor=actor, subject=f"user:{pending.id}")
         self.session.commit()
         return enrolment
@@ -183,13 +311,14 @@ class AccountService:
     def disable(self, user: User, *, actor: str, address: str | None = None) -> None:
         """Disable the account and end its sessions at once."""
         user.disabled_at = self.clock.now()
-        self._end_sessions(user)
+        self._end_sessions(user, SessionEnd.ACCOUNT_CHANGED)
         self.audit.record(
             "account.disabled", actor=actor, subject=f"user:{user.id}", address=address
         )
         self.session.commit()
 
     def enable(self, user: User, *, actor: str, address: str | None = None) -> None:
+        """Enable a disabled account again (its sessions stay ended)."""
         user.disabled_at = None
         self.audit.record(
             "account.enabled", actor=actor, subject=f"user:{user.id}", address=address
@@ -199,27 +328,148 @@ class AccountService:
     def reset_second_factor(
         self, user: User, *, actor: str, address: str | None = None
     ) -> Enrolment:
-        """Forget the account's authenticator and password; it must enrol again by a new link."""
+        """Forget the account's authenticator and password; it must enrol again by a new link
+        (waiting for a second administrator's approval when the four-eyes rule is on). The
+        browsers it trusted are trusted no more: whoever reset it may suspect one."""
+        # Decided before the account stops counting as an enrolled administrator.
+        waits = self.approval_needed()
         user.totp_secret = None
         user.totp_last_step = None
         user.password_hash = None
         user.enrolled_at = None
-        self._end_sessions(user)
-        enrolment = self._new_enrolment(user)
+        self._end_sessions(user, SessionEnd.ACCOUNT_CHANGED)
+        self.session.execute(
+            update(TrustedDevice)
+            .where(TrustedDevice.user_id == user.id, TrustedDevice.revoked_at.is_(None))
+            .values(revoked_at=self.clock.now())
+        )
+        enrolment = self._new_enrolment(
+            user, purpose=EnrolmentPurpose.SECOND_FACTOR_RESET, requested_by=actor, waits=waits
+        )
         self.audit.record(
-            "account.second_factor_reset", actor=actor, subject=f"user:{user.id}", address=address
+            "account.second_factor_reset",
+            actor=actor,
+            subject=f"user:{user.id}",
+            address=address,
+            details={"approval": Approval.PENDING.value if enrolment.awaiting_approval else None},
         )
         self.session.commit()
         return enrolment
 
     def unlock(self, user: User, *, actor: str, address: str | None = None) -> None:
-        """Lift a lockout after failed logins."""
-        user.failed_logins = 0
-        user.locked_until = None
+        """Lift a lockout after failed sign-ins: the account's, and each of its browsers'."""
+        lockout.reset(self.session, user)
+        self.session.execute(
+            update(TrustedDevice)
+            .where(TrustedDevice.user_id == user.id)
+            .values(failed_logins=0, locked_until=None)
+        )
         self.audit.record(
             "account.unlocked", actor=actor, subject=f"user:{user.id}", address=address
         )
         self.session.commit()
+        self.session.refresh(user)
+
+    # -- four eyes -----------------------------------------------------------------------------
+
+    def approval_needed(self) -> bool:
+        """Whether a new enrolment link needs a second administrator's approval now."""
+        if self.approval is ApprovalRule.OFF:
+            return False
+        if self.approval is ApprovalRule.ON:
+            return True
+        admins = self.session.scalar(
+            select(func.count(User.id)).where(
+                User.role == Role.ADMIN.value,
+                User.enrolled_at.is_not(None),
+                User.disabled_at.is_(None),
+            )
+        )
+        return (admins or 0) >= 2
+
+    def pending_enrolments(self) -> list[EnrolmentToken]:
+        """Enrolment links waiting for a second administrator, oldest first."""
+        return list(
+            self.session.scalars(
+                select(EnrolmentToken)
+                .where(
+                    EnrolmentToken.approval == Approval.PENDING.value,
+                    EnrolmentToken.used_at.is_(None),
+                    EnrolmentToken.expires_at > self.clock.now(),
+                )
+                .options(selectinload(EnrolmentToken.user))
+                .order_by(EnrolmentToken.created_at, EnrolmentToken.id)
+            )
+        )
+
+    def approve_enrolment(
+        self, enrolment_id: int, *, approver: User, address: str | None = None
+    ) -> EnrolmentToken:
+        """A second administrator lets a waiting enrolment link work, for
+        ``ENROLMENT_LIFETIME`` from now.
+
+        Raises:
+            AccountError: not waiting (decided, used, expired or replaced), or the approver
+                asked for it, is its subject, or is not an enabled administrator.
+        """
+        return self._decide(enrolment_id, approver=approver, approve=True, address=address)
+
+    def refuse_enrolment(
+        self, enrolment_id: int, *, approver: User, address: str | None = None
+    ) -> EnrolmentToken:
+        """A second administrator refuses a waiting enrolment link: it never works.
+
+        Raises:
+            AccountError: as for ``approve_enrolment``.
+        """
+        return self._decide(enrolment_id, approver=approver, approve=False, address=address)
+
+    def _decide(
+        self, enrolment_id: int, *, approver: User, approve: bool, address: str | None
+    ) -> EnrolmentToken:
+        row = self.session.get(EnrolmentToken, enrolment_id)
+        now = self.clock.now()
+        if row is None or row.approval != Approval.PENDING.value or row.used_at is not None:
+            raise AccountError("that enrolment is not waiting for approval")
+        if row.expires_at <= now:
+            raise AccountError("that enrolment link has expired: ask for a new one")
+        actor = f"user:{approver.id}"
+        if approver.role_enum is not Role.ADMIN or approver.disabled_at is not None:
+            raise AccountError("only an administrator can decide on an enrolment")
+        if row.requested_by == actor or row.user_id == approver.id:
+            raise AccountError("another administrator must decide on an enrolment you asked for")
+        decision = Approval.APPROVED if approve else Approval.REFUSED
+        values: dict[str, object] = {
+            "approval": decision.value,
+            "decided_by": actor,
+            "decided_at": now,
+        }
+        if approve:
+            values["expires_at"] = now + ENROLMENT_LIFETIME
+        # Guarded: of two administrators deciding at once, one decides.
+        decided = self.session.execute(
+            update(EnrolmentToken)
+            .where(
+                EnrolmentToken.id == row.id,
+                EnrolmentToken.approval == Approval.PENDING.value,
+                EnrolmentToken.used_at.is_(None),
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if decided.rowcount != 1:  # type: ignore[attr-defined]
+            self.session.rollback()
+            raise AccountError("that enrolment is not waiting for approval")
+        self.audit.record(
+            f"account.enrolment_{'approved' if approve else 'refused'}",
+            actor=actor,
+            subject=f"user:{row.user_id}",
+            address=address,
+            details={"enrolment": row.id, "purpose": row.purpose, "requested_by": row.requested_by},
+        )
+        self.session.commit()
+        self.session.refresh(row)
+        return row
 
     # -- enrolment -----------------------------------------------------------------------------
 
@@ -227,19 +477,23 @@ class AccountService:
         """The live enrolment this link is for.
 
         Raises:
-            EnrolmentInvalid: unknown, used or expired.
+            EnrolmentInvalid: unknown, used, expired, refused, or the account is disabled.
+            EnrolmentAwaitingApproval: genuine, but a second administrator has not approved it.
         """
         row = self.session.scalar(
             select(EnrolmentToken).where(EnrolmentToken.token_hash == digest(token))
         )
+        invalid = EnrolmentInvalid("This enrolment link has already been used or has expired.")
         if row is None or row.used_at is not None or row.expires_at <= self.clock.now():
-            raise EnrolmentInvalid(
-                "this enrolment link is not valid: ask an administrator for a new one"
-            )
+            raise invalid
+        if row.approval == Approval.REFUSED.value:
+            raise invalid
         user = self.session.get(User, row.user_id)
         if user is None or user.disabled_at is not None:
-            raise EnrolmentInvalid(
-                "this enrolment link is not valid: ask an administrator for a new one"
+            raise invalid
+        if row.approval == Approval.PENDING.value:
+            raise EnrolmentAwaitingApproval(
+                "This enrolment link is waiting for a second administrator's approval."
             )
         return row
 
@@ -250,6 +504,7 @@ class AccountService:
 
         Raises:
             EnrolmentInvalid: the link is not valid.
+            EnrolmentAwaitingApproval: the link waits for approval.
             PasswordRejected: the password does not meet the policy.
             AccountError: the code is wrong.
         """
@@ -263,12 +518,16 @@ class AccountService:
         # Single use even under a double submit: only one request marks it used.
         claimed = self.session.execute(
             update(EnrolmentToken)
-            .where(EnrolmentToken.id == row.id, EnrolmentToken.used_at.is_(None))
+            .where(
+                EnrolmentToken.id == row.id,
+                EnrolmentToken.used_at.is_(None),
+                EnrolmentToken.approval.in_([Approval.NOT_NEEDED.value, Approval.APPROVED.value]),
+            )
             .values(used_at=self.clock.now())
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             self.session.rollback()
-            raise EnrolmentInvalid("this enrolment link was just used")
+            raise EnrolmentInvalid("This enrolment link has already been used or has expired.")
         user.password_hash = self.hashing.hash(password)
         user.totp_secret = self.box.seal(totp_secret.encode(), context=_totp_context(user))
         user.totp_last_step = step
@@ -281,7 +540,7 @@ class AccountService:
         self.session.commit()
         return user
 
-    # -- login ---------------------------------------------------------------------------------
+    # -- signing in ----------------------------------------------------------------------------
 
     def check_password(
         self,
@@ -290,15 +549,28 @@ class AccountService:
         *,
         address: str | None,
         roles: Collection[Role] | None = None,
+        device_tokens: Sequence[str] = (),
+        remember: bool = False,
+        next_path: str = "/",
     ) -> PasswordCheck:
-        """First step of login. The same work is done for an unknown e-mail, so the answer
-        takes as long whether or not the account exists.
+        """First step of signing in. The same work is done for an unknown e-mail, so the
+        answer takes as long whether or not the account exists.
 
         Args:
+            email, password: what was typed.
+            address: the client's address (for the audit log).
             roles: the roles that may sign in where this is asked (a web face's); an account
                 of any other role is answered like an unknown one, and its failed attempts
                 are not counted, so a face cannot be used to test or lock out the others'
                 passwords.
+            device_tokens: the trusted-browser tokens the browser presented: if one is the
+                account's, that browser's own lock and failures count, not the account's.
+            remember: keep the session after the browser closes (carried to the code step).
+            next_path: where to go once signed in (a path on this site).
+
+        Returns:
+            With ``pending_token`` when the password was right and the account may sign in:
+            the code step takes it within ``SIGN_IN_LIFETIME``, once.
         """
         try:
             email = normalise_email(email)
@@ -317,74 +589,186 @@ class AccountService:
             )
             self.session.commit()
             return PasswordCheck(user=None)
-        if user.locked_until is not None and user.locked_until > now:
-            self._refuse(user, reason="locked", address=address)
-            return PasswordCheck(user=None, locked=True)
+        device = self._trusted_device(user, device_tokens, now)
+        locked_until = device.locked_until if device is not None else user.locked_until
+        if lockout.is_locked(locked_until, now):
+            self._refuse(user, reason="locked", address=address, device=device)
+            return PasswordCheck(user=None, locked_until=locked_until)
         if not right:
-            locked = self._count_failure(user, address=address, reason="password")
-            return PasswordCheck(user=None, locked=locked)
+            failure = self._count_failure(user, device, address=address, reason="password")
+            self.session.commit()
+            return PasswordCheck(user=None, locked_until=failure.locked_until)
         if user.disabled_at is not None or user.enrolled_at is None or user.totp_secret is None:
-            self._refuse(user, reason="disabled or not enrolled", address=address)
+            self._refuse(user, reason="disabled or not enrolled", address=address, device=device)
             return PasswordCheck(user=None)
         if self.hashing.needs_rehash(user.password_hash or ""):
             user.password_hash = self.hashing.hash(password)
-            self.session.commit()
-        return PasswordCheck(user=user)
-
-    def check_code(self, user: User, code: str, *, address: str | None) -> bool:
-        """Second step of login: a code from the authenticator, never one used before."""
-        now = self.clock.now()
-        if user.locked_until is not None and user.locked_until > now:
-            return False
-        if user.totp_secret is None or user.disabled_at is not None:
-            return False
-        secret = self.box.open(user.totp_secret, context=_totp_context(user)).decode()
-        # Guarded so two requests racing with the same code cannot both pass.
-        step = totp.matching_step(secret, code, now=now, after=user.totp_last_step)
-        if step is not None:
-            accepted = self.session.execute(
-                update(User)
-                .where(
-                    User.id == user.id,
-                    (User.totp_last_step.is_(None)) | (User.totp_last_step < step),
-                )
-                .values(totp_last_step=step, failed_logins=0, locked_until=None)
-            )
-            if accepted.rowcount == 1:  # type: ignore[attr-defined]
-                self.audit.record(
-                    "login.succeeded",
-                    actor=f"user:{user.id}",
-                    subject=f"user:{user.id}",
-                    address=address,
-                )
-                self.session.commit()
-                return True
-            self.session.rollback()
-        self._count_failure(user, address=address, reason="code")
-        return False
-
-    # -- sessions ------------------------------------------------------------------------------
-
-    def start_session(self, user: User, *, address: str | None) -> str:
-        """A new session for a person who passed both steps; returns the cookie's token."""
         token = secrets.token_urlsafe(32)
-        now = self.clock.now()
+        # Expired sign-ins are of no use to anyone: cleared as new ones come.
+        self.session.execute(delete(PendingSignIn).where(PendingSignIn.expires_at <= now))
         self.session.add(
-            UserSession(
-                id=digest(token), user_id=user.id, created_at=now, last_seen_at=now, address=address
+            PendingSignIn(
+                id=digest(token),
+                user_id=user.id,
+                device_id=device.id if device is not None else None,
+                created_at=now,
+                expires_at=now + SIGN_IN_LIFETIME,
+                remember=remember,
+                next_path=next_path if len(next_path) <= MAX_NEXT_PATH else "/",
+                code_failures=0,
             )
         )
         self.session.commit()
+        return PasswordCheck(user=user, pending_token=token)
+
+    def pending_sign_in(self, token: str) -> PendingSignIn | None:
+        """The pending sign-in this token names, if it can still be completed."""
+        row = self.session.get(PendingSignIn, digest(token))
+        if row is None or row.used_at is not None or row.expires_at <= self.clock.now():
+            return None
+        return row
+
+    def check_code(self, pending_token: str, code: str, *, address: str | None) -> CodeCheck:
+        """Second step of signing in: a code from the authenticator, never one used before,
+        within a few minutes of the password step and at most once for it.
+
+        On success the session is started (its token is in the answer), the browser is
+        trusted from now on (a new device token, or the one it has, renewed) and the failures
+        of the browser's scope are forgotten.
+        """
+        now = self.clock.now()
+        row = self.pending_sign_in(pending_token)
+        if row is None:
+            return CodeCheck(CodeOutcome.RESTART)
+        user = self.session.get(User, row.user_id)
+        if user is None or user.totp_secret is None or user.disabled_at is not None:
+            self._end_pending(row, now)
+            self.session.commit()
+            return CodeCheck(CodeOutcome.RESTART)
+        device = self._live_device(row.device_id, now)
+        locked_until = device.locked_until if device is not None else user.locked_until
+        if lockout.is_locked(locked_until, now):
+            # Even a right code: the lock is on guessing, whichever step it happens at.
+            self._end_pending(row, now)
+            self._refuse(user, reason="locked", address=address, device=device)
+            return CodeCheck(CodeOutcome.LOCKED, locked_until=locked_until)
+        step = self._matching_step(user, code, now)
+        if step is not None and self._claim(row, now) and self._accept_step(user, step):
+            lockout.reset(self.session, device or user)
+            device_token = None
+            if device is not None:
+                device.last_used_at = now
+                device.expires_at = now + DEVICE_TRUST_LIFETIME
+            else:
+                device_token, device = self._trust_browser(user, now)
+            session_token = self._new_session(user, address=address, device=device, now=now)
+            self.audit.record(
+                "login.succeeded",
+                actor=f"user:{user.id}",
+                subject=f"user:{user.id}",
+                address=address,
+                details={"trusted_browser": device_token is None},
+            )
+            self.session.commit()
+            return CodeCheck(
+                CodeOutcome.SIGNED_IN,
+                user=user,
+                session_token=session_token,
+                device_token=device_token,
+                remember=row.remember,
+                next_path=row.next_path,
+            )
+        self.session.rollback()  # a claim made for a code that lost a race
+        failures = self.session.execute(
+            update(PendingSignIn)
+            .where(PendingSignIn.id == row.id)
+            .values(code_failures=PendingSignIn.code_failures + 1)
+            .returning(PendingSignIn.code_failures)
+            .execution_options(synchronize_session=False)
+        ).scalar_one()
+        self.session.expire(row, ["code_failures"])
+        if failures >= SIGN_IN_CODE_ATTEMPTS:
+            self._end_pending(row, now)
+        failure = self._count_failure(user, device, address=address, reason="code")
+        self.session.commit()
+        if failure.locked_until is not None:
+            return CodeCheck(CodeOutcome.LOCKED, locked_until=failure.locked_until)
+        if failures >= SIGN_IN_CODE_ATTEMPTS:
+            return CodeCheck(CodeOutcome.RESTART)
+        return CodeCheck(CodeOutcome.WRONG)
+
+    def step_up(self, session_token: str, code: str, *, address: str | None) -> StepUp:
+        """A signed-in person gives a current code before a sensitive action.
+
+        Refused like at sign-in (a code once, failures counted towards the lock of the
+        browser's scope); a wrong code that locks the account also ends this session.
+        """
+        now = self.clock.now()
+        row = self.session.get(UserSession, digest(session_token))
+        live = self.session_user(session_token)
+        if row is None or live is None:
+            return StepUp(StepUpOutcome.ENDED)
+        user = live.user
+        device = self._live_device(row.device_id, now)
+        locked_until = device.locked_until if device is not None else user.locked_until
+        if lockout.is_locked(locked_until, now):
+            self._refuse(user, reason="locked", address=address, device=device)
+            return StepUp(StepUpOutcome.LOCKED, locked_until=locked_until)
+        step = self._matching_step(user, code, now)
+        if step is not None and self._accept_step(user, step):
+            lockout.reset(self.session, device or user)
+            row.last_code_at = now
+            self.audit.record(
+                "session.stepped_up",
+                actor=f"user:{user.id}",
+                subject=f"user:{user.id}",
+                address=address,
+            )
+            self.session.commit()
+            return StepUp(StepUpOutcome.DONE)
+        self.session.rollback()
+        failure = self._count_failure(user, device, address=address, reason="step-up code")
+        if failure.locked_until is not None:
+            self.session.execute(
+                update(UserSession)
+                .where(UserSession.id == row.id, UserSession.ended_at.is_(None))
+                .values(ended_at=now, end_reason=SessionEnd.CODE_FAILURES.value)
+            )
+        self.session.commit()
+        if failure.locked_until is not None:
+            return StepUp(StepUpOutcome.LOCKED, locked_until=failure.locked_until)
+        return StepUp(StepUpOutcome.WRONG)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def start_session(
+        self, user: User, *, address: str | None, device: TrustedDevice | None = None
+    ) -> str:
+        """A new session for a person who passed both steps; returns the cookie's token.
+        (``check_code`` does this itself; this is for callers that proved it otherwise.)"""
+        token = self._new_session(user, address=address, device=device, now=self.clock.now())
+        self.session.commit()
         return token
 
-    def session_user(self, token: str) -> User | None:
-        """The person signed in with this session token, if the session is live; touches it."""
+    def session_user(self, token: str) -> LiveSession | None:
+        """The person signed in with this session token, if the session is live; touches it.
+
+        A disabled account's session is refused here, whether or not it was ended.
+        """
         row = self.session.get(UserSession, digest(token))
         now = self.clock.now()
         if row is None or row.ended_at is not None:
             return None
-        if now - row.last_seen_at > SESSION_IDLE or now - row.created_at > SESSION_ABSOLUTE:
-            row.ended_at = now
+        idle = now - row.last_seen_at > SESSION_IDLE
+        if idle or now - row.created_at > SESSION_ABSOLUTE:
+            self.session.execute(
+                update(UserSession)
+                .where(UserSession.id == row.id, UserSession.ended_at.is_(None))
+                .values(
+                    ended_at=now,
+                    end_reason=(SessionEnd.IDLE if idle else SessionEnd.EXPIRED).value,
+                )
+            )
             self.session.commit()
             return None
         user = self.session.get(User, row.user_id)
@@ -394,23 +778,45 @@ class AccountService:
         if now - row.last_seen_at > timedelta(minutes=1):
             row.last_seen_at = now
             self.session.commit()
-        return user
+        return LiveSession(user=user, last_code_at=row.last_code_at)
 
-    def end_session(self, token: str, *, address: str | None) -> None:
+    def timed_out_owner(self, token: str) -> int | None:
+        """The account whose session this token was, if that session ended by timing out
+        (idle or too old), not by signing out or by an administrator; else None."""
+        row = self.session.get(UserSession, digest(token))
+        if row is None or row.end_reason not in (SessionEnd.IDLE.value, SessionEnd.EXPIRED.value):
+            return None
+        user = self.session.get(User, row.user_id)
+        if user is None or user.disabled_at is not None:
+            return None
+        return user.id
+
+    def end_session(
+        self,
+        token: str,
+        *,
+        address: str | None,
+        reason: SessionEnd = SessionEnd.SIGNED_OUT,
+    ) -> None:
+        """End the session (signing out), audited."""
         row = self.session.get(UserSession, digest(token))
         if row is not None and row.ended_at is None:
             row.ended_at = self.clock.now()
+            row.end_reason = reason.value
             self.audit.record(
                 "session.logged_out",
                 actor=f"user:{row.user_id}",
                 subject=f"user:{row.user_id}",
                 address=address,
+                details={"reason": reason.value},
             )
             self.session.commit()
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _new_enrolment(self, user: User) -> Enrolment:
+    def _new_enrolment(
+        self, user: User, *, purpose: EnrolmentPurpose, requested_by: str, waits: bool
+    ) -> Enrolment:
         now = self.clock.now()
         self.session.execute(
             update(EnrolmentToken)
@@ -421,42 +827,168 @@ class AccountService:
         expires = now + ENROLMENT_LIFETIME
         self.session.add(
             EnrolmentToken(
-                user_id=user.id, token_hash=digest(token), created_at=now, expires_at=expires
+                user_id=user.id,
+                token_hash=digest(token),
+                created_at=now,
+                expires_at=expires,
+                purpose=purpose.value,
+                requested_by=requested_by,
+                approval=(Approval.PENDING if waits else Approval.NOT_NEEDED).value,
             )
         )
-        return Enrolment(user=user, token=token, expires_at=expires)
+        return Enrolment(user=user, token=token, expires_at=expires, awaiting_approval=waits)
 
-    def _end_sessions(self, user: User) -> None:
+    def _end_sessions(self, user: User, reason: SessionEnd) -> None:
         self.session.execute(
             update(UserSession)
             .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
-            .values(ended_at=self.clock.now())
+            .values(ended_at=self.clock.now(), end_reason=reason.value)
         )
 
-    def _refuse(self, user: User, *, reason: str, address: str | None) -> None:
+    def _new_session(
+        self, user: User, *, address: str | None, device: TrustedDevice | None, now: datetime
+    ) -> str:
+        token = secrets.token_urlsafe(32)
+        self.session.add(
+            UserSession(
+                id=digest(token),
+                user_id=user.id,
+                created_at=now,
+                last_seen_at=now,
+                last_code_at=now,
+                address=address,
+                device_id=device.id if device is not None else None,
+            )
+        )
+        return token
+
+    def _trusted_device(
+        self, user: User, tokens: Sequence[str], now: datetime
+    ) -> TrustedDevice | None:
+        """The account's trusted browser among those the browser presented, if any."""
+        hashes = [digest(token) for token in tokens[:MAX_DEVICE_TOKENS]]
+        if not hashes:
+            return None
+        return self.session.scalar(
+            select(TrustedDevice).where(
+                TrustedDevice.user_id == user.id,
+                TrustedDevice.token_hash.in_(hashes),
+                TrustedDevice.revoked_at.is_(None),
+                TrustedDevice.expires_at > now,
+            )
+        )
+
+    def _live_device(self, device_id: int | None, now: datetime) -> TrustedDevice | None:
+        device = self.session.get(TrustedDevice, device_id) if device_id is not None else None
+        if device is None or device.revoked_at is not None or device.expires_at <= now:
+            return None
+        return device
+
+    def _trust_browser(self, user: User, now: datetime) -> tuple[str, TrustedDevice]:
+        token = secrets.token_urlsafe(32)
+        device = TrustedDevice(
+            user_id=user.id,
+            token_hash=digest(token),
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + DEVICE_TRUST_LIFETIME,
+            failed_logins=0,
+        )
+        self.session.add(device)
+        self.session.flush()
+        return token, device
+
+    def _matching_step(self, user: User, code: str, now: datetime) -> int | None:
+        if user.totp_secret is None:
+            return None
+        secret = self.box.open(user.totp_secret, context=_totp_context(user)).decode()
+        return totp.matching_step(secret, code, now=now, after=user.totp_last_step)
+
+    def _accept_step(self, user: User, step: int) -> bool:
+        """Record the code's time step as used; False if another request used it (or a later
+        one) first. Guarded so two requests racing with the same code cannot both pass."""
+        accepted = self.session.execute(
+            update(User)
+            .where(
+                User.id == user.id,
+                (User.totp_last_step.is_(None)) | (User.totp_last_step < step),
+            )
+            .values(totp_last_step=step)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.expire(user, ["totp_last_step"])
+        return bool(accepted.rowcount == 1)  # type: ignore[attr-defined]
+
+    def _claim(self, row: PendingSignIn, now: datetime) -> bool:
+        """Use the pending sign-in; False if another request used it first."""
+        claimed = self.session.execute(
+            update(PendingSignIn)
+            .where(
+                PendingSignIn.id == row.id,
+                PendingSignIn.used_at.is_(None),
+                PendingSignIn.expires_at > now,
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.expire(row, ["used_at"])
+        return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+
+    def _end_pending(self, row: PendingSignIn, now: datetime) -> None:
+        self.session.execute(
+            update(PendingSignIn)
+            .where(PendingSignIn.id == row.id, PendingSignIn.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.expire(row, ["used_at"])
+
+    def _refuse(
+        self, user: User, *, reason: str, address: str | None, device: TrustedDevice | None
+    ) -> None:
         self.audit.record(
             "login.refused",
             actor=f"user:{user.id}",
             subject=f"user:{user.id}",
             address=address,
-            details={"reason": reason},
+            details={"reason": reason, "trusted_browser": device is not None},
         )
         self.session.commit()
 
-    def _count_failure(self, user: User, *, address: str | None, reason: str) -> bool:
-        user.failed_logins += 1
-        locked = user.failed_logins >= LOCK_AFTER_FAILURES
-        if locked:
-            user.locked_until = self.clock.now() + LOCK_DURATION
+    def _count_failure(
+        self, user: User, device: TrustedDevice | None, *, address: str | None, reason: str
+    ) -> lockout.Failure:
+        """Count a failure against the trusted browser it came from, or else against the
+        account (for every browser it has not signed in with); audit it, and the lock it
+        may cause. Not committed."""
+        now = self.clock.now()
+        failure = lockout.count_failure(self.session, device or user, now=now)
         self.audit.record(
             "login.failed",
             actor=f"user:{user.id}",
             subject=f"user:{user.id}",
             address=address,
-            details={"reason": reason, "failures": user.failed_logins, "locked": locked},
+            details={
+                "reason": reason,
+                "failures": failure.failures,
+                "locked": failure.locked_until is not None,
+                "trusted_browser": device is not None,
+            },
         )
-        self.session.commit()
-        return locked
+        if failure.locked_now and failure.locked_until is not None:
+            self.audit.record(
+                "account.locked",
+                actor=f"user:{user.id}",
+                subject=f"user:{user.id}",
+                address=address,
+                details={
+                    "scope": "trusted_browser" if device is not None else "untrusted_browsers",
+                    "device": device.id if device is not None else None,
+                    "until": failure.locked_until.isoformat(timespec="seconds"),
+                    "failures": failure.failures,
+                },
+            )
+        return failure
 
 
 def _totp_context(user: User) -> bytes:

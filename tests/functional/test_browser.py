@@ -1,12 +1,14 @@
 """A partner officer in a real browser (Debian's Chromium, driven by Playwright) against a real
-server: enrol, sign in with password and code, have a spent code refused, send a tip by the web
-form and watch it reach triage."""
+server: enrol, sign in with password and code, have a spent code refused, write a tip in the web
+form, lose the session to an idle timeout while writing, sign in again and find the tip as
+written, send it and watch it reach triage."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -108,11 +110,18 @@ def _sign_in(page: sync_api.Page, base_url: str, code: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
+def _time_out_sessions(home: Path) -> None:
+    """Make every session look idle for an hour, as the server would find it after a break."""
+    with sqlite3.connect(home / "tipline.sqlite3") as database:
+        database.execute("UPDATE user_sessions SET last_seen_at = '2000-01-01 00:00:00.000000'")
+
+
 @pytest.mark.slow
 def test_a_partner_officer_enrols_signs_in_and_sends_a_tip_that_reaches_triage(
-    server: tuple[str, str], tmp_path: Path
+    server: tuple[str, str], tmp_path: Path, home_env: tuple[Path, dict[str, str]]
 ) -> None:
     base_url, link = server
+    home, _env = home_env
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -149,9 +158,9 @@ def test_a_partner_officer_enrols_signs_in_and_sends_a_tip_that_reaches_triage(
 
             # Once the used step has come round, the step after it is good.
             _wait_for_step(used_step)
-            page.get_by_label("Authentication code", exact=True).fill(
-                rfc6238_code(seed, datetime.now(UTC) + timedelta(seconds=STEP))
-            )
+            moment = datetime.now(UTC) + timedelta(seconds=STEP)
+            used_step = int(moment.timestamp()) // STEP
+            page.get_by_label("Authentication code", exact=True).fill(rfc6238_code(seed, moment))
             page.get_by_role("button", name="Sign in").click()
             assert page.url == f"{base_url}/"
 
@@ -176,6 +185,30 @@ def test_a_partner_officer_enrols_signs_in_and_sends_a_tip_that_reaches_triage(
                 page.get_by_label("Handling (Traffic Light Protocol)", exact=True).input_value()
                 == "AMBER"
             )
+
+            # The officer wrote for longer than the idle limit: sending signs them out, and
+            # keeps what they wrote (sealed; the key only in this browser).
+            _time_out_sessions(home)
+            page.get_by_role("button", name="Send the tip").click()
+            assert page.url.startswith(f"{base_url}/login?next=")
+            assert "what you wrote is kept, encrypted" in page.content()
+            _wait_for_step(used_step)
+            page.get_by_label("E-mail address", exact=True).fill(EMAIL)
+            page.get_by_label("Password", exact=True).fill(PASSWORD)
+            page.get_by_role("button", name="Continue").click()
+            page.get_by_label("Authentication code", exact=True).fill(
+                rfc6238_code(seed, datetime.now(UTC) + timedelta(seconds=STEP))
+            )
+            page.get_by_role("button", name="Sign in").click()
+            assert page.url == f"{base_url}/partner/tips/new"
+            assert "Here is the tip you were writing" in page.content()
+            assert (
+                page.get_by_label("Narrative", exact=True)
+                .input_value()
+                .startswith("Fictional browser test tip")
+            )
+            assert page.get_by_label("Live-streamed abuse", exact=True).is_checked()
+            assert page.get_by_label("Country", exact=True).input_value() == "PH"
             page.get_by_role("button", name="Send the tip").click()
             assert "/partner/tips/" in page.url
             assert "Tip received" in page.content()

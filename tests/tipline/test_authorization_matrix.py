@@ -16,10 +16,20 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask, url_for
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from referrals.accounts.models import EnrolmentToken
+from referrals.accounts.services import ApprovalRule
 from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys, valid_tip
-from tests.tipline.admin.people import Person, add_team, csrf, enrolled, sign_in
+from tests.tipline.admin.people import (
+    Person,
+    account_service,
+    add_team,
+    csrf,
+    enrolled,
+    signed_in_client,
+)
 from tipline import access
 from tipline.runtime import Runtime
 
@@ -44,6 +54,7 @@ class World:
 
     tip_id: str  # a tip sent by agency A
     target_id: int  # an account for the admin actions
+    enrolment_id: int  # an enrolment link waiting for a second administrator
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,10 @@ def _target(world: World) -> dict[str, Any]:
     return {"user_id": world.target_id}
 
 
+def _enrolment(world: World) -> dict[str, Any]:
+    return {"enrolment_id": world.enrolment_id}
+
+
 TABLE: dict[tuple[str, str], Case] = {
     # Public: the sign-in and enrolment pages, health, the API description, static files.
     ("static", "GET"): Case(everyone(200), values=lambda w: {"filename": "tipline.css"}),
@@ -87,6 +102,9 @@ TABLE: dict[tuple[str, str], Case] = {
     ("auth.code", "GET"): Case(everyone(LOGIN)),  # no password step passed
     ("auth.code", "POST"): Case(everyone(LOGIN)),
     ("auth.logout", "POST"): Case(everyone(LOGIN)),
+    # Step-up: anyone signed in (an empty form is shown again).
+    ("auth.step_up", "GET"): Case(only(*SIGNED_IN)),
+    ("auth.step_up", "POST"): Case(only(*SIGNED_IN)),
     ("auth.enrol_link", "GET"): Case(everyone(410)),  # no enrolment link opened
     ("auth.enrol", "GET"): Case(everyone(410)),
     ("auth.enrol", "POST"): Case(everyone(410)),
@@ -116,6 +134,13 @@ TABLE: dict[tuple[str, str], Case] = {
     ("admin.unlock_user", "POST"): Case(only(ADMIN, ok="/admin/users"), values=_target),
     ("admin.reset_second_factor", "POST"): Case(only(ADMIN), values=_target),
     ("admin.agencies", "GET"): Case(only(ADMIN)),
+    ("admin.enrolments", "GET"): Case(only(ADMIN)),
+    ("admin.approve_enrolment", "POST"): Case(
+        only(ADMIN, ok="/admin/enrolments"), values=_enrolment
+    ),
+    ("admin.refuse_enrolment", "POST"): Case(
+        only(ADMIN, ok="/admin/enrolments"), values=_enrolment
+    ),
     # The audit log: admins and team leads.
     ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
 }
@@ -163,7 +188,14 @@ def world(
     )
     assert sent.status_code == 202
     target = enrolled(runtime, "target@centre.example", "analyst")
-    return World(tip_id=sent.get_json()["id"], target_id=target.id)
+    with runtime.session_factory() as session:
+        waiting = account_service(runtime, session, approval=ApprovalRule.ON).create(
+            email="waiting@centre.example", role="analyst", actor="cli:test"
+        )
+        enrolment_id = session.scalars(
+            select(EnrolmentToken.id).where(EnrolmentToken.user_id == waiting.user.id)
+        ).one()
+    return World(tip_id=sent.get_json()["id"], target_id=target.id, enrolment_id=enrolment_id)
 
 
 def _outcome(
@@ -175,9 +207,8 @@ def _outcome(
     case: Case,
     world: World,
 ) -> Expect:
-    client = app.test_client()  # a fresh browser, with a fresh session (logout ends one)
-    if person is not None:
-        sign_in(client, runtime, person)
+    # A fresh browser, with a fresh session (logout ends one).
+    client = app.test_client() if person is None else signed_in_client(app, runtime, person)
     with app.test_request_context():
         url = url_for(endpoint, **case.values(world))
     if method == "GET":

@@ -39,6 +39,7 @@ def test_home_defaults_to_instance_in_the_working_folder(
         ("TIPLINE_REDIS_URL", "http://localhost:6379", "TIPLINE_REDIS_URL: expected"),
         ("TIPLINE_LOG_LEVEL", "chatty", "TIPLINE_LOG_LEVEL: expected one of"),
         ("TIPLINE_WEB_FACE", "internet", "TIPLINE_WEB_FACE: expected partner, staff or all"),
+        ("TIPLINE_ENROLMENT_APPROVAL", "maybe", "TIPLINE_ENROLMENT_APPROVAL: expected auto"),
     ],
 )
 def test_a_bad_value_names_the_variable(

@@ -24,7 +24,7 @@ from tests.tipline.admin.people import (
     audit_records,
     csrf,
     enrolled,
-    sign_in,
+    signed_in_client,
 )
 from tipline import create_app
 from tipline.cli import cli
@@ -140,12 +140,10 @@ def test_a_session_of_another_face_counts_as_nobody_signed_in(
         ),
     }
     for face, other in ((Face.PARTNER, Face.STAFF), (Face.STAFF, Face.PARTNER)):
-        client = face_app(face).test_client()
-        sign_in(client, runtime, people[other])
-        home = client.get("/")
+        app = face_app(face)
+        home = signed_in_client(app, runtime, people[other]).get("/")
         assert home.status_code == 302 and home.headers["Location"].startswith("/login")
-        sign_in(client, runtime, people[face])
-        assert client.get("/").status_code == 200
+        assert signed_in_client(app, runtime, people[face]).get("/").status_code == 200
 
 
 def test_the_partner_face_runs_without_the_keys_that_read_tips(

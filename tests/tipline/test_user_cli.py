@@ -7,9 +7,10 @@ import json
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from referrals.accounts.models import User
+from referrals.accounts.models import Approval, EnrolmentToken, User
 from referrals.audit.models import AuditRecord
 from tests.support import tipline_env
+from tests.tipline.admin.people import enrolled
 from tipline.cli import cli
 from tipline.config import Settings
 from tipline.runtime import Runtime
@@ -48,3 +49,33 @@ def test_user_commands_change_the_account_and_are_audited(
         "account.unlocked",
         "account.second_factor_reset",
     ]
+
+
+def test_with_two_admins_a_command_line_account_waits_for_approval_in_the_web(
+    settings: Settings, runtime: Runtime
+) -> None:
+    enrolled(runtime, "root@centre.example", "admin")
+    enrolled(runtime, "second@centre.example", "admin")
+    runner = CliRunner(env=tipline_env(settings))
+    added = runner.invoke(cli, ["user", "add", "--email", "ana@centre.example", "--role", "lead"])
+    assert added.exit_code == 0, added.output
+    assert "works only once an administrator approves it in the web app" in added.output
+    as_json = runner.invoke(
+        cli, ["user", "add", "--email", "bo@centre.example", "--role", "analyst", "--json"]
+    )
+    assert json.loads(as_json.output)["awaiting_approval"] is True
+    off = runner.invoke(
+        cli,
+        ["user", "add", "--email", "cy@centre.example", "--role", "analyst", "--json"],
+        env={"TIPLINE_ENROLMENT_APPROVAL": "off"},
+    )
+    assert json.loads(off.output)["awaiting_approval"] is False
+    with runtime.session_factory() as session:
+        requested = list(
+            session.scalars(
+                select(EnrolmentToken.requested_by).where(
+                    EnrolmentToken.approval == Approval.PENDING.value
+                )
+            )
+        )
+    assert len(requested) == 2 and all(actor.startswith("cli:") for actor in requested)

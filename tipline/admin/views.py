@@ -1,9 +1,11 @@
 """Administration: people's accounts and the partner agencies (role ``admin`` only).
 
 Admins manage people, agencies and keys but never see tip content. Every change goes through
-``AccountService`` with the admin as the actor, so it lands in the audit log. A one-time
-enrolment link is rendered straight into the answer to the POST that made it: never in an
-address, never in a flash message (the session cookie would carry it).
+``AccountService`` with the admin as the actor, so it lands in the audit log, and needs a
+current code from the admin's authenticator (step-up). A one-time enrolment link is rendered
+straight into the answer to the POST that made it: never in an address, never in a flash
+message (the session cookie would carry it). Under the four-eyes rule the link works only
+once a second administrator has approved it on the pending-enrolments page.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
-from referrals.accounts.models import Role, Team, User
+from referrals.accounts.models import Approval, EnrolmentPurpose, EnrolmentToken, Role, Team, User
 from referrals.accounts.services import AccountError, AccountService, Enrolment
 from referrals.intake.agencies import AgencyService
 from referrals.intake.models import Agency
@@ -36,6 +38,7 @@ class AccountRow:
     enrolled: bool
     disabled: bool
     locked: bool
+    awaiting_approval: bool
 
 
 def _actor() -> str:
@@ -77,6 +80,7 @@ def _enrolment_page(enrolment: Enrolment, *, heading: str) -> str:
         account=enrolment.user,
         link=_enrolment_link(enrolment.token),
         expires_at=enrolment.expires_at,
+        awaiting_approval=enrolment.awaiting_approval,
     )
 
 
@@ -86,6 +90,7 @@ def users() -> str:
     now = database.runtime().clock.now()
     agencies = _agency_names()
     query = select(User).options(selectinload(User.team)).order_by(User.email)
+    waiting = {row.user_id for row in account_service().pending_enrolments()}
     rows = [
         AccountRow(
             user=user,
@@ -93,6 +98,7 @@ def users() -> str:
             enrolled=user.enrolled_at is not None,
             disabled=user.disabled_at is not None,
             locked=user.locked_until is not None and user.locked_until > now,
+            awaiting_approval=user.id in waiting,
         )
         for user in database.session().scalars(query)
     ]
@@ -100,7 +106,7 @@ def users() -> str:
 
 
 @blueprint.route("/users/new", methods=["GET", "POST"])
-@access.roles(Role.ADMIN)
+@access.roles(Role.ADMIN, step_up=True)
 def create_user() -> str:
     form = NewAccountForm()
     _offer_choices(form)
@@ -150,25 +156,25 @@ def _act(user_id: int, action: str) -> Response:
 
 
 @blueprint.post("/users/<int:user_id>/disable")
-@access.roles(Role.ADMIN)
+@access.roles(Role.ADMIN, step_up=True, back="admin.users")
 def disable_user(user_id: int) -> Response:
     return _act(user_id, "disable")
 
 
 @blueprint.post("/users/<int:user_id>/enable")
-@access.roles(Role.ADMIN)
+@access.roles(Role.ADMIN, step_up=True, back="admin.users")
 def enable_user(user_id: int) -> Response:
     return _act(user_id, "enable")
 
 
 @blueprint.post("/users/<int:user_id>/unlock")
-@access.roles(Role.ADMIN)
+@access.roles(Role.ADMIN, step_up=True, back="admin.users")
 def unlock_user(user_id: int) -> Response:
     return _act(user_id, "unlock")
 
 
 @blueprint.post("/users/<int:user_id>/reset-2fa")
-@access.roles(Role.ADMIN)
+@access.roles(Role.ADMIN, step_up=True, back="admin.users")
 def reset_second_factor(user_id: int) -> Response | str:
     service = account_service()
     user = _target(service, user_id)
@@ -179,6 +185,94 @@ def reset_second_factor(user_id: int) -> Response | str:
         return redirect(url_for("admin.users"))
     enrolment = service.reset_second_factor(user, actor=_actor(), address=client_address())
     return _enrolment_page(enrolment, heading="Second factor reset")
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """One enrolment link waiting for a second administrator."""
+
+    enrolment: EnrolmentToken
+    agency: str | None
+    requested_by: str  # in words
+    purpose: str  # in words
+    mine: bool  # the signed-in admin asked for it (or is its subject): another must decide
+
+
+PURPOSES = {
+    EnrolmentPurpose.NEW_ACCOUNT.value: "new account",
+    EnrolmentPurpose.SECOND_FACTOR_RESET.value: "second factor reset",
+    EnrolmentPurpose.FIRST_ADMIN.value: "first administrator",
+}
+
+
+def _requester(actor: str | None, emails: dict[int, str]) -> str:
+    """The audit log's actor, as an administrator reads it."""
+    if actor is None:
+        return "unknown"
+    kind, _, name = actor.partition(":")
+    if kind == "user" and name.isdigit():
+        return emails.get(int(name), actor)
+    if kind == "cli":
+        return f"{name} (command line on the server)"
+    return actor
+
+
+@blueprint.get("/enrolments")
+@access.roles(Role.ADMIN)
+def enrolments() -> str:
+    person = access.current_person()
+    assert person is not None  # noqa: S101 - the access rule admitted only signed-in admins
+    pending = account_service().pending_enrolments()
+    agencies = _agency_names()
+    admins = database.session().execute(
+        select(User.id, User.email).where(User.role == Role.ADMIN.value)
+    )
+    emails = {row.id: row.email for row in admins}
+    rows = [
+        PendingRow(
+            enrolment=row,
+            agency=agencies.get(row.user.agency_id) if row.user.agency_id is not None else None,
+            requested_by=_requester(row.requested_by, emails),
+            purpose=PURPOSES.get(row.purpose, row.purpose),
+            mine=row.requested_by == f"user:{person.id}" or row.user_id == person.id,
+        )
+        for row in pending
+    ]
+    return render_template("admin/enrolments.html", rows=rows, action_form=AccountActionForm())
+
+
+def _decide(enrolment_id: int, *, approve: bool) -> Response:
+    person = access.current_person()
+    assert person is not None  # noqa: S101 - the access rule admitted only signed-in admins
+    service = account_service()
+    decide = service.approve_enrolment if approve else service.refuse_enrolment
+    try:
+        row = decide(enrolment_id, approver=person, address=client_address())
+    except AccountError as exc:
+        flash(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", "error")
+        return redirect(url_for("admin.enrolments"))
+    email = service.find(str(row.user_id)).email
+    if row.approval == Approval.APPROVED.value:
+        flash(
+            f"Approved: the enrolment link for {email} works now, until "
+            f"{row.expires_at:%Y-%m-%d %H:%M} UTC.",
+            "info",
+        )
+    else:
+        flash(f"Refused: the enrolment link for {email} will never work.", "info")
+    return redirect(url_for("admin.enrolments"))
+
+
+@blueprint.post("/enrolments/<int:enrolment_id>/approve")
+@access.roles(Role.ADMIN, step_up=True, back="admin.enrolments")
+def approve_enrolment(enrolment_id: int) -> Response:
+    return _decide(enrolment_id, approve=True)
+
+
+@blueprint.post("/enrolments/<int:enrolment_id>/refuse")
+@access.roles(Role.ADMIN, step_up=True, back="admin.enrolments")
+def refuse_enrolment(enrolment_id: int) -> Response:
+    return _decide(enrolment_id, approve=False)
 
 
 @dataclass(frozen=True)

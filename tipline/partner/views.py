@@ -24,6 +24,7 @@ from referrals.intake.services import (
     WebFormKeyService,
 )
 from tipline import access, database
+from tipline.auth import kept_forms
 from tipline.auth.sessions import client_address
 from tipline.partner.forms import SELECTOR_HINT, TipForm, new_submission_nonce
 
@@ -90,12 +91,18 @@ class _NotEncrypted(Exception):
 
 
 @blueprint.route("/tips/new", methods=["GET", "POST"])
-@access.roles(Role.PARTNER)
+@access.roles(Role.PARTNER, keep_form=True)
 def new_tip() -> Response | tuple[str, int]:
     form = TipForm()
     status = 200
     if request.method == "GET":
-        form.submission.data = new_submission_nonce()
+        # What the officer wrote when their session timed out, back after signing in again.
+        kept = kept_forms.take()
+        if kept is not None:
+            form = TipForm(formdata=kept)
+            flash("Here is the tip you were writing: check it, then send it.", "info")
+        if not form.submission.data:
+            form.submission.data = new_submission_nonce()
     else:
         status = 400
         if form.validate_on_submit():

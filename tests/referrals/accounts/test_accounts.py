@@ -1,98 +1,34 @@
-"""Accounts: creation, enrolment, the two login steps, lockout, sessions, all audited."""
+"""Accounts: creation, enrolment, the two sign-in steps, lockout, sessions, all audited."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from referrals.accounts import totp
+from referrals.accounts.lockout import LOCK_AFTER_FAILURES
 from referrals.accounts.models import User
 from referrals.accounts.passwords import PasswordRejected
 from referrals.accounts.services import (
-    LOCK_AFTER_FAILURES,
     SESSION_ABSOLUTE,
     SESSION_IDLE,
     AccountError,
     AccountService,
+    CodeOutcome,
     EnrolmentInvalid,
 )
 from referrals.audit.models import AuditRecord
+from tests.clock import SetClock
 from tests.conftest import RegisteredAgency
+from tests.referrals.accounts.conftest import ADDRESS, PASSWORD, enrol
 from tests.referrals.accounts.test_totp import rfc6238_code
-from tipline.runtime import Runtime
-
-PASSWORD = "correct horse battery staple 42"
-ADDRESS = "198.51.100.7"
-
-
-@dataclass
-class SetClock:
-    """A clock the test moves by hand."""
-
-    moment: datetime = field(default_factory=lambda: datetime(2026, 11, 29, 9, 0, 5, tzinfo=UTC))
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def advance(self, **delta: float) -> None:
-        self.moment += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> SetClock:
-    return SetClock()
-
-
-@pytest.fixture
-def session(runtime: Runtime) -> Iterator[Session]:
-    with runtime.session_factory() as db_session:
-        yield db_session
-
-
-@pytest.fixture
-def accounts(runtime: Runtime, session: Session, clock: SetClock) -> AccountService:
-    from referrals.audit.services import AuditLog
-
-    return AccountService(
-        session,
-        box=runtime.secret_box,
-        hashing=runtime.password_hashing,
-        audit=AuditLog(session, key=runtime.audit_key, clock=clock),
-        clock=clock,
-    )
 
 
 def actions(session: Session) -> list[str]:
     return list(session.scalars(select(AuditRecord.action).order_by(AuditRecord.id)))
-
-
-def enrol(accounts: AccountService, clock: SetClock, email: str = "ana@centre.example") -> User:
-    enrolment = accounts.create(email=email, role="analyst", actor="cli:root")
-    secret = totp.new_secret()
-    return accounts.complete_enrolment(
-        enrolment.token,
-        password=PASSWORD,
-        totp_secret=secret,
-        code=rfc6238_code(secret, clock.now()),
-        address=ADDRESS,
-    ) and _remember_secret(accounts, email, secret)
-
-
-_SECRETS: dict[str, str] = {}
-
-
-def _remember_secret(accounts: AccountService, email: str, secret: str) -> User:
-    _SECRETS[email] = secret
-    return accounts.find(email)
-
-
-def code_now(clock: SetClock, email: str = "ana@centre.example") -> str:
-    return rfc6238_code(_SECRETS[email], clock.now())
 
 
 def test_an_account_is_created_with_a_one_time_link_and_audited(
@@ -170,14 +106,21 @@ def test_an_enrolment_link_expires(accounts: AccountService, clock: SetClock) ->
 def test_login_is_password_then_a_fresh_code(
     accounts: AccountService, session: Session, clock: SetClock
 ) -> None:
-    enrol(accounts, clock)
+    ana = enrol(accounts, clock)
     clock.advance(seconds=30)
     checked = accounts.check_password("ANA@centre.example", PASSWORD, address=ADDRESS)
-    assert checked.user is not None
-    code = code_now(clock)
-    assert accounts.check_code(checked.user, code, address=ADDRESS)
-    # The same code again (a replay, or an observer) is refused.
-    assert not accounts.check_code(checked.user, code, address=ADDRESS)
+    assert checked.user is not None and checked.pending_token is not None
+    code = ana.code(clock)
+    signed_in = accounts.check_code(checked.pending_token, code, address=ADDRESS)
+    assert signed_in.outcome is CodeOutcome.SIGNED_IN and signed_in.session_token
+    live = accounts.session_user(signed_in.session_token)
+    assert live is not None and live.user.id == ana.user.id
+    # The same code again (a replay, or an observer) is refused, in a sign-in of its own.
+    again = accounts.check_password("ana@centre.example", PASSWORD, address=ADDRESS)
+    assert again.pending_token is not None
+    assert accounts.check_code(again.pending_token, code, address=ADDRESS).outcome is (
+        CodeOutcome.WRONG
+    )
     assert actions(session)[-2:] == ["login.succeeded", "login.failed"]
 
 
@@ -193,52 +136,69 @@ def test_a_wrong_password_and_an_unknown_account_look_the_same(
 def test_failures_lock_the_account_until_an_admin_unlocks_it(
     accounts: AccountService, session: Session, clock: SetClock
 ) -> None:
-    user = enrol(accounts, clock)
+    ana = enrol(accounts, clock)
     for _ in range(LOCK_AFTER_FAILURES):
         accounts.check_password("ana@centre.example", "wrong password!!", address=ADDRESS)
     locked = accounts.check_password("ana@centre.example", PASSWORD, address=ADDRESS)
     assert locked.user is None and locked.locked
-    accounts.unlock(user, actor="user:1")
+    accounts.unlock(ana.user, actor="user:1")
     assert accounts.check_password("ana@centre.example", PASSWORD, address=ADDRESS).user
 
 
 def test_a_disabled_account_cannot_log_in_and_its_sessions_end(
     accounts: AccountService, clock: SetClock
 ) -> None:
-    user = enrol(accounts, clock)
+    user = enrol(accounts, clock).user
     token = accounts.start_session(user, address=ADDRESS)
-    assert accounts.session_user(token) == user
+    live = accounts.session_user(token)
+    assert live is not None and live.user == user
     accounts.disable(user, actor="user:1")
     assert accounts.session_user(token) is None
     assert accounts.check_password("ana@centre.example", PASSWORD, address=ADDRESS).user is None
 
 
+def test_a_live_session_of_a_disabled_account_is_refused_even_if_it_was_not_ended(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    user = enrol(accounts, clock).user
+    token = accounts.start_session(user, address=ADDRESS)
+    # Disabled behind the service's back (a database fix, a script): no session was ended.
+    session.execute(update(User).where(User.id == user.id).values(disabled_at=clock.now()))
+    session.commit()
+    session.expire_all()
+    assert accounts.session_user(token) is None
+
+
 def test_sessions_end_when_idle_too_long_or_too_old_or_logged_out(
     accounts: AccountService, clock: SetClock
 ) -> None:
-    user = enrol(accounts, clock)
+    user = enrol(accounts, clock).user
     idle = accounts.start_session(user, address=ADDRESS)
     clock.advance(seconds=SESSION_IDLE.total_seconds() + 1)
     assert accounts.session_user(idle) is None
+    assert accounts.timed_out_owner(idle) == user.id
 
     busy = accounts.start_session(user, address=ADDRESS)
     elapsed = timedelta(0)
     while elapsed < SESSION_ABSOLUTE - timedelta(minutes=10):
         clock.advance(minutes=10)
         elapsed += timedelta(minutes=10)
-        assert accounts.session_user(busy) == user
+        live = accounts.session_user(busy)
+        assert live is not None and live.user == user
     clock.advance(minutes=11)
     assert accounts.session_user(busy) is None
+    assert accounts.timed_out_owner(busy) == user.id
 
     ended = accounts.start_session(user, address=ADDRESS)
     accounts.end_session(ended, address=ADDRESS)
     assert accounts.session_user(ended) is None
+    assert accounts.timed_out_owner(ended) is None  # signed out, not timed out
 
 
 def test_resetting_the_second_factor_needs_a_new_enrolment(
     accounts: AccountService, clock: SetClock
 ) -> None:
-    user = enrol(accounts, clock)
+    user = enrol(accounts, clock).user
     session_token = accounts.start_session(user, address=ADDRESS)
     enrolment = accounts.reset_second_factor(user, actor="user:1")
     assert accounts.session_user(session_token) is None
@@ -264,3 +224,22 @@ def test_first_admin_is_created_once_and_not_again_after_enrolling(
         address=None,
     )
     assert accounts.first_admin(email="root@centre.example", actor="cli:root") is None
+
+
+def test_an_enrolment_link_for_a_disabled_account_is_refused(
+    accounts: AccountService, clock: SetClock
+) -> None:
+    enrolment = accounts.create(email="ana@centre.example", role="analyst", actor="cli:root")
+    accounts.disable(enrolment.user, actor="user:1")
+    secret = totp.new_secret()
+    with pytest.raises(EnrolmentInvalid, match="already been used or has expired"):
+        accounts.enrolment_for(enrolment.token)
+    with pytest.raises(EnrolmentInvalid):
+        accounts.complete_enrolment(
+            enrolment.token,
+            password=PASSWORD,
+            totp_secret=secret,
+            code=rfc6238_code(secret, clock.now()),
+            address=ADDRESS,
+        )
+    assert accounts.find("ana@centre.example").enrolled_at is None

@@ -1,21 +1,25 @@
 """People for web tests: accounts created and enrolled through the services, and signed in
-by a server-side session set on a test client's cookie (no sign-in POSTs to throttle)."""
+through Flask-Login: a server-side session is started by the service and handed to
+Flask-Login's test client, as ``login_user`` puts it in the cookie (no sign-in POSTs to
+throttle; the sign-in pages themselves are tested in tests/tipline/auth)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import timedelta
 
+from flask import Flask
 from flask.testing import FlaskClient
+from flask_login import FlaskLoginClient
 from sqlalchemy.orm import Session
 
 from referrals.accounts import totp
 from referrals.accounts.models import User
-from referrals.accounts.services import AccountService, TeamService
+from referrals.accounts.services import AccountService, ApprovalRule, LiveSession, TeamService
 from referrals.audit.models import AuditRecord
 from tests.referrals.accounts.test_totp import rfc6238_code
-from tipline.auth.sessions import SESSION_TOKEN
+from tipline.auth.sessions import USER_ID, SignedInPerson
 from tipline.runtime import Runtime
 
 PASSWORD = "a long and unusual passphrase 7"
@@ -27,15 +31,24 @@ class Person:
     id: int
     email: str
     role: str
+    seed: str = ""  # the authenticator's seed, for codes
+
+    def code(self, runtime: Runtime, *, steps_ahead: int = 0) -> str:
+        """A code from this person's authenticator at the runtime's time (plus some steps)."""
+        return rfc6238_code(self.seed, runtime.clock.now() + timedelta(seconds=30 * steps_ahead))
 
 
-def account_service(runtime: Runtime, session: Session) -> AccountService:
+def account_service(
+    runtime: Runtime, session: Session, *, approval: ApprovalRule = ApprovalRule.OFF
+) -> AccountService:
+    """The account service for setting tests up (four-eyes off unless asked for)."""
     return AccountService(
         session,
         box=runtime.secret_box,
         hashing=runtime.password_hashing,
         audit=runtime.audit(session),
         clock=runtime.clock,
+        approval=approval,
     )
 
 
@@ -66,20 +79,30 @@ def enrolled(
             enrolment.token,
             password=PASSWORD,
             totp_secret=seed,
-            code=rfc6238_code(seed, datetime.now(UTC)),
+            code=rfc6238_code(seed, runtime.clock.now()),
             address=ADDRESS,
         )
-        return Person(user.id, user.email, user.role)
+        return Person(user.id, user.email, user.role, seed)
 
 
-def sign_in(client: FlaskClient, runtime: Runtime, person: Person) -> None:
-    """Start a server-side session for ``person`` and put it in the client's cookie."""
+def signed_in_client(app: Flask, runtime: Runtime, person: Person | int) -> FlaskClient:
+    """A new browser signed in as ``person``: a server-side session started by the service,
+    put in the cookie by Flask-Login's test client, loaded by Flask-Login's user loader."""
+    user_id = person if isinstance(person, int) else person.id
     with runtime.session_factory() as session:
-        user = session.get(User, person.id)
+        user = session.get(User, user_id)
         assert user is not None
         token = account_service(runtime, session).start_session(user, address=ADDRESS)
+        signed_in = SignedInPerson(LiveSession(user=user, last_code_at=runtime.clock.now()), token)
+    return FlaskLoginClient(app, app.response_class, use_cookies=True, user=signed_in)
+
+
+def session_token(client: FlaskClient) -> str:
+    """The server-side session's token in the client's cookie (Flask-Login's user id)."""
     with client.session_transaction() as cookie:
-        cookie[SESSION_TOKEN] = token
+        token = cookie.get(USER_ID)
+    assert isinstance(token, str)
+    return token
 
 
 def csrf(page: str) -> str:

@@ -17,7 +17,7 @@ from tests.tipline.admin.people import (
     audit_records,
     csrf,
     enrolled,
-    sign_in,
+    signed_in_client,
 )
 from tipline.runtime import Runtime
 
@@ -28,9 +28,8 @@ def admin(runtime: Runtime) -> Person:
 
 
 @pytest.fixture
-def admin_client(client: FlaskClient, runtime: Runtime, admin: Person) -> FlaskClient:
-    sign_in(client, runtime, admin)
-    return client
+def admin_client(app: Flask, runtime: Runtime, admin: Person) -> FlaskClient:
+    return signed_in_client(app, runtime, admin)
 
 
 def _link(page: str) -> str:
@@ -148,8 +147,7 @@ def test_disable_enable_and_unlock_are_audited_and_take_effect(
     app: Flask, admin_client: FlaskClient, runtime: Runtime, admin: Person
 ) -> None:
     ana = enrolled(runtime, "ana@centre.example", "analyst")
-    theirs = app.test_client()
-    sign_in(theirs, runtime, ana)
+    theirs = signed_in_client(app, runtime, ana)
     assert theirs.get("/").status_code == 200
 
     _act(admin_client, ana, "disable")

@@ -6,9 +6,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.tipline.admin.people import Person, enrolled, sign_in
+from tests.tipline.admin.people import Person, enrolled, signed_in_client
 from tipline.runtime import Runtime
 
 
@@ -18,9 +19,8 @@ def lead(runtime: Runtime) -> Person:
 
 
 @pytest.fixture
-def lead_client(client: FlaskClient, runtime: Runtime, lead: Person) -> FlaskClient:
-    sign_in(client, runtime, lead)
-    return client
+def lead_client(app: Flask, runtime: Runtime, lead: Person) -> FlaskClient:
+    return signed_in_client(app, runtime, lead)
 
 
 def _record(runtime: Runtime, count: int, action: str = "test.event", **fields: str) -> None:

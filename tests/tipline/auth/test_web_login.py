@@ -113,14 +113,20 @@ def test_a_wrong_password_says_nothing_about_the_account(
     assert message in wrong and message in unknown
 
 
-def test_an_enrolment_link_works_once(client: FlaskClient, runtime: Runtime) -> None:
+def test_an_enrolment_link_works_once_then_says_so_and_offers_to_sign_in(
+    client: FlaskClient, runtime: Runtime
+) -> None:
     token = new_account(runtime)
     enrol(client, token)
-    again = client.application.test_client()
-    again.get(f"/enrol?token={token}")
-    answer = again.get("/enrol/form")
-    assert answer.status_code == 410
-    assert "cannot be used" in answer.get_data(as_text=True)
+    for browser in (client, client.application.test_client()):  # the enrolled one, and another
+        answer = browser.get(f"/enrol?token={token}")
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 410
+        assert "<title>Enrolment link not valid · Tipline</title>" in page
+        assert "<h1>This enrolment link is not valid</h1>" in page
+        assert "This enrolment link has already been used or has expired." in page
+        assert '<a href="/login">Sign in</a>' in page
+        assert "this enrolment link is not valid" not in page  # a sentence, not a fragment
 
 
 def test_pages_carry_security_headers(client: FlaskClient) -> None:

@@ -1,5 +1,6 @@
-"""Signed-in partner officers for the partner pages (sessions made directly: the sign-in
-pages themselves are tested in tests/tipline/auth and, end to end, in test_browser.py)."""
+"""Signed-in partner officers for the partner pages (sessions started by the service and
+handed to Flask-Login's test client: the sign-in pages themselves are tested in
+tests/tipline/auth and, end to end, in test_browser.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from referrals.accounts.services import AccountService
 from tests.conftest import RegisteredAgency
-from tipline.auth.sessions import SESSION_TOKEN
+from tests.tipline.admin.people import account_service, signed_in_client
 from tipline.runtime import Runtime
 
 
@@ -28,19 +28,10 @@ def sign_in_directly(
 ) -> Officer:
     """A test client signed in as a new account of that role (and agency, for a partner)."""
     with runtime.session_factory() as session:
-        accounts = AccountService(
-            session,
-            box=runtime.secret_box,
-            hashing=runtime.password_hashing,
-            audit=runtime.audit(session),
-            clock=runtime.clock,
-        )
+        accounts = account_service(runtime, session)
         user = accounts.create(email=email, role=role, agency_id=agency_id, actor="cli:test").user
-        token = accounts.start_session(user, address="127.0.0.1")
         user_id = user.id
-    client = app.test_client()
-    with client.session_transaction() as cookie_session:
-        cookie_session[SESSION_TOKEN] = token
+    client = signed_in_client(app, runtime, user_id)
     return Officer(user_id=user_id, agency_id=agency_id or 0, client=client)
 
 

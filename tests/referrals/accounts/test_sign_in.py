@@ -1,0 +1,278 @@
+"""Sign-in abuse: the pending sign-in, codes racing, lockouts that cost the attacker more
+than the victim (trusted browsers), and step-up."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from referrals.accounts import totp
+from referrals.accounts.lockout import LOCK_AFTER_FAILURES, LOCK_DURATION
+from referrals.accounts.models import PendingSignIn, TrustedDevice, User, UserSession
+from referrals.accounts.passwords import PasswordHashing
+from referrals.accounts.services import (
+    SIGN_IN_CODE_ATTEMPTS,
+    SIGN_IN_LIFETIME,
+    STEP_UP_WINDOW,
+    AccountService,
+    CodeOutcome,
+    StepUpOutcome,
+)
+from referrals.audit.models import AuditRecord
+from tests.clock import SetClock
+from tests.referrals.accounts.conftest import ADDRESS, PASSWORD, Enrolled, ServiceFactory, enrol
+from tipline.runtime import Runtime
+
+WRONG = "wrong password!!"
+ATTACKER = "203.0.113.66"
+
+
+def _records(session: Session, action: str) -> list[AuditRecord]:
+    return list(
+        session.scalars(
+            select(AuditRecord).where(AuditRecord.action == action).order_by(AuditRecord.id)
+        )
+    )
+
+
+def _sign_in(
+    accounts: AccountService, ana: Enrolled, clock: SetClock, *, devices: tuple[str, ...] = ()
+) -> str:
+    """Both steps; returns the trusted-browser token the browser is given."""
+    checked = accounts.check_password(
+        ana.user.email, PASSWORD, address=ADDRESS, device_tokens=devices
+    )
+    assert checked.pending_token is not None
+    signed_in = accounts.check_code(checked.pending_token, ana.code(clock), address=ADDRESS)
+    assert signed_in.outcome is CodeOutcome.SIGNED_IN
+    return signed_in.device_token or devices[0]
+
+
+def _lock_out(accounts: AccountService, ana: Enrolled) -> None:
+    for _ in range(LOCK_AFTER_FAILURES):
+        accounts.check_password(ana.user.email, WRONG, address=ATTACKER)
+
+
+# -- the pending sign-in ---------------------------------------------------------------------
+
+
+def test_the_password_step_is_kept_on_the_server_and_used_once(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    ana = enrol(accounts, clock)
+    clock.advance(seconds=30)
+    checked = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS, next_path="/x")
+    assert checked.pending_token is not None
+    row = session.scalars(select(PendingSignIn)).one()
+    assert checked.pending_token not in row.id  # only its hash is stored
+    assert row.user_id == ana.user.id and row.next_path == "/x"
+    done = accounts.check_code(checked.pending_token, ana.code(clock), address=ADDRESS)
+    assert done.outcome is CodeOutcome.SIGNED_IN and done.next_path == "/x"
+    # A replay of the same pending sign-in, even with the next code, starts again.
+    clock.advance(seconds=30)
+    replay = accounts.check_code(checked.pending_token, ana.code(clock), address=ADDRESS)
+    assert replay.outcome is CodeOutcome.RESTART and replay.session_token is None
+
+
+def test_the_password_step_expires_after_a_few_minutes(
+    accounts: AccountService, clock: SetClock
+) -> None:
+    ana = enrol(accounts, clock)
+    checked = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS)
+    assert checked.pending_token is not None
+    clock.advance(seconds=SIGN_IN_LIFETIME.total_seconds() + 1)
+    late = accounts.check_code(checked.pending_token, ana.code(clock), address=ADDRESS)
+    assert late.outcome is CodeOutcome.RESTART
+
+
+def test_a_few_wrong_codes_end_the_pending_sign_in(
+    accounts: AccountService, clock: SetClock
+) -> None:
+    ana = enrol(accounts, clock)
+    clock.advance(seconds=30)
+    checked = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS)
+    assert checked.pending_token is not None
+    outcomes = [
+        accounts.check_code(checked.pending_token, "000000", address=ADDRESS).outcome
+        for _ in range(SIGN_IN_CODE_ATTEMPTS)
+    ]
+    assert outcomes == [CodeOutcome.WRONG] * (SIGN_IN_CODE_ATTEMPTS - 1) + [CodeOutcome.RESTART]
+    right = accounts.check_code(checked.pending_token, ana.code(clock), address=ADDRESS)
+    assert right.outcome is CodeOutcome.RESTART
+
+
+def test_two_requests_racing_with_the_same_code_sign_in_once(
+    service_on: ServiceFactory, runtime: Runtime, clock: SetClock
+) -> None:
+    with runtime.session_factory() as setup:
+        ana = enrol(service_on(setup), clock)
+    clock.advance(seconds=30)
+    with runtime.session_factory() as first, runtime.session_factory() as second:
+        one, two = service_on(first), service_on(second)
+        pending = [
+            service.check_password(ana.user.email, PASSWORD, address=ADDRESS).pending_token
+            for service in (one, two)
+        ]
+        assert pending[0] and pending[1]
+        # The race: the second request has read the account (no code used since enrolment)
+        # before the first records the code as used, and holds what it read.
+        read_by_second = second.get(User, ana.user.id)
+        assert read_by_second is not None and read_by_second.totp_last_step is not None
+        code = ana.code(clock)
+        first_outcome = one.check_code(pending[0], code, address=ADDRESS).outcome
+        # What the second request read says the code is unused still.
+        assert read_by_second.totp_last_step < totp.time_step(clock.now())
+        outcomes = [first_outcome, two.check_code(pending[1], code, address=ADDRESS).outcome]
+    assert sorted(outcome.name for outcome in outcomes) == ["SIGNED_IN", "WRONG"]
+    with runtime.session_factory() as check:
+        assert check.scalar(select(UserSession.id).where(UserSession.ended_at.is_(None)))
+        assert len(list(check.scalars(select(UserSession)))) == 1
+
+
+# -- lockout ---------------------------------------------------------------------------------
+
+
+def test_a_locked_accounts_code_step_refuses_even_a_valid_code(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    ana = enrol(accounts, clock)
+    clock.advance(seconds=30)
+    # The password step was passed; then someone else's guesses lock the account.
+    checked = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS)
+    assert checked.pending_token is not None
+    _lock_out(accounts, ana)
+    refused = accounts.check_code(checked.pending_token, ana.code(clock), address=ADDRESS)
+    assert refused.outcome is CodeOutcome.LOCKED and refused.session_token is None
+    assert refused.locked_until == clock.now() + LOCK_DURATION
+    assert session.scalars(select(UserSession)).all() == []
+
+
+def test_a_lock_runs_out_and_one_wrong_password_then_does_not_lock_again(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    ana = enrol(accounts, clock)
+    _lock_out(accounts, ana)
+    assert accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS).locked
+    clock.advance(seconds=LOCK_DURATION.total_seconds() + 1)
+    # The attacker's one request every 15 minutes no longer keeps the account locked.
+    after = accounts.check_password(ana.user.email, WRONG, address=ATTACKER)
+    assert not after.locked
+    checked = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS)
+    assert checked.pending_token is not None and not checked.locked
+    (locked,) = _records(session, "account.locked")
+    assert locked.details["scope"] == "untrusted_browsers"
+    assert locked.details["until"] == (locked.at + LOCK_DURATION).isoformat(timespec="seconds")
+
+
+def test_concurrent_failures_all_count(
+    service_on: ServiceFactory, runtime: Runtime, clock: SetClock
+) -> None:
+    with runtime.session_factory() as setup:
+        ana = enrol(service_on(setup), clock)
+    attempts = LOCK_AFTER_FAILURES - 1
+    # Every request has read the account's count before any writes its own.
+    all_read = threading.Barrier(attempts, timeout=30)
+
+    class ReadTogether(PasswordHashing):
+        def verify(self, hashed: str | None, password: str) -> bool:
+            all_read.wait()
+            return runtime.password_hashing.verify(hashed, password)
+
+    def attempt(_: int) -> bool:
+        with runtime.session_factory() as own:
+            service = service_on(own)
+            service.hashing = ReadTogether()
+            return service.check_password(ana.user.email, WRONG, address=ATTACKER).locked
+
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        assert not any(pool.map(attempt, range(attempts)))
+    with runtime.session_factory() as check:
+        user = check.get(User, ana.user.id)
+        assert user is not None and user.failed_logins == attempts
+    # One more locks it: none of the concurrent failures was lost.
+    with runtime.session_factory() as last:
+        assert service_on(last).check_password(ana.user.email, WRONG, address=ATTACKER).locked
+
+
+def test_a_locked_account_still_signs_in_from_a_trusted_browser(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    ana = enrol(accounts, clock)
+    clock.advance(seconds=30)
+    trusted = _sign_in(accounts, ana, clock)
+    assert session.scalars(select(TrustedDevice)).one().token_hash != trusted
+    _lock_out(accounts, ana)
+    # The attacker's browser (no device token, or a made-up one) stays locked out.
+    for devices in ((), ("x" * 43,)):
+        attacker = accounts.check_password(
+            ana.user.email, PASSWORD, address=ATTACKER, device_tokens=devices
+        )
+        assert attacker.locked and attacker.pending_token is None
+    # Ana's browser has its own budget, and signs in.
+    clock.advance(seconds=30)
+    assert _sign_in(accounts, ana, clock, devices=(trusted,)) == trusted
+    # Which leaves the account locked for everyone else.
+    assert accounts.check_password(ana.user.email, PASSWORD, address=ATTACKER).locked
+
+
+def test_a_trusted_browser_has_its_own_failure_budget(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    ana = enrol(accounts, clock)
+    clock.advance(seconds=30)
+    trusted = _sign_in(accounts, ana, clock)
+    for _ in range(LOCK_AFTER_FAILURES):
+        accounts.check_password(ana.user.email, WRONG, address=ADDRESS, device_tokens=(trusted,))
+    own = accounts.check_password(
+        ana.user.email, PASSWORD, address=ADDRESS, device_tokens=(trusted,)
+    )
+    assert own.locked  # that browser is locked now...
+    elsewhere = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS)
+    assert elsewhere.pending_token is not None  # ...and the account, elsewhere, is not
+    (locked,) = _records(session, "account.locked")
+    assert locked.details["scope"] == "trusted_browser"
+
+
+# -- step-up ---------------------------------------------------------------------------------
+
+
+def test_step_up_takes_a_new_code_and_never_a_used_one(
+    accounts: AccountService, session: Session, clock: SetClock
+) -> None:
+    ana = enrol(accounts, clock)
+    clock.advance(seconds=30)
+    checked = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS)
+    assert checked.pending_token is not None
+    used = ana.code(clock)
+    token = accounts.check_code(checked.pending_token, used, address=ADDRESS).session_token
+    assert token is not None
+    live = accounts.session_user(token)
+    assert live is not None and not live.needs_step_up(clock.now())
+    clock.advance(seconds=STEP_UP_WINDOW.total_seconds() + 1)
+    live = accounts.session_user(token)
+    assert live is not None and live.needs_step_up(clock.now())
+    assert accounts.step_up(token, used, address=ADDRESS).outcome is StepUpOutcome.WRONG
+    assert accounts.step_up(token, ana.code(clock), address=ADDRESS).outcome is (StepUpOutcome.DONE)
+    live = accounts.session_user(token)
+    assert live is not None and not live.needs_step_up(clock.now())
+    assert [r.action for r in _records(session, "session.stepped_up")] == ["session.stepped_up"]
+
+
+def test_wrong_step_up_codes_lock_the_account_and_end_the_session(
+    accounts: AccountService, clock: SetClock
+) -> None:
+    ana = enrol(accounts, clock)
+    token = accounts.start_session(ana.user, address=ADDRESS)
+    outcomes = [
+        accounts.step_up(token, "000000", address=ADDRESS).outcome
+        for _ in range(LOCK_AFTER_FAILURES)
+    ]
+    assert outcomes[-1] is StepUpOutcome.LOCKED
+    assert set(outcomes[:-1]) == {StepUpOutcome.WRONG}
+    assert accounts.session_user(token) is None
+    assert accounts.step_up(token, ana.code(clock), address=ADDRESS).outcome is (
+        StepUpOutcome.ENDED
+    )
