@@ -6,10 +6,9 @@ import logging
 
 from flask import Flask
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
-from tipline import access, api, database, errors, health, home, security
+from tipline import access, addresses, api, database, errors, health, home, security
 from tipline.admin.views import blueprint as admin_blueprint
 from tipline.audit_log.views import blueprint as audit_log_blueprint
 from tipline.auth import sessions
@@ -49,8 +48,10 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     rt = runtime or Runtime.build(settings)
     app.extensions["tipline"] = rt
 
+    addresses.init_app(app, trusted_proxies=settings.trusted_proxies)
     limiter = Limiter(
-        get_remote_address,
+        # Limits without a key of their own count per client (an IPv6 client's /64).
+        addresses.client_bucket,
         app=app,
         storage_uri="redis://",
         # The same Redis every process uses, so limits hold across gunicorn workers and hosts.

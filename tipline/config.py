@@ -23,6 +23,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # socket path is limited to 108 bytes: "S.gpg-agent.browser" must still fit.
 MAX_GNUPG_HOME_LENGTH = 80
 MIB = 1024 * 1024
+MAX_TRUSTED_PROXIES = 5  # more hops than any sane deployment: a typo, not a topology
 
 
 class ConfigError(ValueError):
@@ -40,6 +41,8 @@ class Settings:
         gnupg_home: the GnuPG home holding the intake key pair and partner keys.
         log_level: level of the application's own loggers.
         base_url: the address people reach the web app at (for links printed by the CLI).
+        trusted_proxies: how many reverse proxies stand in front of the web app; their
+            X-Forwarded-For/-Proto/-Host headers are believed (0: clients connect directly).
     """
 
     home: Path
@@ -52,6 +55,7 @@ class Settings:
     max_attachment_bytes: int = 100 * MIB
     api_rate_limit: str = "100/second"
     base_url: str = "http://127.0.0.1:5000"
+    trusted_proxies: int = 0
 
     @property
     def secrets_dir(self) -> Path:
@@ -96,6 +100,7 @@ class Settings:
             ),
             api_rate_limit=env.get("TIPLINE_API_RATE_LIMIT") or cls.api_rate_limit,
             base_url=(env.get("TIPLINE_BASE_URL") or cls.base_url).rstrip("/"),
+            trusted_proxies=_count(env, "TIPLINE_TRUSTED_PROXIES", cls.trusted_proxies),
         )
         settings.validate()
         return settings
@@ -146,6 +151,11 @@ class Settings:
                 "TIPLINE_BASE_URL: expected the address people reach Tipline at, "
                 "e.g. https://tipline.centre.example"
             )
+        if not 0 <= self.trusted_proxies <= MAX_TRUSTED_PROXIES:
+            raise ConfigError(
+                f"TIPLINE_TRUSTED_PROXIES: expected the number of reverse proxies in front of "
+                f"the web app, 0 to {MAX_TRUSTED_PROXIES} (0 when clients connect directly)"
+            )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"TIPLINE_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}")
 
@@ -161,3 +171,12 @@ def _size(env: Mapping[str, str], name: str, default: int) -> int:
     if size <= 0:
         raise ConfigError(f"{name}: must be positive")
     return size
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit()):
+        raise ConfigError(f"{name}: expected a whole number, e.g. 1")
+    return int(value)

@@ -6,14 +6,15 @@ from flask import Flask, g, request, session
 from werkzeug.wrappers import Response
 
 from referrals.accounts.services import AccountService
-from tipline import database
+from tipline import addresses, database
 
 SESSION_TOKEN = "sid"  # noqa: S105 - the session key's name
 
 
 def client_address() -> str | None:
-    """The client's address (behind a proxy, configure ProxyFix so this is the real one)."""
-    return request.remote_addr
+    """The client's IP address, as the trusted proxies (``TIPLINE_TRUSTED_PROXIES``) report
+    it; None when it is unknown (gunicorn on a Unix socket, with no proxy trusted)."""
+    return addresses.client_address()
 
 
 def account_service() -> AccountService:

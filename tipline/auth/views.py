@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 from referrals.accounts import totp
 from referrals.accounts.passwords import PasswordRejected
 from referrals.accounts.services import AccountError, EnrolmentInvalid
-from tipline import access, database
+from tipline import access, addresses, database
 from tipline.auth.forms import CodeStepForm, EnrolmentForm, LogoutForm, PasswordStepForm
 from tipline.auth.sessions import SESSION_TOKEN, account_service, client_address
 
@@ -181,7 +181,7 @@ def limit_sign_in(app: Flask, limiter: Limiter) -> None:
     app.config.setdefault("TIPLINE_SIGN_IN_RATE_LIMIT", SIGN_IN_RATE_LIMIT)
     limit = limiter.limit(
         lambda: str(current_app.config["TIPLINE_SIGN_IN_RATE_LIMIT"]),
-        key_func=lambda: f"sign-in:{client_address()}",
+        key_func=lambda: f"sign-in:{addresses.client_bucket()}",
         methods=["POST"],
     )
     for endpoint in ("auth.login", "auth.code"):
