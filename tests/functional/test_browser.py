@@ -1,6 +1,6 @@
 """A partner officer in a real browser (Debian's Chromium, driven by Playwright) against a real
-server: enrol, sign in with password and code, have a spent code refused, send a tip by the web
-form and watch it reach triage."""
+server, over plain HTTP and over HTTPS: enrol, sign in with password and code, have a spent code
+refused, send a tip by the web form and watch it reach triage."""
 
 from __future__ import annotations
 
@@ -18,8 +18,15 @@ import pytest
 
 from tests.partners import PartnerKeys
 from tests.referrals.accounts.test_totp import rfc6238_code
-from tests.support import add_agency, free_port, run_tipline, wait_for_worker
+from tests.support import (
+    add_agency,
+    free_port,
+    run_tipline,
+    self_signed_certificate,
+    wait_for_worker,
+)
 
+ROOT = Path(__file__).parents[2]  # where wsgi.py is
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -53,15 +60,20 @@ def agency_key() -> Iterator[bytes]:
     keys.close()
 
 
-@pytest.fixture
+@pytest.fixture(params=["http", "https"])
 def server(
-    home_env: tuple[Path, dict[str, str]], agency_key: bytes, tmp_path: Path
+    request: pytest.FixtureRequest,
+    home_env: tuple[Path, dict[str, str]],
+    agency_key: bytes,
+    tmp_path: Path,
 ) -> Iterator[tuple[str, str]]:
     """A served instance with one partner agency and an officer of it: (base URL, enrolment
-    link)."""
+    link). Over plain HTTP it is `tipline serve`; over HTTPS, gunicorn serving the same wsgi
+    app with a throwaway certificate, and a `tipline worker`."""
     _home, env = home_env
+    scheme = request.param
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"{scheme}://127.0.0.1:{port}"
     env = dict(env, TIPLINE_BASE_URL=base_url)
     assert run_tipline("init", env=env).returncode == 0
     key_file = tmp_path / "eca.asc"
@@ -74,22 +86,36 @@ def server(
     assert officer.returncode == 0, officer.stderr
     link = json.loads(officer.stdout)["enrolment_link"]
     assert link.startswith(f"{base_url}/enrol?token=")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tipline", "serve", "--bind", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    certificate = None
+    if scheme == "http":
+        commands = [[sys.executable, "-m", "tipline", "serve", "--bind", f"127.0.0.1:{port}"]]
+    else:
+        certificate, key = self_signed_certificate(tmp_path)
+        commands = [
+            [
+                sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "--workers", "2",
+                "--bind", f"127.0.0.1:{port}", "--certfile", str(certificate),
+                "--keyfile", str(key), "wsgi:app",
+            ],
+            [sys.executable, "-m", "tipline", "worker"],
+        ]  # fmt: skip
+    processes = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for command in commands
+    ]
     try:
-        wait_for_worker(port)
+        wait_for_worker(port, certificate=certificate)
         yield base_url, link
     finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, output
-    assert "Traceback" not in output
-    assert PASSWORD not in output
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        outputs = [process.communicate(timeout=60)[0] for process in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output
+        assert "Traceback" not in output
+        assert PASSWORD not in output
 
 
 def _wait_for_step(step: int) -> None:
@@ -116,7 +142,8 @@ def test_a_partner_officer_enrols_signs_in_and_sends_a_tip_that_reaches_triage(
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
+            # The throwaway certificate is not trusted: everything else about TLS is real.
+            page = browser.new_context(ignore_https_errors=True).new_page()
             page.set_default_timeout(30_000)
 
             # Enrolment: the link's token leaves the address bar at once.
@@ -139,6 +166,9 @@ def test_a_partner_officer_enrols_signs_in_and_sends_a_tip_that_reaches_triage(
             _sign_in(page, base_url, code)
             assert page.url == f"{base_url}/"
             assert EMAIL in page.content()
+            if base_url.startswith("https:"):
+                cookie = {c["name"]: c for c in page.context.cookies()}["__Host-tipline"]
+                assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
             page.get_by_role("button", name="Sign out").click()
             assert "You are signed out" in page.content()
 
