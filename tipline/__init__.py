@@ -8,7 +8,17 @@ from flask import Flask
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
-from tipline import access, addresses, api, database, errors, health, home, security
+from tipline import (
+    access,
+    addresses,
+    api,
+    database,
+    errors,
+    health,
+    home,
+    request_values,
+    security,
+)
 from tipline.admin.views import blueprint as admin_blueprint
 from tipline.audit_log.views import blueprint as audit_log_blueprint
 from tipline.auth import sessions
@@ -33,6 +43,7 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     """
     settings = runtime.settings if runtime is not None else (config or Settings.from_environment())
     app = Flask(__name__)
+    request_values.init_app(app)  # URL converters: before any route is added
     app.config.update(
         SECRET_KEY=read_secret(settings, FLASK_SECRET_KEY),
         # Bodies bigger than this are refused before they are read (413); the attachment

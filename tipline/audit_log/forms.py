@@ -6,7 +6,15 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, StringField
-from wtforms.validators import Length, Optional
+from wtforms.validators import Length, Optional, ValidationError
+from wtforms.widgets import TextInput
+
+from tipline import request_values
+
+
+def _within_range(form: FlaskForm, field: DateField) -> None:
+    if field.data is not None and not request_values.date_within_range(field.data):
+        raise ValidationError(f"Give a date {request_values.RANGE_TEXT}.")
 
 
 class AuditFilterForm(FlaskForm):
@@ -22,8 +30,22 @@ class AuditFilterForm(FlaskForm):
     subject = StringField(
         "Subject", validators=[Optional(), Length(max=120)], render_kw={"spellcheck": "false"}
     )
-    since = DateField("From (UTC)", validators=[Optional()])
-    until = DateField("Until (UTC, inclusive)", validators=[Optional()])
+    # Plain text in ISO 8601, not the browser's date box: that shows the date in the
+    # browser's locale (mm/dd/yyyy for some), under a label that says UTC.
+    since = DateField(
+        "From (UTC)",
+        validators=[Optional(), _within_range],
+        format="%Y-%m-%d",
+        widget=TextInput(),
+        render_kw={"placeholder": "YYYY-MM-DD", "spellcheck": "false", "size": 10},
+    )
+    until = DateField(
+        "Until (UTC, inclusive)",
+        validators=[Optional(), _within_range],
+        format="%Y-%m-%d",
+        widget=TextInput(),
+        render_kw={"placeholder": "YYYY-MM-DD", "spellcheck": "false", "size": 10},
+    )
 
     def validate(self, extra_validators: Any = None) -> bool:
         valid = bool(super().validate(extra_validators))

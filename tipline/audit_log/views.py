@@ -13,7 +13,7 @@ from flask import Blueprint, render_template, request, url_for
 
 from referrals.accounts.models import Role
 from referrals.audit.services import VerifyResult
-from tipline import access, database
+from tipline import access, database, request_values
 from tipline.audit_log.forms import AuditFilterForm
 
 blueprint = Blueprint("audit_log", __name__, url_prefix="/audit")
@@ -44,7 +44,9 @@ def index() -> str:
         name: request.args[name] for name in FILTERS if request.args.get(name)
     }
     if form.validate():
-        before = request.args.get("before", type=int)
+        before = request_values.query_int(
+            "before", description="That page link is not valid: start from the newest records."
+        )
         found = log.search(
             actor=_text(form.actor.data),
             action=_text(form.action.data),

@@ -18,7 +18,7 @@ from referrals.intake.document import InvalidTipDocument, parse_tip_document
 from referrals.intake.models import Tip, TipStatus
 from referrals.intake.receiving import Cursor, TipReceiver
 from referrals.intake.services import IntakeKeyMissing, IntakeKeyService
-from tipline import access, database
+from tipline import access, database, request_values
 from tipline.auth.sessions import client_address
 from tipline.partner.forms import SELECTOR_HINT, TipForm, new_submission_nonce
 
@@ -54,7 +54,7 @@ def tips() -> str:
     cursor = None
     if after:
         try:
-            cursor = Cursor.decode(after)
+            cursor = request_values.page_cursor(after)
         except ValueError:
             abort(400, description="That page link is not valid: start from the newest tips.")
     found = _receiver().recent(_agency_id(), before=cursor, limit=PAGE_SIZE + 1)
