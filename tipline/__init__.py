@@ -21,6 +21,7 @@ from tipline import (
 )
 from tipline.admin.views import blueprint as admin_blueprint
 from tipline.audit_log.views import blueprint as audit_log_blueprint
+from tipline.audit_log.views import limit_verification
 from tipline.auth import sessions
 from tipline.auth.views import blueprint as auth_blueprint
 from tipline.auth.views import limit_sign_in
@@ -84,6 +85,7 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     limit_sign_in(app, limiter)
     app.register_blueprint(admin_blueprint)
     app.register_blueprint(audit_log_blueprint)
+    limit_verification(app, limiter)
     app.register_blueprint(partner_blueprint)
     home.init_app(app)
     api.init_app(app, limiter)

@@ -118,6 +118,7 @@ TABLE: dict[tuple[str, str], Case] = {
     ("admin.agencies", "GET"): Case(only(ADMIN)),
     # The audit log: admins and team leads.
     ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
+    ("audit_log.verify", "POST"): Case(only(ADMIN, LEAD)),
 }
 
 

@@ -53,3 +53,7 @@ class AuditFilterForm(FlaskForm):
             self.until.errors = [*self.until.errors, "This date is before the first one."]
             valid = False
         return valid
+
+
+class VerifyForm(FlaskForm):
+    """An empty form: verifying the chain is a POST with a CSRF token."""

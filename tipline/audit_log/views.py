@@ -1,20 +1,23 @@
 """``/audit``: the audit log, newest first, filtered and paged (admins and team leads).
 
-Reading the log is not itself recorded. Verifying the chain reads the whole log, so it runs
-only when asked for (``verify=1``).
+Reading the log is not itself recorded. Verifying the chain reads the whole log, so it is an
+action (a POST with its CSRF token, not a link anyone could make a browser follow) and rate
+limited: once a minute per person, a few times a minute in all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, Flask, render_template, request, url_for
+from flask_limiter import Limiter
 
 from referrals.accounts.models import Role
 from referrals.audit.services import VerifyResult
 from tipline import access, database, request_values
-from tipline.audit_log.forms import AuditFilterForm
+from tipline.audit_log.forms import AuditFilterForm, VerifyForm
 
 blueprint = Blueprint("audit_log", __name__, url_prefix="/audit")
 
@@ -31,13 +34,28 @@ def _text(value: str | None) -> str | None:
     return value or None
 
 
+# Per person, and for everyone together: each run reads every record.
+VERIFY_LIMIT_PER_PERSON = "1 per minute"
+VERIFY_LIMIT_OVERALL = "5 per minute"
+
+
 @blueprint.get("")
 @access.roles(Role.ADMIN, Role.LEAD)
 def index() -> str:
+    return _page(verified=None)
+
+
+@blueprint.post("/verify")
+@access.roles(Role.ADMIN, Role.LEAD)
+def verify() -> str:
+    """Check the whole chain and show the result above the records."""
+    return _page(verified=database.runtime().audit(database.session()).verify())
+
+
+def _page(*, verified: VerifyResult | None) -> str:
     form = AuditFilterForm(formdata=request.args)
     rt = database.runtime()
     log = rt.audit(database.session())
-    verified: VerifyResult | None = log.verify() if request.args.get("verify") == "1" else None
     records: list[Any] = []
     older_url = None
     filters: dict[str, Any] = {
@@ -68,4 +86,28 @@ def index() -> str:
         filters=filters,
         paged=request.args.get("before") is not None,
         verified=verified,
+        verify_form=VerifyForm(),
     )
+
+
+def _person_key() -> str:
+    person = access.current_person()
+    return f"audit-verify:user:{person.id if person is not None else 'none'}"
+
+
+def limit_verification(app: Flask, limiter: Limiter) -> None:
+    """Rate-limit verifying the chain (see ``VERIFY_LIMIT_PER_PERSON`` and ``_OVERALL``)."""
+    per_person = limiter.limit(
+        VERIFY_LIMIT_PER_PERSON,
+        key_func=_person_key,
+        error_message="You verified the chain less than a minute ago: wait a minute, then "
+        "verify it again.",
+    )
+    overall = limiter.limit(
+        VERIFY_LIMIT_OVERALL,
+        key_func=lambda: "audit-verify:everyone",
+        error_message="The chain is being verified by others: wait a minute, then try again.",
+    )
+    # Wrapped where registered (the wrapper keeps the view's access rule).
+    view: Callable[..., Any] = app.view_functions["audit_log.verify"]
+    app.view_functions["audit_log.verify"] = overall(per_person(view))

@@ -6,10 +6,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.tipline.admin.people import Person, enrolled, sign_in
+from tests.tipline.admin.people import Person, csrf, enrolled, sign_in
 from tipline.runtime import Runtime
+
+HTML = {"Accept": "text/html"}
 
 
 @pytest.fixture
@@ -91,5 +94,36 @@ def test_older_records_are_paged_by_id(lead_client: FlaskClient, runtime: Runtim
 
 def test_the_chain_is_verified_on_request(lead_client: FlaskClient, runtime: Runtime) -> None:
     _record(runtime, 3)
-    page = lead_client.get("/audit?verify=1").get_data(as_text=True)
+    page = lead_client.get("/audit?action=test.event").get_data(as_text=True)
+    form = re.search(r'<form method="post" action="([^"]+)" class="verify-form">', page)
+    assert form is not None
+    answer = lead_client.post(form.group(1).replace("&amp;", "&"), data={"csrf_token": csrf(page)})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 200
     assert "The chain is intact" in page and "5 records checked" in page
+    assert len(_ids(page)) == 3  # the filtered list, as it was
+
+
+def test_no_link_can_make_a_browser_verify_the_chain(
+    lead_client: FlaskClient, runtime: Runtime
+) -> None:
+    _record(runtime, 3)
+    assert "chain is" not in lead_client.get("/audit?verify=1").get_data(as_text=True)
+    assert lead_client.get("/audit/verify").status_code == 405
+    # Nor a form on another site: the CSRF token is required.
+    assert lead_client.post("/audit/verify").status_code == 400
+
+
+def test_verifying_is_limited_to_once_a_minute_per_person(
+    app: Flask, lead_client: FlaskClient, runtime: Runtime
+) -> None:
+    token = csrf(lead_client.get("/audit").get_data(as_text=True))
+    assert lead_client.post("/audit/verify", data={"csrf_token": token}).status_code == 200
+    again = lead_client.post("/audit/verify", data={"csrf_token": token}, headers=HTML)
+    assert again.status_code == 429 and int(again.headers["Retry-After"]) > 0
+    assert "You verified the chain less than a minute ago" in again.get_data(as_text=True)
+    # Someone else may still verify it.
+    other = app.test_client()
+    sign_in(other, runtime, enrolled(runtime, "admin@centre.example", "admin"))
+    token = csrf(other.get("/audit").get_data(as_text=True))
+    assert other.post("/audit/verify", data={"csrf_token": token}).status_code == 200
