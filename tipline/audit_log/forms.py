@@ -17,6 +17,29 @@ def _within_range(form: FlaskForm, field: DateField) -> None:
         raise ValidationError(f"Give a date {request_values.RANGE_TEXT}.")
 
 
+class IsoDateField(DateField):
+    """A date typed as YYYY-MM-DD in a plain text box.
+
+    Not the browser's date box: that shows the date in the browser's locale (mm/dd/yyyy for
+    some) under a label that says UTC, and hides what is actually sent.
+    """
+
+    widget = TextInput()
+
+    def __init__(self, label: str, **kwargs: Any) -> None:
+        kwargs.setdefault("validators", [Optional(), _within_range])
+        kwargs.setdefault(
+            "render_kw", {"placeholder": "YYYY-MM-DD", "spellcheck": "false", "autocomplete": "off"}
+        )
+        super().__init__(label, format="%Y-%m-%d", **kwargs)
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError("Write the date as YYYY-MM-DD, for example 2024-05-02.") from None
+
+
 class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
@@ -30,22 +53,8 @@ class AuditFilterForm(FlaskForm):
     subject = StringField(
         "Subject", validators=[Optional(), Length(max=120)], render_kw={"spellcheck": "false"}
     )
-    # Plain text in ISO 8601, not the browser's date box: that shows the date in the
-    # browser's locale (mm/dd/yyyy for some), under a label that says UTC.
-    since = DateField(
-        "From (UTC)",
-        validators=[Optional(), _within_range],
-        format="%Y-%m-%d",
-        widget=TextInput(),
-        render_kw={"placeholder": "YYYY-MM-DD", "spellcheck": "false", "size": 10},
-    )
-    until = DateField(
-        "Until (UTC, inclusive)",
-        validators=[Optional(), _within_range],
-        format="%Y-%m-%d",
-        widget=TextInput(),
-        render_kw={"placeholder": "YYYY-MM-DD", "spellcheck": "false", "size": 10},
-    )
+    since = IsoDateField("From (UTC)")
+    until = IsoDateField("Until (UTC, inclusive)")
 
     def validate(self, extra_validators: Any = None) -> bool:
         valid = bool(super().validate(extra_validators))

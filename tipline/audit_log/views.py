@@ -7,15 +7,19 @@ limited: once a minute per person, a few times a minute in all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import Blueprint, Flask, render_template, request, url_for
 from flask_limiter import Limiter
+from sqlalchemy import select
 
-from referrals.accounts.models import Role
+from referrals.accounts.models import Role, Team, User
+from referrals.audit.models import AuditRecord
 from referrals.audit.services import VerifyResult
+from referrals.intake.models import Agency
 from tipline import access, database, request_values
 from tipline.audit_log.forms import AuditFilterForm, VerifyForm
 
@@ -32,6 +36,50 @@ def _start_of(day: date) -> datetime:
 def _text(value: str | None) -> str | None:
     value = (value or "").strip()
     return value or None
+
+
+# How a person's role reads after their name in the log.
+ROLE_NAMES = {
+    Role.PARTNER: "partner",
+    Role.ANALYST: "analyst",
+    Role.LEAD: "team lead",
+    Role.ADMIN: "administrator",
+}
+_REFERENCE = re.compile(r"(user|agency|team):([0-9]{1,18})")  # an id that fits in 64 bits
+
+
+def _role_name(value: str) -> str:
+    try:
+        return ROLE_NAMES.get(Role(value), value)
+    except ValueError:  # a role added later, not named here yet
+        return value
+
+
+def names_of(records: list[AuditRecord]) -> dict[str, str]:
+    """Who or what each ``user:N``, ``agency:N`` and ``team:N`` among the records' actors and
+    subjects is, in words: one query per kind of reference, whatever the number of rows."""
+    wanted: dict[str, set[int]] = {"user": set(), "agency": set(), "team": set()}
+    for record in records:
+        for reference in (record.actor, record.subject or ""):
+            found = _REFERENCE.fullmatch(reference)
+            if found:
+                wanted[found[1]].add(int(found[2]))
+    db_session = database.session()
+    names: dict[str, str] = {}
+    if wanted["user"]:
+        rows = db_session.execute(
+            select(User.id, User.email, User.role).where(User.id.in_(wanted["user"]))
+        )
+        names.update({f"user:{row.id}": f"{row.email} ({_role_name(row.role)})" for row in rows})
+    if wanted["agency"]:
+        rows = db_session.execute(
+            select(Agency.id, Agency.name).where(Agency.id.in_(wanted["agency"]))
+        )
+        names.update({f"agency:{row.id}": row.name for row in rows})
+    if wanted["team"]:
+        rows = db_session.execute(select(Team.id, Team.name).where(Team.id.in_(wanted["team"])))
+        names.update({f"team:{row.id}": f"team {row.name}" for row in rows})
+    return names
 
 
 # Per person, and for everyone together: each run reads every record.
@@ -56,7 +104,7 @@ def _page(*, verified: VerifyResult | None) -> str:
     form = AuditFilterForm(formdata=request.args)
     rt = database.runtime()
     log = rt.audit(database.session())
-    records: list[Any] = []
+    records: list[AuditRecord] = []
     older_url = None
     filters: dict[str, Any] = {
         name: request.args[name] for name in FILTERS if request.args.get(name)
@@ -85,6 +133,7 @@ def _page(*, verified: VerifyResult | None) -> str:
         older_url=older_url,
         filters=filters,
         paged=request.args.get("before") is not None,
+        names=names_of(records),
         verified=verified,
         verify_form=VerifyForm(),
     )
