@@ -21,6 +21,7 @@ NAVIGATION[Role.PARTNER] += [
 NAVIGATION[Role.ADMIN] += [
     ("Accounts", "admin.users"),
     ("Agencies", "admin.agencies"),
+    ("Teams", "admin.teams"),
     ("Audit log", "audit_log.index"),
 ]
 NAVIGATION[Role.LEAD] += [("Audit log", "audit_log.index")]

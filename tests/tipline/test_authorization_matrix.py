@@ -116,6 +116,10 @@ TABLE: dict[tuple[str, str], Case] = {
     ("admin.unlock_user", "POST"): Case(only(ADMIN, ok="/admin/users"), values=_target),
     ("admin.reset_second_factor", "POST"): Case(only(ADMIN), values=_target),
     ("admin.agencies", "GET"): Case(only(ADMIN)),
+    ("admin.teams", "GET"): Case(only(ADMIN)),
+    ("admin.teams", "POST"): Case(
+        only(ADMIN, ok="/admin/teams"), data=lambda w: {"name": "Cebu", "country": "PH"}
+    ),
     # The audit log: admins and team leads.
     ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
     ("audit_log.verify", "POST"): Case(only(ADMIN, LEAD)),
