@@ -80,6 +80,7 @@ def _target(world: World) -> dict[str, Any]:
 TABLE: dict[tuple[str, str], Case] = {
     # Public: the sign-in and enrolment pages, health, the API description, static files.
     ("static", "GET"): Case(everyone(200), values=lambda w: {"filename": "tipline.css"}),
+    ("home.favicon", "GET"): Case(everyone(301)),  # to the icon among the static files
     ("health.healthz", "GET"): Case(everyone(200)),
     ("openapi", "GET"): Case(everyone(200)),
     ("auth.login", "GET"): Case(everyone(200)),
