@@ -94,7 +94,6 @@ def allowed_roles_text(rule: object) -> str:
     if not isinstance(rule, frozenset) or not rule:
         return PAGES[403].message
     names = [ROLE_PLURALS.get(role, f"{role}s") for role in Role if role in rule]
-    names += sorted(f"{role}s" for role in rule if role not in list(Role))
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     return f"This page is for {listed}."
 

@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from flask import Flask, request
 from werkzeug.exceptions import BadRequest
-from werkzeug.routing import Map
 from werkzeug.routing.converters import IntegerConverter
 
 from referrals.intake.receiving import Cursor
@@ -34,9 +33,6 @@ class Int64Converter(IntegerConverter):
     """``<int:…>`` in a URL, refused with 400 beyond a signed 64-bit integer."""
 
     regex = r"[0-9]+"  # ASCII digits only (``\\d`` also matches other scripts' digits)
-
-    def __init__(self, map: Map, *args: object, **kwargs: object) -> None:
-        super().__init__(map, *args, **kwargs)  # type: ignore[arg-type]
 
     def to_python(self, value: str) -> int:
         number = int(super().to_python(value))

@@ -71,3 +71,39 @@ def test_over_https_a_form_from_anywhere_else_is_refused(
 ) -> None:
     # Flask-WTF's strict referrer check stays on: it is what stops a forged post on HTTPS.
     assert _sign_in_attempt(browser, headers) == 400
+
+
+def test_behind_a_trusted_tls_proxy_forms_from_our_pages_pass_the_referrer_check(
+    runtime: Runtime,
+) -> None:
+    # The proxy speaks HTTPS to the browser and plain HTTP to us, saying so in its headers.
+    settings = dataclasses.replace(runtime.settings, base_url=ORIGIN, trusted_proxies=1)
+    app = create_app(runtime=dataclasses.replace(runtime, settings=settings))
+    browser = app.test_client()
+    proxied = {
+        "REMOTE_ADDR": "10.0.0.5",
+        "HTTP_X_FORWARDED_FOR": "198.51.100.7",
+        "HTTP_X_FORWARDED_PROTO": "https",
+        "HTTP_X_FORWARDED_HOST": "tipline.centre.example",
+    }
+    page = browser.get("/login", base_url="http://127.0.0.1:8000", environ_base=proxied)
+    assert page.headers["Strict-Transport-Security"]
+    data = {
+        "csrf_token": csrf(page.get_data(as_text=True)),
+        "email": "nobody@centre.example",
+        "password": "x" * 14,
+    }
+
+    def post(referer: str | None) -> int:
+        headers = {"Referer": referer} if referer else {}
+        return browser.post(
+            "/login",
+            data=data,
+            base_url="http://127.0.0.1:8000",
+            environ_base=proxied,
+            headers=headers,
+        ).status_code
+
+    assert post(f"{ORIGIN}/login") == 200
+    assert post(None) == 400  # the check is on: the app knows the browser spoke HTTPS
+    assert post("https://127.0.0.1:8000/login") == 400  # the proxy's view of the host is not it
