@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tipline.config import Settings
 
@@ -54,13 +62,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_worker(port: int, *, timeout: float = PATIENCE) -> dict[str, object]:
-    """Wait until the server on ``port`` answers /healthz with a live job worker."""
+def wait_for_worker(
+    port: int, *, timeout: float = PATIENCE, certificate: Path | None = None
+) -> dict[str, object]:
+    """Wait until the server on ``port`` answers /healthz with a live job worker (over TLS,
+    trusting ``certificate``, when one is given)."""
     deadline = time.monotonic() + timeout
+    context = ssl.create_default_context(cafile=certificate) if certificate else None
+    scheme = "https" if certificate else "http"
     while time.monotonic() < deadline:
         try:
-            url = f"http://127.0.0.1:{port}/healthz"
-            with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - loopback
+            url = f"{scheme}://127.0.0.1:{port}/healthz"
+            with urllib.request.urlopen(url, timeout=5, context=context) as answer:  # noqa: S310
                 health: dict[str, object] = json.load(answer)
             workers = health.get("workers", 0)
             if isinstance(workers, int) and workers >= 1:
@@ -82,3 +95,33 @@ def add_agency(
     assert added.returncode == 0, added.stderr
     answer: dict[str, object] = json.loads(added.stdout)
     return answer
+
+
+def self_signed_certificate(folder: Path, *, address: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A throwaway TLS certificate for ``address`` and its key, as PEM files: (cert, key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address(address))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "tls.crt", folder / "tls.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_file.chmod(0o600)
+    return cert_file, key_file

@@ -6,12 +6,23 @@ import logging
 
 from flask import Flask
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
-from tipline import access, api, database, errors, faces, health, home, security
+from tipline import (
+    access,
+    addresses,
+    api,
+    database,
+    errors,
+    faces,
+    health,
+    home,
+    request_values,
+    security,
+)
 from tipline.admin.views import blueprint as admin_blueprint
 from tipline.audit_log.views import blueprint as audit_log_blueprint
+from tipline.audit_log.views import limit_verification
 from tipline.auth import sessions
 from tipline.auth.views import blueprint as auth_blueprint
 from tipline.auth.views import limit_sign_in
@@ -35,6 +46,7 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     """
     settings = runtime.settings if runtime is not None else (config or Settings.from_environment())
     app = Flask(__name__)
+    request_values.init_app(app)  # URL converters: before any route is added
     app.config.update(
         SECRET_KEY=read_secret(settings, FLASK_SECRET_KEY),
         # Bodies bigger than this are refused before they are read (413); the attachment
@@ -50,8 +62,10 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     rt = runtime or Runtime.build(settings, face=settings.web_face)
     app.extensions["tipline"] = rt
 
+    addresses.init_app(app, trusted_proxies=settings.trusted_proxies)
     limiter = Limiter(
-        get_remote_address,
+        # Limits without a key of their own count per client (an IPv6 client's /64).
+        addresses.client_bucket,
         app=app,
         storage_uri="redis://",
         # The same Redis every process uses, so limits hold across gunicorn workers and hosts.
@@ -75,6 +89,7 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     if rt.face.serves_staff:
         app.register_blueprint(admin_blueprint)
         app.register_blueprint(audit_log_blueprint)
+        limit_verification(app, limiter)
     if rt.face.serves_partners:
         app.register_blueprint(partner_blueprint)
         api.init_app(app, limiter)

@@ -25,6 +25,7 @@ ENROLMENT_APPROVAL_RULES = ("auto", "on", "off")
 # socket path is limited to 108 bytes: "S.gpg-agent.browser" must still fit.
 MAX_GNUPG_HOME_LENGTH = 80
 MIB = 1024 * 1024
+MAX_TRUSTED_PROXIES = 5  # more hops than any sane deployment: a typo, not a topology
 
 
 class ConfigError(ValueError):
@@ -63,6 +64,8 @@ class Settings:
         web_face: what a web process serves; commands and workers ignore it.
         enrolment_approval: when an enrolment link needs a second administrator's approval:
             ``auto`` (when two or more enrolled administrators exist), ``on`` or ``off``.
+        trusted_proxies: how many reverse proxies stand in front of the web app; their
+            X-Forwarded-For/-Proto/-Host headers are believed (0: clients connect directly).
     """
 
     home: Path
@@ -77,6 +80,7 @@ class Settings:
     base_url: str = "http://127.0.0.1:5000"
     web_face: Face = Face.ALL
     enrolment_approval: str = "auto"
+    trusted_proxies: int = 0
 
     @property
     def secrets_dir(self) -> Path:
@@ -125,6 +129,7 @@ class Settings:
             enrolment_approval=(
                 env.get("TIPLINE_ENROLMENT_APPROVAL") or cls.enrolment_approval
             ).lower(),
+            trusted_proxies=_count(env, "TIPLINE_TRUSTED_PROXIES", cls.trusted_proxies),
         )
         settings.validate()
         return settings
@@ -177,6 +182,11 @@ class Settings:
                 "TIPLINE_ENROLMENT_APPROVAL: expected auto (a second administrator approves "
                 "enrolments once there are two), on or off"
             )
+        if not 0 <= self.trusted_proxies <= MAX_TRUSTED_PROXIES:
+            raise ConfigError(
+                f"TIPLINE_TRUSTED_PROXIES: expected the number of reverse proxies in front of "
+                f"the web app, 0 to {MAX_TRUSTED_PROXIES} (0 when clients connect directly)"
+            )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"TIPLINE_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}")
 
@@ -209,3 +219,12 @@ def _size(env: Mapping[str, str], name: str, default: int) -> int:
     if size <= 0:
         raise ConfigError(f"{name}: must be positive")
     return size
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit()):
+        raise ConfigError(f"{name}: expected a whole number, e.g. 1")
+    return int(value)

@@ -7,12 +7,17 @@ small HTML page instead.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import redis
 from flask import Flask, Response, jsonify, render_template, request
 from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from referrals.accounts.models import Role
+from tipline import access
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +29,57 @@ def error_response(status: int, code: str, message: str) -> Response:
     return response
 
 
-# What a person reading a page is told, where the exception's own words are not for them.
-PAGE_MESSAGES = {
-    429: "Too many attempts from your address. Wait a minute, then try again.",
-    500: "Something went wrong on our side. Nothing you sent is shown or kept here.",
-    503: "Temporarily unavailable: nothing was stored. Try again in a moment.",
+@dataclass(frozen=True)
+class PageText:
+    """What a person reading an error page is told: a heading and a sentence."""
+
+    title: str
+    message: str
+
+
+# In the product's words, not the framework's: a view's own description (``abort(404,
+# description=...)``) replaces the message, except where the exception's text is not for them.
+PAGES = {
+    400: PageText(
+        "This request could not be used",
+        "Something in it was not what this page expects. Go back, reload the page and try again.",
+    ),
+    403: PageText("Not open to you", "This page is not open to anyone."),
+    404: PageText(
+        "Page not found",
+        "There is nothing at this address. Check it, or go back to the start page.",
+    ),
+    405: PageText(
+        "Not possible here",
+        "This address does not take that kind of request: use the links and buttons on the pages.",
+    ),
+    410: PageText("Link no longer valid", "This link has expired or has already been used."),
+    413: PageText("Too large", "What was sent is larger than this service takes."),
+    429: PageText(
+        "Too many attempts",
+        "Too many attempts from your address. Wait a minute, then try again.",
+    ),
+    500: PageText(
+        "Something went wrong",
+        "Something went wrong on our side. Nothing you sent is shown or kept here.",
+    ),
+    503: PageText(
+        "Temporarily unavailable",
+        "Temporarily unavailable: nothing was stored. Try again in a moment.",
+    ),
+}
+# Never a view's or a library's own words on these: they may quote what went wrong inside.
+FIXED_MESSAGES = {500, 503}
+CSRF_MESSAGE = (
+    "This form has expired, or was not sent from this site's own page. Go back, reload the "
+    "page and send it again."
+)
+# Who a refused page is for, in the sentence "This page is for …".
+ROLE_PLURALS = {
+    Role.PARTNER: "officers of partner agencies",
+    Role.ANALYST: "analysts",
+    Role.LEAD: "team leads",
+    Role.ADMIN: "administrators",
 }
 
 
@@ -38,11 +89,41 @@ def _wants_html() -> bool:
     return bool(request.accept_mimetypes.accept_html)
 
 
-def _page(status: int, title: str, message: str) -> Response | None:
+def allowed_roles_text(rule: object) -> str:
+    """ "This page is for …" for an endpoint's access rule (see ``access.rule_for``)."""
+    if not isinstance(rule, access.RoleRule) or not rule.allowed:
+        return PAGES[403].message
+    names = [ROLE_PLURALS.get(role, f"{role}s") for role in Role if role in rule.allowed]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"This page is for {listed}."
+
+
+def _message(status: int, exc: HTTPException | None) -> str:
+    if status == 403:
+        return allowed_roles_text(access.rule_for(request.endpoint))
+    if isinstance(exc, CSRFError):
+        return CSRF_MESSAGE
+    text = PAGES.get(status, PAGES[500]).message
+    if exc is None or status in FIXED_MESSAGES:
+        return text
+    own = exc.description
+    if isinstance(exc, RateLimitExceeded):
+        # Flask-Limiter describes a limit as "10 per 1 minute" unless it was given words.
+        own = exc.description if exc.limit.error_message else None
+    elif own == type(exc).description:
+        own = None  # Werkzeug's stock sentence
+    return own or text
+
+
+def _page(status: int, exc: HTTPException | None) -> Response | None:
     """The HTML error page, or None if it cannot be rendered (then JSON is answered)."""
+    text = PAGES.get(status)
     try:
         body = render_template(
-            "errors.html", title=title, message=PAGE_MESSAGES.get(status, message)
+            "errors.html",
+            status=status,
+            title=text.title if text else exc.name if exc else PAGES[500].title,
+            message=_message(status, exc),
         )
     except Exception:  # noqa: BLE001 - an error page must not fail in turn
         logger.error("the error page for %s could not be rendered", status)
@@ -50,15 +131,15 @@ def _page(status: int, title: str, message: str) -> Response | None:
     return Response(body, status=status, mimetype="text/html")
 
 
-def _error(status: int, code: str, message: str, *, title: str) -> Response:
-    page = _page(status, title, message) if _wants_html() else None
+def _error(status: int, code: str, message: str, *, exc: HTTPException | None = None) -> Response:
+    page = _page(status, exc) if _wants_html() else None
     return page if page is not None else error_response(status, code, message)
 
 
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     code = getattr(exc, "error_code", None) or (exc.name or "error").lower().replace(" ", "_")
-    response = _error(status, code, exc.description or exc.name, title=exc.name)
+    response = _error(status, code, exc.description or exc.name, exc=exc)
     # Keep what the exception says about the answer (WWW-Authenticate, Allow, Retry-After).
     for name, value in exc.get_headers():
         if name.lower() != "content-type":
@@ -86,10 +167,7 @@ def _unavailable(exc: Exception) -> Response:
     # system should retry (with its Idempotency-Key) rather than give up as on a 500.
     logger.error("%s in %s %s: answering 503", type(exc).__name__, request.method, request.endpoint)
     response = _error(
-        503,
-        "service_unavailable",
-        "Temporarily unavailable: nothing was stored, retry later.",
-        title="Service Unavailable",
+        503, "service_unavailable", "Temporarily unavailable: nothing was stored, retry later."
     )
     response.headers["Retry-After"] = "30"
     return response

@@ -1,10 +1,10 @@
-"""The landing page, and the navigation each role sees."""
+"""The landing page, the navigation each role sees, and the site's icon."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, render_template
+from flask import Blueprint, Flask, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
 from referrals.accounts.models import Role
@@ -22,6 +22,7 @@ NAVIGATION[Role.ADMIN] += [
     ("Accounts", "admin.users"),
     ("Pending enrolments", "admin.enrolments"),
     ("Agencies", "admin.agencies"),
+    ("Teams", "admin.teams"),
     ("Audit log", "audit_log.index"),
 ]
 NAVIGATION[Role.LEAD] += [("Audit log", "audit_log.index")]
@@ -31,6 +32,14 @@ NAVIGATION[Role.LEAD] += [("Audit log", "audit_log.index")]
 @access.roles(*Role)
 def index() -> Response | str:
     return render_template("home/index.html")
+
+
+@blueprint.get("/favicon.ico")
+@access.public
+def favicon() -> Response:
+    """The icon, for clients that ask for it where browsers used to, not where pages link it:
+    a 404 there is an error in every new browser's console."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
 
 
 def _template_context() -> dict[str, Any]:

@@ -58,7 +58,8 @@ def read_secret(settings: Settings, name: str) -> bytes:
     """Read the secret ``name``.
 
     Raises:
-        ConfigError: it does not exist (the home was not initialised) or is unreadable.
+        ConfigError: it does not exist (the home was not initialised), is unreadable,
+            truncated, or readable by others.
     """
     path = settings.secrets_dir / name
     try:
@@ -69,6 +70,8 @@ def read_secret(settings: Settings, name: str) -> bytes:
         ) from None
     except PermissionError:
         raise ConfigError(f"{path} is not readable by this user") from None
+    except OSError as exc:  # a folder in its place, an I/O error: say so in one line
+        raise ConfigError(f"{path} cannot be read ({exc.strerror}): restore it") from None
     if len(value) < SECRET_SIZES[name]:
         raise ConfigError(f"{path} is truncated: restore it from a backup")
     if path.stat().st_mode & 0o077:
@@ -99,7 +102,8 @@ def read_intake_passphrase(settings: Settings) -> str:
     """Read the intake key's passphrase.
 
     Raises:
-        ConfigError: it is missing (the home was not initialised) or readable by others.
+        ConfigError: it is missing (the home was not initialised), unreadable, empty or
+            readable by others.
     """
     return read_passphrase(settings, INTAKE_KEY_PASSPHRASE)
 
@@ -119,6 +123,12 @@ def read_passphrase(settings: Settings, name: str) -> str:
         ) from None
     except CryptoError as exc:
         raise ConfigError(str(exc)) from None
+    except PermissionError:
+        raise ConfigError(f"{path} is not readable by this user") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror}): restore it") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a passphrase this service made: restore it") from None
 
 
 # What a partner-facing host needs besides its GnuPG home: what signs in partners (TOTP seeds),

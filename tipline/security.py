@@ -23,8 +23,9 @@ def _headers(response: Response) -> Response:
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
-    # Nothing leaves in a Referer header: page addresses can name tips.
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    # A Referer only to our own pages: page addresses can name tips, so none leaves the site;
+    # but Flask-WTF's CSRF check on HTTPS requires a same-origin Referer on every form post.
+    headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     return response

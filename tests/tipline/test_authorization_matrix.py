@@ -95,6 +95,7 @@ def _enrolment(world: World) -> dict[str, Any]:
 TABLE: dict[tuple[str, str], Case] = {
     # Public: the sign-in and enrolment pages, health, the API description, static files.
     ("static", "GET"): Case(everyone(200), values=lambda w: {"filename": "tipline.css"}),
+    ("home.favicon", "GET"): Case(everyone(301)),  # to the icon among the static files
     ("health.healthz", "GET"): Case(everyone(200)),
     ("openapi", "GET"): Case(everyone(200)),
     ("auth.login", "GET"): Case(everyone(200)),
@@ -141,8 +142,13 @@ TABLE: dict[tuple[str, str], Case] = {
     ("admin.refuse_enrolment", "POST"): Case(
         only(ADMIN, ok="/admin/enrolments"), values=_enrolment
     ),
+    ("admin.teams", "GET"): Case(only(ADMIN)),
+    ("admin.add_team", "POST"): Case(
+        only(ADMIN, ok="/admin/teams"), data=lambda w: {"name": "Cebu", "country": "PH"}
+    ),
     # The audit log: admins and team leads.
     ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
+    ("audit_log.verify", "POST"): Case(only(ADMIN, LEAD)),
 }
 
 

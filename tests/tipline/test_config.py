@@ -71,3 +71,12 @@ def test_the_command_prints_one_line_and_exits_2_on_a_bad_setting(tmp_path: Path
     assert "TIPLINE_DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
     assert "hunter2" not in result.stderr  # a URL's password is never echoed
+
+
+def test_trusted_proxies_is_a_small_count_of_hops(tmp_path: Path) -> None:
+    env = {"TIPLINE_HOME": str(tmp_path)}
+    assert Settings.from_environment(env).trusted_proxies == 0
+    assert Settings.from_environment(env | {"TIPLINE_TRUSTED_PROXIES": "1"}).trusted_proxies == 1
+    for value in ("yes", "-1", "²", "50"):
+        with pytest.raises(ConfigError, match="TIPLINE_TRUSTED_PROXIES: expected"):
+            Settings.from_environment(env | {"TIPLINE_TRUSTED_PROXIES": value})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pycountry
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectField
+from wtforms import EmailField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from referrals.accounts.models import Role
 
@@ -27,10 +28,13 @@ class NewAccountForm(FlaskForm):
         render_kw={"spellcheck": "false"},
     )
     role = SelectField(
-        "Role", choices=[SelectChoice(role.value, label) for role, label in ROLE_LABELS.items()]
+        "Role",
+        choices=[SelectChoice(role.value, label) for role, label in ROLE_LABELS.items()],
+        # A combination the form accepts as it opens: an analyst, no agency, no team.
+        default=Role.ANALYST.value,
     )
-    agency = SelectField("Agency", choices=[SelectChoice(NONE, "None")])
-    team = SelectField("Team", choices=[SelectChoice(NONE, "None")])
+    agency = SelectField("Agency", choices=[SelectChoice(NONE, "None")], default=NONE)
+    team = SelectField("Team", choices=[SelectChoice(NONE, "None")], default=NONE)
 
     def offer(self, *, agencies: list[tuple[str, str]], teams: list[tuple[str, str]]) -> None:
         """The agencies and teams to choose from, as (value, label) pairs."""
@@ -61,3 +65,44 @@ class NewAccountForm(FlaskForm):
 
 class AccountActionForm(FlaskForm):
     """An empty form: each account action is a POST with a CSRF token."""
+
+
+MAX_REGIONS = 50
+MAX_REGION_CHARS = 100
+
+
+def _country_choices() -> list[SelectChoice]:
+    countries = sorted(pycountry.countries, key=lambda country: country.name)
+    return [SelectChoice(NONE, "Choose a country")] + [
+        SelectChoice(country.alpha_2, f"{country.name} ({country.alpha_2})")
+        for country in countries
+    ]
+
+
+class TeamForm(FlaskForm):
+    name = StringField(
+        "Name",
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        validators=[DataRequired(message="Give the team a name."), Length(max=120)],
+    )
+    country = SelectField(
+        "Country",
+        choices=_country_choices(),
+        validators=[DataRequired(message="Choose the country the team works.")],
+    )
+    regions = TextAreaField(
+        "Regions (optional)",
+        validators=[Optional(), Length(max=MAX_REGIONS * (MAX_REGION_CHARS + 2))],
+        render_kw={"rows": 4},
+    )
+
+    def region_list(self) -> list[str]:
+        """The regions typed, one per line, blank lines left out."""
+        return [line.strip() for line in (self.regions.data or "").splitlines() if line.strip()]
+
+    def validate_regions(self, field: TextAreaField) -> None:
+        regions = self.region_list()
+        if len(regions) > MAX_REGIONS:
+            raise ValidationError(f"Give at most {MAX_REGIONS} regions.")
+        if any(len(region) > MAX_REGION_CHARS for region in regions):
+            raise ValidationError(f"Write each region in at most {MAX_REGION_CHARS} characters.")

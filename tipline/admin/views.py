@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from referrals.accounts.models import Approval, EnrolmentPurpose, EnrolmentToken, Role, Team, User
-from referrals.accounts.services import AccountError, AccountService, Enrolment
+from referrals.accounts.services import AccountError, AccountService, Enrolment, TeamService
 from referrals.intake.agencies import AgencyService
 from referrals.intake.models import Agency
 from tipline import access, database
-from tipline.admin.forms import NONE, AccountActionForm, NewAccountForm
+from tipline.admin.forms import NONE, AccountActionForm, NewAccountForm, TeamForm
 from tipline.auth.sessions import account_service, client_address
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -303,3 +304,57 @@ def agencies() -> str:
             )
         )
     return render_template("admin/agencies.html", rows=rows)
+
+
+@dataclass(frozen=True)
+class TeamRow:
+    """One line of the teams list."""
+
+    team: Team
+    members: int
+
+
+@blueprint.get("/teams")
+@access.roles(Role.ADMIN)
+def teams() -> str:
+    return _teams_page(TeamForm())
+
+
+@blueprint.post("/teams")
+@access.roles(Role.ADMIN, step_up=True, back="admin.teams")
+def add_team() -> Response | str:
+    # A team's jurisdiction decides whose analysts see which tips: a current code first.
+    form = TeamForm()
+    if form.validate_on_submit():
+        db_session = database.session()
+        try:
+            team = TeamService(db_session, audit=database.runtime().audit(db_session)).add(
+                name=form.name.data or "",
+                country=form.country.data or "",
+                regions=form.region_list(),
+                actor=_actor(),
+            )
+        except AccountError as exc:
+            db_session.rollback()
+            target = form.country if "country" in str(exc) else form.name
+            target.errors = [*target.errors, f"{str(exc)[:1].upper()}{str(exc)[1:]}."]
+        except IntegrityError:  # another admin made a team of that name a moment ago
+            db_session.rollback()
+            form.name.errors = [*form.name.errors, "A team of that name exists."]
+        else:
+            flash(f"The team {team.name} is created: analysts and leads can now join it.", "info")
+            return redirect(url_for("admin.teams"))
+    return _teams_page(form)
+
+
+def _teams_page(form: TeamForm) -> str:
+    query = (
+        select(Team, func.count(User.id))
+        .outerjoin(User, User.team_id == Team.id)
+        .group_by(Team.id)
+        .order_by(Team.name)
+    )
+    rows = [
+        TeamRow(team=team, members=members) for team, members in database.session().execute(query)
+    ]
+    return render_template("admin/teams.html", rows=rows, form=form)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from flask import g, request
-from flask_limiter.util import get_remote_address
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from referrals.intake.agencies import AgencyService
-from tipline import database
+from tipline import addresses, database
 
 ANONYMOUS = -1
 
@@ -46,7 +45,9 @@ def require_agency() -> int:
 
 
 def rate_limit_key() -> str:
+    """Requests with a valid token count against their agency; others against their
+    address (an IPv6 client's /64)."""
     agency_id = agency_id_or_none()
     if agency_id is None:
-        return f"address:{get_remote_address()}"
+        return f"address:{addresses.client_bucket()}"
     return f"agency:{agency_id}"

@@ -17,7 +17,7 @@ from referrals.intake.receiving import (
     NotAnOpenPGPMessage,
     TipReceiver,
 )
-from tipline import access, database
+from tipline import access, database, request_values
 from tipline.api.auth import require_agency
 
 blueprint = Blueprint("tips", __name__, url_prefix="/tips")
@@ -175,6 +175,8 @@ def _since(value: str | None) -> datetime | None:
         raise ApiBadRequest("bad_since", "since must be an RFC 3339 date-time") from None
     if stamp.tzinfo is None:
         raise ApiBadRequest("bad_since", "since must carry a time zone (e.g. Z)")
+    if not request_values.within_range(stamp):
+        raise ApiBadRequest("bad_since", f"since must be {request_values.RANGE_TEXT}")
     return stamp
 
 
@@ -182,7 +184,7 @@ def _cursor(value: str | None) -> Cursor | None:
     if value is None:
         return None
     try:
-        return Cursor.decode(value)
+        return request_values.page_cursor(value)
     except ValueError as exc:
         raise ApiBadRequest("bad_cursor", str(exc)) from None
 

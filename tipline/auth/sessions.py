@@ -23,7 +23,7 @@ from referrals.accounts.services import (
     ApprovalRule,
     LiveSession,
 )
-from tipline import database, faces
+from tipline import addresses, database, faces
 
 ENDED_SESSION = "ended_session_token"  # on g: the token of a session found ended
 USER_ID = "_user_id"  # Flask-Login's key in the cookie: here, the session's token
@@ -55,8 +55,9 @@ class SignedInPerson(UserMixin):  # type: ignore[misc]  # Flask-Login is untyped
 
 
 def client_address() -> str | None:
-    """The client's address (behind a proxy, configure ProxyFix so this is the real one)."""
-    return request.remote_addr
+    """The client's IP address, as the trusted proxies (``TIPLINE_TRUSTED_PROXIES``) report
+    it; None when it is unknown (gunicorn on a Unix socket, with no proxy trusted)."""
+    return addresses.client_address()
 
 
 def account_service() -> AccountService:

@@ -38,7 +38,7 @@ from referrals.accounts.services import (
     LiveSession,
     StepUpOutcome,
 )
-from tipline import access, database, faces
+from tipline import access, addresses, database, faces
 from tipline.auth import devices
 from tipline.auth.forms import CodeStepForm, EnrolmentForm, LogoutForm, PasswordStepForm
 from tipline.auth.sessions import SignedInPerson, account_service, client_address, signed_in
@@ -301,7 +301,7 @@ def limit_sign_in(app: Flask, limiter: Limiter) -> None:
     app.config.setdefault("TIPLINE_SIGN_IN_RATE_LIMIT", SIGN_IN_RATE_LIMIT)
     limit = limiter.limit(
         lambda: str(current_app.config["TIPLINE_SIGN_IN_RATE_LIMIT"]),
-        key_func=lambda: f"sign-in:{client_address()}",
+        key_func=lambda: f"sign-in:{addresses.client_bucket()}",
         methods=["POST"],
     )
     for endpoint in ("auth.login", "auth.code", "auth.step_up"):

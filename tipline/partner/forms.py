@@ -19,13 +19,22 @@ from wtforms import (
     BooleanField,
     HiddenField,
     IntegerField,
+    RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from referrals.intake.document import SCHEMA_ID, InvalidTipDocument, load_schema
@@ -147,10 +156,13 @@ class TipForm(FlaskForm):
         validators=[Optional(), Length(max=200_000)],
         render_kw={"rows": 6, "spellcheck": "false", "autocapitalize": "off"},
     )
-    tlp = SelectField(
+    # Radio buttons, not a select: each marking's meaning is a sentence, and a select box cut
+    # the longest ones off.
+    tlp = RadioField(
         "Handling (Traffic Light Protocol)",
         choices=[SelectChoice(value, TLP_LABELS.get(value, value)) for value in TLP_MARKINGS],
         default="AMBER",
+        validators=[InputRequired(message="Choose who the centre may share this tip with.")],
     )
 
     def validate_offence_types(self, field: MultiCheckboxField) -> None:

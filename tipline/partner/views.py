@@ -23,7 +23,7 @@ from referrals.intake.services import (
     WebFormKeyMissing,
     WebFormKeyService,
 )
-from tipline import access, database
+from tipline import access, database, request_values
 from tipline.auth import kept_forms
 from tipline.auth.sessions import client_address
 from tipline.partner.forms import SELECTOR_HINT, TipForm, new_submission_nonce
@@ -60,7 +60,7 @@ def tips() -> str:
     cursor = None
     if after:
         try:
-            cursor = Cursor.decode(after)
+            cursor = request_values.page_cursor(after)
         except ValueError:
             abort(400, description="That page link is not valid: start from the newest tips.")
     found = _receiver().recent(_agency_id(), before=cursor, limit=PAGE_SIZE + 1)

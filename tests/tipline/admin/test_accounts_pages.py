@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -33,9 +35,21 @@ def admin_client(app: Flask, runtime: Runtime, admin: Person) -> FlaskClient:
 
 
 def _link(page: str) -> str:
-    start = page.index('id="enrolment-link"')
-    value = page[page.index('value="', start) + len('value="') :]
-    return value[: value.index('"')]
+    found = re.search(r'<textarea id="enrolment-link"[^>]*>([^<]*)</textarea>', page)
+    assert found, "no enrolment link box on the page"
+    return html.unescape(found.group(1))
+
+
+def _opening_choices(page: str) -> dict[str, str]:
+    """What each select of the form submits as the page opens: the selected option, or the
+    first one (as a browser does)."""
+    choices = {}
+    for name, options in re.findall(r'<select[^>]* name="(\w+)"[^>]*>(.*?)</select>', page, re.S):
+        selected = re.search(r'<option selected value="([^"]*)"', options)
+        first = re.search(r'<option[^>]* value="([^"]*)"', options)
+        assert first is not None
+        choices[name] = (selected or first).group(1)
+    return choices
 
 
 def _cookie_payload(app: Flask, client: FlaskClient) -> str:
@@ -226,3 +240,36 @@ def test_the_agencies_list_shows_keys_and_expiry(
     assert 'class="fingerprint"' in page
     for agency in agencies.values():
         assert agency.token not in page
+
+
+def test_the_new_account_form_opens_on_a_combination_it_accepts(
+    admin_client: FlaskClient, runtime: Runtime, agencies: dict[str, RegisteredAgency]
+) -> None:
+    add_team(runtime)
+    form = admin_client.get("/admin/users/new").get_data(as_text=True)
+    choices = _opening_choices(form)
+    assert choices == {"role": "analyst", "agency": "", "team": ""}
+    # Only the e-mail address typed: the account is made.
+    answer = admin_client.post(
+        "/admin/users/new",
+        data={"csrf_token": csrf(form), "email": "new@centre.example"} | choices,
+    )
+    assert "enrolment-link" in answer.get_data(as_text=True)
+    # The form says which fields go with which role, and where teams come from.
+    assert "A partner has an agency and no team" in form
+    assert "Partner accounts only, and required for them" in form
+    assert "Teams are made on the Teams page." in form and 'href="/admin/teams"' in form
+
+
+def test_the_one_time_link_is_in_a_box_of_its_own_whole(
+    admin_client: FlaskClient, runtime: Runtime
+) -> None:
+    form = admin_client.get("/admin/users/new").get_data(as_text=True)
+    page = admin_client.post(
+        "/admin/users/new",
+        data={"csrf_token": csrf(form), "email": "new@centre.example", "role": "analyst"},
+    ).get_data(as_text=True)
+    link = _link(page)
+    assert re.fullmatch(rf"{re.escape(runtime.settings.base_url)}/enrol\?token=[\w-]{{40,}}", link)
+    assert '<textarea id="enrolment-link" class="link" rows="3" readonly' in page
+    assert '<label for="enrolment-link">One-time enrolment link</label>' in page

@@ -8,9 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
-from tests.tipline.admin.people import Person, enrolled, signed_in_client
+from tests.conftest import RegisteredAgency
+from tests.tipline.admin.people import Person, csrf, enrolled, signed_in_client
 from tipline.runtime import Runtime
+
+HTML = {"Accept": "text/html"}
 
 
 @pytest.fixture
@@ -91,5 +95,114 @@ def test_older_records_are_paged_by_id(lead_client: FlaskClient, runtime: Runtim
 
 def test_the_chain_is_verified_on_request(lead_client: FlaskClient, runtime: Runtime) -> None:
     _record(runtime, 3)
-    page = lead_client.get("/audit?verify=1").get_data(as_text=True)
+    page = lead_client.get("/audit?action=test.event").get_data(as_text=True)
+    form = re.search(r'<form method="post" action="([^"]+)" class="verify-form">', page)
+    assert form is not None
+    answer = lead_client.post(form.group(1).replace("&amp;", "&"), data={"csrf_token": csrf(page)})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 200
     assert "The chain is intact" in page and "5 records checked" in page
+    assert len(_ids(page)) == 3  # the filtered list, as it was
+
+
+def test_no_link_can_make_a_browser_verify_the_chain(
+    lead_client: FlaskClient, runtime: Runtime
+) -> None:
+    _record(runtime, 3)
+    assert "chain is" not in lead_client.get("/audit?verify=1").get_data(as_text=True)
+    assert lead_client.get("/audit/verify").status_code == 405
+    # Nor a form on another site: the CSRF token is required.
+    assert lead_client.post("/audit/verify").status_code == 400
+
+
+def test_verifying_is_limited_to_once_a_minute_per_person(
+    app: Flask, lead_client: FlaskClient, runtime: Runtime
+) -> None:
+    token = csrf(lead_client.get("/audit").get_data(as_text=True))
+    assert lead_client.post("/audit/verify", data={"csrf_token": token}).status_code == 200
+    again = lead_client.post("/audit/verify", data={"csrf_token": token}, headers=HTML)
+    assert again.status_code == 429 and int(again.headers["Retry-After"]) > 0
+    assert "You verified the chain less than a minute ago" in again.get_data(as_text=True)
+    # Someone else may still verify it.
+    other = signed_in_client(app, runtime, enrolled(runtime, "admin@centre.example", "admin"))
+    token = csrf(other.get("/audit").get_data(as_text=True))
+    assert other.post("/audit/verify", data={"csrf_token": token}).status_code == 200
+
+
+def test_people_teams_and_agencies_are_named_and_details_are_words(
+    lead_client: FlaskClient, runtime: Runtime, lead: Person, agencies: dict[str, RegisteredAgency]
+) -> None:
+    ana = enrolled(runtime, "ana@centre.example", "analyst")
+    with runtime.session_factory() as session:
+        runtime.audit(session).record(
+            "test.event",
+            actor=f"user:{lead.id}",
+            subject=f"user:{ana.id}",
+            details={"remember": False, "forced": True, "reason": None, "step_up": 2},
+        )
+        runtime.audit(session).record(
+            "test.other", actor="cli:root", subject=f"agency:{agencies['agency-a'].id}"
+        )
+        session.commit()
+    page = lead_client.get("/audit?action=test.").get_data(as_text=True)
+    assert (
+        '<td>lead@centre.example (team lead)<br><span class="reference">'
+        f"user:{lead.id}</span></td>" in page
+    )
+    assert "ana@centre.example (analyst)" in page and "Agency A" in page
+    assert "<td>cli:root</td>" in page  # not a reference to anyone: as it is
+    details = re.search(r'<dl class="details">(.*?)</dl>', page)
+    assert details is not None
+    assert details.group(1) == (
+        "<dt>remember</dt><dd>no</dd><dt>forced</dt><dd>yes</dd>"
+        "<dt>reason</dt><dd>—</dd><dt>step up</dt><dd>2</dd>"
+    )
+    assert "True" not in page and "False" not in page
+
+
+def test_naming_people_takes_the_same_queries_for_many_as_for_few(
+    lead_client: FlaskClient, runtime: Runtime
+) -> None:
+    def statements_for_page() -> int:
+        count = 0
+
+        def counting(*_args: object) -> None:
+            nonlocal count
+            count += 1
+
+        event.listen(runtime.engine, "before_cursor_execute", counting)
+        try:
+            answer = lead_client.get("/audit?action=test.event")
+        finally:
+            event.remove(runtime.engine, "before_cursor_execute", counting)
+        names = set(
+            re.findall(r"p\d+-\d+@centre\.example \(analyst\)", answer.get_data(as_text=True))
+        )
+        assert len(names) == len(re.findall(r"<tr>\s*<td>\d+</td>", answer.get_data(as_text=True)))
+        return count
+
+    def people_act(number: int) -> None:
+        people = [
+            enrolled(runtime, f"p{number}-{n}@centre.example", "analyst") for n in range(number)
+        ]
+        with runtime.session_factory() as session:
+            log = runtime.audit(session)
+            for person in people:
+                log.record("test.event", actor=f"user:{person.id}", subject=f"user:{person.id}")
+            session.commit()
+
+    people_act(2)
+    few = statements_for_page()
+    people_act(20)
+    assert statements_for_page() == few
+
+
+def test_the_date_filters_are_plain_iso_dates_in_utc(lead_client: FlaskClient) -> None:
+    page = lead_client.get("/audit").get_data(as_text=True)
+    for name in ("since", "until"):
+        box = re.search(rf'<input [^>]*id="{name}"[^>]*>', page)
+        assert box is not None
+        assert 'type="text"' in box.group(0) and 'placeholder="YYYY-MM-DD"' in box.group(0)
+    assert "From (UTC)" in page and "YYYY-MM-DD, to the end of that day." in page
+    wrong = lead_client.get("/audit?since=05/02/2024").get_data(as_text=True)
+    assert "Write the date as YYYY-MM-DD, for example 2024-05-02." in wrong

@@ -4,6 +4,7 @@ other approves it on the pending-enrolments page."""
 from __future__ import annotations
 
 import html
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,9 +27,9 @@ def admins(runtime: Runtime) -> tuple[Person, Person]:
 
 
 def _link(page: str) -> str:
-    start = page.index('id="enrolment-link"')
-    value = page[page.index('value="', start) + len('value="') :]
-    link = urlsplit(html.unescape(value[: value.index('"')]))
+    found = re.search(r'<textarea id="enrolment-link"[^>]*>([^<]*)</textarea>', page)
+    assert found is not None, "no one-time link on the page"
+    link = urlsplit(html.unescape(found.group(1).strip()))
     return f"{link.path}?{link.query}"
 
 

@@ -47,7 +47,7 @@ def test_the_code_step_is_throttled_too(app: Flask, client: FlaskClient) -> None
 def test_pages_get_html_errors_and_the_api_keeps_json(client: FlaskClient) -> None:
     page = client.get("/no-such-page", headers=HTML)
     assert page.status_code == 404 and page.mimetype == "text/html"
-    assert "<h1>Not Found</h1>" in page.get_data(as_text=True)
+    assert "<h1>Page not found</h1>" in page.get_data(as_text=True)
     api = client.get("/api/v1/no-such-thing", headers=HTML)
     assert api.status_code == 404 and api.get_json()["error"]["code"] == "not_found"
     health = client.post("/healthz", headers=HTML)

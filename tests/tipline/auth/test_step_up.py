@@ -98,7 +98,7 @@ def test_a_sensitive_post_changes_nothing_and_returns_to_its_page_after_step_up(
     assert len(audit_records(runtime, "account.disabled")) == 1
 
 
-def test_every_admin_account_change_needs_step_up(
+def test_every_admin_change_needs_step_up(
     app: Flask, quiet_admin: FlaskClient, ana: Person
 ) -> None:
     token = csrf(quiet_admin.get("/admin/users").get_data(as_text=True))
@@ -110,6 +110,7 @@ def test_every_admin_account_change_needs_step_up(
         (f"/admin/users/{ana.id}/reset-2fa", "/admin/users"),
         ("/admin/enrolments/1/approve", "/admin/enrolments"),
         ("/admin/enrolments/1/refuse", "/admin/enrolments"),
+        ("/admin/teams", "/admin/teams"),
     ]
     for path, back in changes:
         answer = quiet_admin.post(path, data={"csrf_token": token})

@@ -135,7 +135,7 @@ def test_pages_carry_security_headers(client: FlaskClient) -> None:
     assert "default-src 'none'" in csp and "script-src" not in csp
     assert "frame-ancestors 'none'" in csp
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
-    assert answer.headers["Referrer-Policy"] == "no-referrer"
+    assert answer.headers["Referrer-Policy"] == "same-origin"
     assert answer.headers["Cache-Control"] == "no-store"
     cookie = answer.headers.get("Set-Cookie", "")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie

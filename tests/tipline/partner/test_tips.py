@@ -105,7 +105,8 @@ def test_the_status_page_shows_a_rejection_and_its_reason(
             .values(status=TipStatus.REJECTED, reason="the tip is not signed")
         )
     page = officer.client.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
-    assert "<code>rejected</code>" in page and "the tip is not signed" in page
+    assert 'data-status="rejected">Not accepted: see the reason' in page
+    assert "the tip is not signed" in page and "Your tip is stored" not in page
     assert "the API" in page
 
 

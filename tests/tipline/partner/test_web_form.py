@@ -35,10 +35,15 @@ def test_the_form_is_labelled_and_has_no_script(officer: Officer) -> None:
     page = answer.get_data(as_text=True)
     assert answer.status_code == 200
     assert "<script" not in page
-    for name in ("summary", "narrative", "country", "victim_ages", "selectors", "tlp"):
+    for name in ("summary", "narrative", "country", "victim_ages", "selectors"):
         assert re.search(rf'<label for="{name}"', page), name
     assert "<legend>Offences</legend>" in page
-    assert 'value="AMBER" selected' in page or 'selected value="AMBER"' in page
+    # Each marking a radio button with its whole meaning beside it (a select cut them off).
+    assert "<legend>Handling (Traffic Light Protocol)</legend>" in page
+    assert re.search(
+        r'<input checked id="tlp-\d" name="tlp"[^>]* type="radio" value="AMBER">', page
+    )
+    assert re.search(r'<label for="tlp-\d">TLP:RED: the named recipients only</label>', page)
     assert "username@ExampleChat: sunnyday88" in page  # the selector format, shown
 
 
@@ -61,7 +66,10 @@ def test_a_sent_tip_is_stored_encrypted_audited_and_processed_like_an_api_tip(
     assert record.actor == f"user:{officer.user_id}" and record.subject == f"tip:{tip.id}"
 
     page = officer.client.get(location).get_data(as_text=True)
-    assert tip.tracking_number in page and "<code>received</code>" in page
+    assert tip.tracking_number in page and 'data-status="received"' in page
+    # Said plainly, with nothing to do: no asking to reload.
+    assert "Your tip is stored" in page and "will not be lost" in page
+    assert "reload" not in page.lower() and "Check the status again" not in page
 
     tasks.process_tip(runtime.job_context(), tip.id)
     with runtime.session_factory() as session:
@@ -80,7 +88,8 @@ def test_a_sent_tip_is_stored_encrypted_audited_and_processed_like_an_api_tip(
     assert processed.tlp == "AMBER"
     assert selectors == 4
     page = officer.client.get(location).get_data(as_text=True)
-    assert "<code>in_triage</code>" in page
+    assert 'data-status="in_triage">Accepted: with the centre' in page
+    assert "Your tip is stored" not in page
 
 
 def test_sending_the_same_form_twice_stores_one_tip(officer: Officer, runtime: Runtime) -> None:
