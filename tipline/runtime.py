@@ -18,6 +18,7 @@ from referrals.accounts.passwords import PasswordHashing
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock, SystemClock
 from referrals.database import make_engine, make_session_factory
+from referrals.intake.document import MAX_DOCUMENT_BYTES
 from referrals.jobs import JobContext, JobQueue
 from tipline.config import Settings
 from tipline.embedded_redis import EmbeddedRedis
@@ -62,7 +63,13 @@ class Runtime:
         Raises:
             ConfigError: the home was not initialised (no intake passphrase).
         """
-        keyring = Keyring(settings.gnupg_home, passphrase=read_intake_passphrase(settings))
+        # Nothing this keyring decrypts may be larger than a tip document: a compression bomb
+        # stops there instead of filling the worker's memory (python-gnupg holds the output).
+        keyring = Keyring(
+            settings.gnupg_home,
+            passphrase=read_intake_passphrase(settings),
+            max_plaintext_bytes=MAX_DOCUMENT_BYTES,
+        )
         blind_index = BlindIndex(read_secret(settings, BLIND_INDEX_KEY))
         audit_key = read_secret(settings, AUDIT_KEY)
         secret_box = SecretBox(read_secret(settings, SECRET_BOX_KEY))
