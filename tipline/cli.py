@@ -21,8 +21,9 @@ from referrals.accounts.services import AccountError, AccountService, TeamServic
 from referrals.database import head_revision, schema_revision, upgrade_schema
 from referrals.health.services import QueueProbeService
 from referrals.intake.agencies import AgencyError, AgencyService
+from referrals.intake.processing import MAX_ATTEMPTS
 from referrals.intake.services import IntakeKeyMissing, IntakeKeyService
-from referrals.intake.sweep import DEFAULT_GRACE, TipSweeper
+from referrals.intake.sweep import DEFAULT_GRACE, Swept, TipSweeper
 from referrals.jobs import JobContext
 from tipline.config import ConfigError, Settings
 from tipline.instance import (
@@ -140,8 +141,13 @@ def worker(burst: bool, name: str | None, sweep_every: int, sweep_grace: int) ->
     runtime = _initialised_runtime(settings)
     grace = timedelta(seconds=sweep_grace)
 
-    def sweep_tips(context: JobContext) -> list[str]:
-        sweeper = TipSweeper(context.session_factory, queue=context.queue, clock=context.clock)
+    def sweep_tips(context: JobContext) -> Swept:
+        sweeper = TipSweeper(
+            context.session_factory,
+            queue=context.queue,
+            clock=context.clock,
+            audit_key=context.audit_key,
+        )
         return sweeper.sweep(grace=grace)
 
     try:
@@ -169,11 +175,21 @@ def sweep(grace: int) -> None:
     minute). Prints how many were queued."""
     runtime = _initialised_runtime(_settings())
     try:
-        sweeper = TipSweeper(runtime.session_factory, queue=runtime.queue, clock=runtime.clock)
-        requeued = sweeper.sweep(grace=timedelta(seconds=grace))
+        sweeper = TipSweeper(
+            runtime.session_factory,
+            queue=runtime.queue,
+            clock=runtime.clock,
+            audit_key=runtime.audit_key,
+        )
+        swept = sweeper.sweep(grace=timedelta(seconds=grace))
     finally:
         runtime.close()
-    click.echo(f"{len(requeued)} tip(s) queued again")
+    click.echo(f"{len(swept.requeued)} tip(s) queued again")
+    if swept.quarantined:
+        click.echo(
+            f"{len(swept.quarantined)} tip(s) quarantined after {MAX_ATTEMPTS} attempts: "
+            "tipline tip quarantined"
+        )
 
 
 @cli.group()

@@ -22,11 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from referrals.clock import Clock
-from referrals.intake import tasks
 from referrals.intake.attachments import ARMOR_HEADER, AttachmentStore
 from referrals.intake.models import Attachment, Tip, TipCiphertext, TipStatus
-from referrals.intake.sweep import process_tip_job_id
-from referrals.jobs import INTAKE_QUEUE, JobQueue
+from referrals.intake.sweep import queue_processing
+from referrals.jobs import JobQueue
 
 logger = logging.getLogger(__name__)
 
@@ -184,12 +183,7 @@ class TipReceiver:
     def enqueue_processing(self, tip_id: str) -> None:
         """Queue the tip's processing; if Redis is unavailable, the sweep will do it later."""
         try:
-            self.queue.enqueue(
-                tasks.process_tip,
-                tip_id,
-                queue=INTAKE_QUEUE,
-                job_id=process_tip_job_id(tip_id),
-            )
+            queue_processing(self.queue, tip_id)
         except (redis.ConnectionError, redis.TimeoutError):
             logger.warning(
                 "tip %s stored but not queued (Redis unavailable): the sweep will", tip_id

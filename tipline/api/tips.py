@@ -48,11 +48,12 @@ def _receiver() -> TipReceiver:
 
 
 def _status(tip: Tip) -> dict[str, Any]:
+    # As the partner is told it: a tip quarantined after our faults is "held".
     return {
         "id": tip.id,
         "tracking_number": tip.tracking_number,
-        "status": tip.status,
-        "reason": tip.reason,
+        "status": tip.partner_status,
+        "reason": tip.partner_reason,
         "updated_at": tip.updated_at.isoformat(),
     }
 
@@ -89,7 +90,7 @@ def submit() -> tuple[Response, int]:
     answer = tip.receipt() | {"status_url": url_for("api.tips.status", tip_id=tip.id)}
     if not receipt.created:
         # The receipt of the first submission, with the tip's status as it is now.
-        answer["status"] = tip.status
+        answer["status"] = tip.partner_status
     response = jsonify(answer)
     response.headers["Location"] = answer["status_url"]
     return response, 202
