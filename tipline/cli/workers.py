@@ -1,0 +1,196 @@
+"""Running the product: job workers, the sweep, the queue probe, and ``serve`` (everything in
+one process tree)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import click
+
+from referrals.health.services import QueueProbeService
+from referrals.intake.processing import MAX_ATTEMPTS
+from referrals.intake.sweep import DEFAULT_GRACE, Swept, TipSweeper
+from referrals.jobs import JobContext
+from tipline.cli.environment import initialised_runtime, read_settings
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="Run the jobs waiting now, then exit.")
+@click.option("--name", default=None, help="Worker name (default: rq's host.pid-based name).")
+@click.option(
+    "--sweep-every",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Seconds between sweeps for tips a lost job left behind (one worker sweeps at a time).",
+)
+@click.option(
+    "--sweep-grace",
+    default=int(DEFAULT_GRACE.total_seconds()),
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seconds a tip may wait for its job before the sweep queues it again.",
+)
+def worker(burst: bool, name: str | None, sweep_every: int, sweep_grace: int) -> None:
+    """Run a worker on the queues (tip processing first). Run any number, on any hosts.
+
+    Workers also sweep: a received tip that no live job covers (Redis lost it, a worker was
+    killed) is queued again.
+    """
+    settings = read_settings()
+    runtime = initialised_runtime(settings)
+    grace = timedelta(seconds=sweep_grace)
+
+    def sweep_tips(context: JobContext) -> Swept:
+        sweeper = TipSweeper(
+            context.session_factory,
+            queue=context.queue,
+            clock=context.clock,
+            audit_key=context.audit_key,
+        )
+        return sweeper.sweep(grace=grace)
+
+    try:
+        rq_worker = runtime.queue.worker(
+            runtime.job_context(),
+            name=name,
+            maintenance=(sweep_tips,),
+            maintenance_interval=sweep_every,
+        )
+        rq_worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
+    finally:
+        runtime.close()
+
+
+@click.command()
+@click.option(
+    "--grace",
+    default=int(DEFAULT_GRACE.total_seconds()),
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seconds a tip may wait for its job before it counts as left behind.",
+)
+def sweep(grace: int) -> None:
+    """Queue again every received tip that no live job covers (workers also do this every
+    minute). Prints how many were queued."""
+    runtime = initialised_runtime(read_settings())
+    try:
+        sweeper = TipSweeper(
+            runtime.session_factory,
+            queue=runtime.queue,
+            clock=runtime.clock,
+            audit_key=runtime.audit_key,
+        )
+        swept = sweeper.sweep(grace=timedelta(seconds=grace))
+    finally:
+        runtime.close()
+    click.echo(f"{len(swept.requeued)} tip(s) queued again")
+    if swept.quarantined:
+        click.echo(
+            f"{len(swept.quarantined)} tip(s) quarantined after {MAX_ATTEMPTS} attempts: "
+            "tipline tip quarantined"
+        )
+
+
+@click.command()
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for a worker.")
+def probe(timeout: float) -> None:
+    """Send a probe through the queue and wait until a worker answers it.
+
+    Exits 0 when answered, 1 when no worker answered in time: tips would not be processed.
+    """
+    runtime = initialised_runtime(read_settings())
+    try:
+        with runtime.session_factory() as session:
+            service = QueueProbeService(session, queue=runtime.queue, clock=runtime.clock)
+            sent = service.send()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                probe = service.get(sent.id)
+                if probe is not None and probe.answered_at is not None:
+                    took = (probe.answered_at - probe.sent_at).total_seconds()
+                    click.echo(f"probe {sent.id} answered by {probe.answered_by} in {took:.3f} s")
+                    return
+                time.sleep(0.1)
+    finally:
+        runtime.close()
+    click.echo(f"probe {sent.id}: no worker answered within {timeout:g} s", err=True)
+    sys.exit(1)
+
+
+@click.command()
+@click.option("--bind", default="127.0.0.1:5000", show_default=True, help="Address to listen on.")
+@click.option("--web-workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--workers", "job_workers", default=1, show_default=True, help="Job workers.")
+def serve(bind: str, web_workers: int, job_workers: int) -> None:
+    """Run the product in one process tree: the web server (gunicorn) and job workers.
+
+    Stops them all, and the embedded Redis, on Ctrl-C or SIGTERM. For production, run
+    gunicorn and `tipline worker` as services of their own instead (see the README).
+    """
+    # Building the runtime here starts the embedded Redis before the children race to.
+    runtime = initialised_runtime(read_settings())
+    try:
+        children = [
+            _spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    bind,
+                    "--workers",
+                    str(web_workers),
+                    "--access-logfile",
+                    "-",
+                    "--access-logformat",
+                    ACCESS_LOG_FORMAT,
+                    "wsgi:app",
+                ]
+            ),
+            *(_spawn([sys.executable, "-m", "tipline", "worker"]) for _ in range(job_workers)),
+        ]
+        click.echo(f"Tipline is serving on http://{bind}/ (Ctrl-C stops it)")
+        _supervise(children)
+    finally:
+        runtime.close(stop_gpg_agent=True)
+
+
+# gunicorn's default access log has the request line with its query string, where an enrolment
+# link carries its one-time token: log the path alone.
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, env=os.environ.copy())  # noqa: S603 - our own argv
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
+    """Wait until a signal or any child exits, then stop every child."""
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
