@@ -19,11 +19,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
 
 import redis
 from rq.timeouts import BaseTimeoutException
-from sqlalchemy import CursorResult, Result, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,6 +41,7 @@ from crypto import (
 )
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
+from referrals.database import rows_matched
 from referrals.intake.document import (
     MAX_DOCUMENT_BYTES,
     InvalidTipDocument,
@@ -195,7 +195,7 @@ class TipProcessor:
                     updated_at=self.clock.now(),
                 )
             )
-            if _rowcount(claimed) == 0:
+            if rows_matched(claimed) == 0:
                 if quarantine(session, tip_id, audit_key=self.audit_key, clock=self.clock):
                     return TipStatus.QUARANTINED
                 return None
@@ -337,7 +337,7 @@ class TipProcessor:
                 .where(Tip.id == tip_id, Tip.status == TipStatus.PROCESSING)
                 .values(**values)
             )
-            if _rowcount(updated) == 0:
+            if rows_matched(updated) == 0:
                 return None
             session.add_all(
                 TipSelector(tip_id=tip_id, selector_type=kind, blind_index=index)
@@ -389,7 +389,7 @@ def quarantine(session: Session, tip_id: str, *, audit_key: bytes, clock: Clock)
         .where(Tip.id == tip_id, Tip.status.in_(UNFINISHED), Tip.attempts >= MAX_ATTEMPTS)
         .values(status=TipStatus.QUARANTINED, quarantined_at=now, updated_at=now, fault=fault)
     )
-    if _rowcount(moved) == 0:
+    if rows_matched(moved) == 0:
         return False
     attempts = session.scalar(select(Tip.attempts).where(Tip.id == tip_id))
     AuditLog(session, key=audit_key, clock=clock).record(
@@ -427,8 +427,3 @@ def describe_fault(exc: BaseException) -> str:
         case _:
             detail = "unexpected; its message is not kept (it could quote the tip)"
     return f"{kind}: {detail}"[:FAULT_CHARS]
-
-
-def _rowcount(result: Result[Any]) -> int:
-    """Rows an UPDATE matched (typed access: SQLAlchemy only declares it on CursorResult)."""
-    return int(cast(CursorResult[Any], result).rowcount)

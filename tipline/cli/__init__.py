@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from tipline.cli import accounts, agencies, audit, instance, workers
+from tipline.cli import accounts, agencies, audit, instance, tips, workers
 from tipline.config import ConfigError
 
 
@@ -31,6 +31,7 @@ for command in (
     workers.probe,
     workers.serve,
     agencies.agency,
+    tips.tip,
     audit.audit,
     accounts.team,
     accounts.user,
