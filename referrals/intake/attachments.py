@@ -25,6 +25,27 @@ class AttachmentTooLarge(ValueError):
     """The body is over the size limit."""
 
 
+class AttachmentToRejectedTip(ValueError):
+    """The tip was rejected: files go with the corrected tip the partner sends instead."""
+
+
+class AttachmentQuotaExceeded(ValueError):
+    """The tip's attachments would go past its quota; ``files`` says which of the two limits
+    (the number of files, else their total size)."""
+
+    def __init__(self, message: str, *, files: bool) -> None:
+        super().__init__(message)
+        self.files = files
+
+
+@dataclass(frozen=True)
+class AttachmentQuota:
+    """How much may be attached to one tip: a bound on what one partner can make us store."""
+
+    max_files: int
+    max_bytes: int
+
+
 def looks_like_openpgp_message(head: bytes) -> bool:
     """Whether ``head`` (the first bytes) starts an OpenPGP message, armored or binary.
 

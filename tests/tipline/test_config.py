@@ -32,6 +32,8 @@ def test_home_defaults_to_instance_in_the_working_folder(
         ("TIPLINE_DATABASE_URL", "sqlite://", "in-memory SQLite"),
         ("TIPLINE_REDIS_URL", "http://localhost:6379", "TIPLINE_REDIS_URL: expected"),
         ("TIPLINE_LOG_LEVEL", "chatty", "TIPLINE_LOG_LEVEL: expected one of"),
+        ("TIPLINE_MAX_ATTACHMENTS_PER_TIP", "many", "expected a number of files"),
+        ("TIPLINE_MAX_ATTACHMENT_BYTES_PER_TIP", "0", "must be positive"),
     ],
 )
 def test_a_bad_value_names_the_variable(
@@ -63,3 +65,19 @@ def test_the_command_prints_one_line_and_exits_2_on_a_bad_setting(tmp_path: Path
     assert "TIPLINE_DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
     assert "hunter2" not in result.stderr  # a URL's password is never echoed
+
+
+def test_the_attachment_quota_per_tip_is_read_with_its_defaults(tmp_path: Path) -> None:
+    defaults = Settings.from_environment({"TIPLINE_HOME": str(tmp_path)})
+    assert (defaults.max_attachments_per_tip, defaults.max_attachment_bytes_per_tip) == (
+        50,
+        2 * 1024**3,
+    )
+    set_ = Settings.from_environment(
+        {
+            "TIPLINE_HOME": str(tmp_path),
+            "TIPLINE_MAX_ATTACHMENTS_PER_TIP": "7",
+            "TIPLINE_MAX_ATTACHMENT_BYTES_PER_TIP": "5000000000",
+        }
+    )
+    assert (set_.max_attachments_per_tip, set_.max_attachment_bytes_per_tip) == (7, 5_000_000_000)
