@@ -78,6 +78,20 @@ class TiplineJob(Job):
 MaintenanceTask = Callable[[JobContext], object]
 
 
+def at_most_every(seconds: int, name: str, task: MaintenanceTask) -> MaintenanceTask:
+    """``task``, run with the workers' maintenance but at most once every ``seconds`` across
+    all of them (for work that need not run as often as the sweep)."""
+
+    def run(context: JobContext) -> object:
+        ran = context.queue.connection.set(
+            f"tipline:maintenance:{name}", "1", nx=True, ex=max(seconds, 1)
+        )
+        return task(context) if ran else None
+
+    run.__name__ = name
+    return run
+
+
 class TiplineWorker(Worker):
     """An rq worker that hands each job the JobContext it was built with.
 

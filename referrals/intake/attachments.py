@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +124,26 @@ class AttachmentStore:
 
     def remove(self, storage_name: str) -> None:
         self.path(storage_name).unlink(missing_ok=True)
+
+    def partial_files(self) -> Iterator[os.DirEntry[str]]:
+        """Uploads still being written, or left half-written by a killed process."""
+        yield from _entries(self.root / "incoming", suffix=".part")
+
+    def stored_files(self) -> Iterator[os.DirEntry[str]]:
+        """Every finished file, one folder at a time (never the whole listing at once)."""
+        for folder in _entries(self.root):
+            if folder.is_dir(follow_symlinks=False) and folder.name != "incoming":
+                yield from _entries(Path(folder.path), suffix=".pgp")
+
+
+def _entries(folder: Path, *, suffix: str = "") -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(suffix):
+                    yield entry
+    except FileNotFoundError:
+        return
 
 
 def _fsync_folder(folder: Path) -> None:

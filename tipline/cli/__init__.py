@@ -28,6 +28,7 @@ for command in (
     instance.intake_key,
     workers.worker,
     workers.sweep,
+    workers.housekeeping,
     workers.probe,
     workers.serve,
     agencies.agency,

@@ -13,9 +13,15 @@ from datetime import timedelta
 import click
 
 from referrals.health.services import QueueProbeService
+from referrals.intake.attachments import AttachmentStore
+from referrals.intake.housekeeping import (
+    DEFAULT_MIN_AGE,
+    AttachmentHousekeeping,
+    HousekeepingReport,
+)
 from referrals.intake.processing import MAX_ATTEMPTS
 from referrals.intake.sweep import DEFAULT_GRACE, Swept, TipSweeper
-from referrals.jobs import JobContext
+from referrals.jobs import JobContext, at_most_every
 from tipline.cli.environment import initialised_runtime, read_settings
 
 
@@ -36,15 +42,26 @@ from tipline.cli.environment import initialised_runtime, read_settings
     type=click.IntRange(min=0),
     help="Seconds a tip may wait for its job before the sweep queues it again.",
 )
-def worker(burst: bool, name: str | None, sweep_every: int, sweep_grace: int) -> None:
+@click.option(
+    "--housekeeping-every",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Seconds between passes over attachment storage (one worker at a time).",
+)
+def worker(
+    burst: bool, name: str | None, sweep_every: int, sweep_grace: int, housekeeping_every: int
+) -> None:
     """Run a worker on the queues (tip processing first). Run any number, on any hosts.
 
     Workers also sweep: a received tip that no live job covers (Redis lost it, a worker was
-    killed) is queued again.
+    killed) is queued again, after a back-off; one out of attempts is quarantined. And, less
+    often, they remove what killed uploads left in attachment storage (see `housekeeping`).
     """
     settings = read_settings()
     runtime = initialised_runtime(settings)
     grace = timedelta(seconds=sweep_grace)
+    store = AttachmentStore(settings.attachments_dir)
 
     def sweep_tips(context: JobContext) -> Swept:
         sweeper = TipSweeper(
@@ -55,11 +72,19 @@ def worker(burst: bool, name: str | None, sweep_every: int, sweep_grace: int) ->
         )
         return sweeper.sweep(grace=grace)
 
+    def keep_house(context: JobContext) -> HousekeepingReport:
+        return AttachmentHousekeeping(
+            context.session_factory, store=store, clock=context.clock
+        ).run()
+
     try:
         rq_worker = runtime.queue.worker(
             runtime.job_context(),
             name=name,
-            maintenance=(sweep_tips,),
+            maintenance=(
+                sweep_tips,
+                at_most_every(housekeeping_every, "attachment-housekeeping", keep_house),
+            ),
             maintenance_interval=sweep_every,
         )
         rq_worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
@@ -95,6 +120,34 @@ def sweep(grace: int) -> None:
             f"{len(swept.quarantined)} tip(s) quarantined after {MAX_ATTEMPTS} attempts: "
             "tipline tip quarantined"
         )
+
+
+@click.command()
+@click.option(
+    "--min-age",
+    default=int(DEFAULT_MIN_AGE.total_seconds()),
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seconds since a file last changed before it may be removed.",
+)
+def housekeeping(min_age: int) -> None:
+    """Remove what killed uploads left in attachment storage (workers also do this hourly):
+    partial uploads, and finished files no attachment was recorded for (no receipt was given
+    for either). Prints how many of each."""
+    settings = read_settings()
+    runtime = initialised_runtime(settings)
+    try:
+        report = AttachmentHousekeeping(
+            runtime.session_factory,
+            store=AttachmentStore(settings.attachments_dir),
+            clock=runtime.clock,
+        ).run(min_age=timedelta(seconds=min_age))
+    finally:
+        runtime.close()
+    click.echo(
+        f"removed {report.partials_removed} partial upload(s) and {report.orphans_removed} "
+        "stored file(s) never recorded"
+    )
 
 
 @click.command()
