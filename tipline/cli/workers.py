@@ -101,8 +101,9 @@ def worker(
     help="Seconds a tip may wait for its job before it counts as left behind.",
 )
 def sweep(grace: int) -> None:
-    """Queue again every received tip that no live job covers (workers also do this every
-    minute). Prints how many were queued."""
+    """Queue again every unfinished tip that no live job covers, once it has waited its
+    back-off, and quarantine those out of attempts (workers also do this every minute).
+    Prints how many of each."""
     runtime = initialised_runtime(read_settings())
     try:
         sweeper = TipSweeper(
