@@ -20,7 +20,7 @@ from referrals.intake import tasks
 from referrals.intake.models import Tip, TipStatus
 from referrals.intake.processing import MAX_ATTEMPTS
 from referrals.intake.receiving import TipReceiver
-from referrals.intake.sweep import TipSweeper, process_tip_job_id
+from referrals.intake.sweep import PROCESS_TIP_TIMEOUT, TipSweeper, process_tip_job_id
 from referrals.jobs import INTAKE_QUEUE, JobContext, TiplineJob
 from tests.clock import ManualClock
 from tests.conftest import IntakeKeyring, RegisteredAgency
@@ -260,3 +260,25 @@ def test_the_sweep_requeues_a_tip_whose_job_rq_marked_failed(
     runtime.queue.worker(runtime.job_context()).work(burst=True)
     tip = load(runtime, tip_id)
     assert (tip.status, tip.attempts, tip.fault) == (TipStatus.IN_TRIAGE, 2, None)
+
+
+def test_a_tips_job_has_its_own_time_limit_whoever_queues_it(
+    runtime: Runtime, agencies: dict[str, RegisteredAgency], sealed: bytes
+) -> None:
+    """rq stops a job past its limit; the stop then counts as one of the tip's attempts."""
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+    queued = TiplineJob.fetch(
+        process_tip_job_id(tip_id), connection=runtime.redis, serializer=runtime.queue.serializer
+    )
+    assert queued.timeout == PROCESS_TIP_TIMEOUT
+
+    clock = ManualClock(moment=load(runtime, tip_id).updated_at)
+    _age(runtime, tip_id, attempts=0, clock=clock)
+    clock.advance(minutes=3)
+    TipSweeper(
+        runtime.session_factory, queue=runtime.queue, clock=clock, audit_key=runtime.audit_key
+    ).sweep()
+    swept = TiplineJob.fetch(
+        process_tip_job_id(tip_id), connection=runtime.redis, serializer=runtime.queue.serializer
+    )
+    assert swept.timeout == PROCESS_TIP_TIMEOUT
