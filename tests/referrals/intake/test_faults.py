@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 from rq.job import JobStatus
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from crypto import Keyring
 from referrals.audit.models import AuditRecord
 from referrals.intake import tasks
 from referrals.intake.models import Tip, TipStatus
-from referrals.intake.processing import MAX_ATTEMPTS
+from referrals.intake.processing import MAX_ATTEMPTS, describe_fault
 from referrals.intake.receiving import TipReceiver
 from referrals.intake.sweep import PROCESS_TIP_TIMEOUT, TipSweeper, process_tip_job_id
 from referrals.jobs import INTAKE_QUEUE, JobContext, TiplineJob
@@ -282,3 +285,37 @@ def test_a_tips_job_has_its_own_time_limit_whoever_queues_it(
         process_tip_job_id(tip_id), connection=runtime.redis, serializer=runtime.queue.serializer
     )
     assert swept.timeout == PROCESS_TIP_TIMEOUT
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (
+            OperationalError(
+                "UPDATE tips SET region=%(region)s", {"region": NARRATIVE_MARK}, OSError("gone")
+            ),
+            "OperationalError: the database failed (OSError)",
+        ),
+        (
+            redis.ConnectionError(f"while sending {SELECTOR_MARKS[0]}"),
+            "ConnectionError: Redis failed",
+        ),
+        (
+            FileNotFoundError(2, "No such file or directory", "/usr/bin/gpg"),
+            "FileNotFoundError: No such file or directory",
+        ),
+        (
+            JobTimeoutException(f"{NARRATIVE_MARK}"),
+            "JobTimeoutException: the job ran past its time limit",
+        ),
+        (
+            KeyError(SELECTOR_MARKS[1]),
+            "KeyError: unexpected; its message is not kept (it could quote the tip)",
+        ),
+    ],
+    ids=["database", "redis", "gpg missing", "time limit", "unexpected"],
+)
+def test_a_fault_is_described_by_its_type_never_by_what_it_quotes(
+    exc: Exception, expected: str
+) -> None:
+    assert describe_fault(exc) == expected
