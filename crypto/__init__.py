@@ -8,6 +8,7 @@ from crypto.errors import (
     DecryptError,
     EncryptError,
     FingerprintMismatch,
+    GnuPGError,
     InvalidSelector,
     KeyExpired,
     KeyGenerationError,
@@ -22,6 +23,7 @@ from crypto.errors import (
     SecretKeyLocked,
     SecretKeyRefused,
     SignError,
+    TooManySessionKeys,
 )
 from crypto.keyring import (
     DecryptedMessage,
@@ -31,16 +33,19 @@ from crypto.keyring import (
     Verification,
     normalise_fingerprint,
 )
+from crypto.packets import MAX_SESSION_KEY_PACKETS, MessageShape, read_encrypted_message
 from crypto.passphrase import create_passphrase_file, read_passphrase_file
 from crypto.selectors import SelectorType, normalise_selector
 
 __all__ = [
+    "MAX_SESSION_KEY_PACKETS",
     "BlindIndex",
     "CryptoError",
     "DecryptError",
     "DecryptedMessage",
     "EncryptError",
     "FingerprintMismatch",
+    "GnuPGError",
     "InvalidSelector",
     "KeyExpired",
     "KeyGenerationError",
@@ -51,6 +56,7 @@ __all__ = [
     "Keyring",
     "MalformedKey",
     "MalformedMessage",
+    "MessageShape",
     "NotEncryptedToUs",
     "PartnerKey",
     "PlaintextTooLarge",
@@ -59,9 +65,11 @@ __all__ = [
     "SelectorType",
     "SignError",
     "SignatureStatus",
+    "TooManySessionKeys",
     "Verification",
     "create_passphrase_file",
     "normalise_fingerprint",
     "normalise_selector",
+    "read_encrypted_message",
     "read_passphrase_file",
 ]

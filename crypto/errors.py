@@ -83,6 +83,23 @@ class PlaintextTooLarge(DecryptError):
     """The decrypted content exceeds the configured limit (e.g. a compression bomb)."""
 
 
+class TooManySessionKeys(DecryptError):
+    """The message carries more session-key packets than a tip needs; refused before GnuPG
+    tries them (each one naming a key we hold costs gpg-agent a private-key operation)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"the message carries more than {limit} session-key packets (one per recipient): "
+            "encrypt it to the intake key and at most a few other keys"
+        )
+
+
+class GnuPGError(CryptoError):
+    """GnuPG did not run as expected (no answer, killed, or a version that does not report
+    what this code relies on). A fault of the server, not of the message: retry later."""
+
+
 class SecretKeyLocked(CryptoError):
     """Our secret key could not be unlocked (wrong or missing passphrase).
 

@@ -42,6 +42,7 @@ from crypto.errors import (
     DecryptError,
     EncryptError,
     FingerprintMismatch,
+    GnuPGError,
     KeyExpired,
     KeyGenerationError,
     KeyNotFound,
@@ -55,6 +56,7 @@ from crypto.errors import (
     SecretKeyRefused,
     SignError,
 )
+from crypto.packets import MAX_SESSION_KEY_PACKETS, read_encrypted_message
 
 # python-gnupg logs key data, stderr lines and user ids at DEBUG. It is a library logger, so
 # pinning its level here is acceptable and protects every application that imports crypto/,
@@ -141,7 +143,9 @@ class DecryptedMessage:
     """A decrypted message and what is known about its signature and recipients.
 
     ``plaintext`` is excluded from ``repr`` so it cannot slip into a log line.
-    ``encrypted_to`` holds the long key ids (of encryption subkeys) the message names.
+    ``encrypted_to`` holds the long key ids (of encryption subkeys) the message *claims* as
+    recipients; ``decrypted_with`` is the primary fingerprint of the key that really
+    decrypted it (GnuPG's ``DECRYPTION_KEY``): judge the message by that one.
     """
 
     plaintext: bytes = field(repr=False)
@@ -149,6 +153,7 @@ class DecryptedMessage:
     signature_valid: bool
     signature_status: SignatureStatus
     encrypted_to: tuple[str, ...]
+    decrypted_with: str
 
 
 def normalise_fingerprint(fingerprint: str) -> str:
@@ -281,7 +286,9 @@ class Keyring:
             :func:`crypto.passphrase.read_passphrase_file`); ``None`` for an unprotected key or
             a keyring that only encrypts and verifies.
         max_plaintext_bytes: decrypted content above this size is refused, which bounds memory
-            use against compression bombs.
+            use against compression bombs (python-gnupg holds the whole output in memory).
+        max_session_keys: a message with more session-key packets than this is refused
+            before GnuPG sees it (see :mod:`crypto.packets`).
     """
 
     def __init__(
@@ -291,6 +298,7 @@ class Keyring:
         gpg_binary: str = "gpg",
         passphrase: str | None = None,
         max_plaintext_bytes: int = 256 * 1024 * 1024,
+        max_session_keys: int = MAX_SESSION_KEY_PACKETS,
     ) -> None:
         if passphrase is not None and (
             not passphrase
@@ -300,6 +308,9 @@ class Keyring:
             raise ValueError("passphrase must be non-empty, one line, without outer whitespace")
         if max_plaintext_bytes <= 0:
             raise ValueError("max_plaintext_bytes must be positive")
+        if max_session_keys <= 0:
+            raise ValueError("max_session_keys must be positive")
+        self._max_session_keys = max_session_keys
         self.home = Path(gnupg_home)
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         # mkdir's mode is filtered by the umask and ignored for an existing directory.
@@ -690,24 +701,31 @@ class Keyring:
         """Decrypt ``message`` with our secret key and check its signature, if any.
 
         The caller decides whether the signer is acceptable: require ``signature_valid`` and
-        ``signer_fingerprint`` equal to the sending agency's pinned fingerprint.
+        ``signer_fingerprint`` equal to the sending agency's pinned fingerprint; and whether
+        ``decrypted_with`` is a key it expects tips to be encrypted to.
 
         Raises:
             MalformedMessage: not an OpenPGP message encrypted to a public key.
+            TooManySessionKeys: more session-key packets than a tip needs (not given to gpg).
             NotEncryptedToUs: encrypted, but not to any secret key we hold.
             PlaintextTooLarge: the content exceeds ``max_plaintext_bytes``.
             DecryptError: corrupt or tampered ciphertext, or another GnuPG failure.
             SecretKeyLocked: our secret key could not be unlocked (server configuration).
+            GnuPGError: gpg gave no usable answer (a fault of the server, not the message).
         """
         raw = message.encode("utf-8") if isinstance(message, str) else bytes(message)
         if not raw.strip():
             raise MalformedMessage("the message is empty")
+        read_encrypted_message(raw, max_session_keys=self._max_session_keys)
         result = self._gpg.decrypt(
             raw,
             passphrase=self._passphrase,
             extra_args=["--max-output", str(self._max_plaintext_bytes)],
         )
         statuses = _statuses(result.stderr)
+        if not statuses or result.returncode is None or result.returncode < 0:
+            # gpg always reports on a well-formed message; silence means it did not run.
+            raise GnuPGError(f"gpg gave no answer (exit status {result.returncode})")
         keywords = {keyword for keyword, _ in statuses}
         recipients = tuple(value.split()[0] for keyword, value in statuses if keyword == "ENC_TO")
         if "DECRYPTION_OKAY" not in keywords:
@@ -733,12 +751,22 @@ class Keyring:
             # the outcome. Any other failure means the output cannot be trusted to be complete.
             if outcome.signature_status in {SignatureStatus.VALID, SignatureStatus.UNSIGNED}:
                 raise DecryptError("GnuPG reported an error while decrypting the message")
+        # DECRYPTION_KEY <subkey fingerprint> <primary fingerprint> <owner trust>: the key that
+        # really decrypted, which ENC_TO (what the message claims) need not be.
+        decrypted_with = [
+            value.split()[1]
+            for keyword, value in statuses
+            if keyword == "DECRYPTION_KEY" and len(value.split()) >= 2
+        ]
+        if len(decrypted_with) != 1 or not _FINGERPRINT.fullmatch(decrypted_with[0]):
+            raise GnuPGError("GnuPG did not say which key decrypted the message (2.2+ needed)")
         return DecryptedMessage(
             plaintext=bytes(result.data),
             signer_fingerprint=outcome.signer_fingerprint,
             signature_valid=outcome.signature_valid,
             signature_status=outcome.signature_status,
             encrypted_to=recipients,
+            decrypted_with=decrypted_with[0],
         )
 
     def _raise_for_signing(self, statuses: list[tuple[str, str]]) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Engine, MetaData, Result, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -127,3 +127,9 @@ def schema_revision(engine: Engine) -> str | None:
 def head_revision() -> str | None:
     """The newest revision the code knows."""
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def rows_matched(result: Result[Any]) -> int:
+    """Rows a guarded UPDATE matched: 0 means another run got there first (typed access:
+    SQLAlchemy only declares ``rowcount`` on CursorResult)."""
+    return int(cast(CursorResult[Any], result).rowcount)

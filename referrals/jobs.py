@@ -78,6 +78,20 @@ class TiplineJob(Job):
 MaintenanceTask = Callable[[JobContext], object]
 
 
+def at_most_every(seconds: int, name: str, task: MaintenanceTask) -> MaintenanceTask:
+    """``task``, run with the workers' maintenance but at most once every ``seconds`` across
+    all of them (for work that need not run as often as the sweep)."""
+
+    def run(context: JobContext) -> object:
+        ran = context.queue.connection.set(
+            f"tipline:maintenance:{name}", "1", nx=True, ex=max(seconds, 1)
+        )
+        return task(context) if ran else None
+
+    run.__name__ = name
+    return run
+
+
 class TiplineWorker(Worker):
     """An rq worker that hands each job the JobContext it was built with.
 
@@ -151,11 +165,13 @@ class JobQueue:
         queue: str = DEFAULT_QUEUE,
         job_id: str | None = None,
         retry: Retry | None = DEFAULT_RETRY,
+        timeout: int | None = None,
     ) -> str:
         """Send ``func(context, *ids)`` to a worker; returns the job id.
 
         Call only after committing what the job reads. ``job_id`` makes a resend of the same
-        work (by the sweep, say) replace rather than duplicate a job still waiting.
+        work (by the sweep, say) replace rather than duplicate a job still waiting;
+        ``timeout`` (seconds) is when rq stops the job (rq's default: 180).
         """
         name = f"{func.__module__}.{func.__qualname__}"
         if not is_task(name):
@@ -164,7 +180,7 @@ class JobQueue:
             # Ids only: anything else could carry tip content into Redis.
             if not isinstance(value, int | str) or isinstance(value, bool):
                 raise TypeError("jobs take ids (int or str) only")
-        job = self.queue(queue).enqueue(func, *ids, job_id=job_id, retry=retry)
+        job = self.queue(queue).enqueue(func, *ids, job_id=job_id, retry=retry, job_timeout=timeout)
         return str(job.id)
 
     @property

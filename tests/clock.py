@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 
 @dataclass
-class SetClock:
-    """A clock the test moves by hand."""
+class ManualClock:
+    """Stands still until the test moves it. It starts 5 seconds into a 30-second TOTP step,
+    so a code computed for "now" is not on the edge of the next step."""
 
     moment: datetime = field(default_factory=lambda: datetime(2026, 11, 29, 9, 0, 5, tzinfo=UTC))
 

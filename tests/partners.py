@@ -3,6 +3,7 @@ their own, tips signed and encrypted with the plain `gpg` command."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import shutil
@@ -81,10 +82,15 @@ class PartnerKeys:
         *,
         recipient: str,
         signer: str | None,
+        armored: bool = True,
+        options: tuple[str, ...] = (),
     ) -> bytes:
-        """``gpg --sign --encrypt --armor``, as the README tells partners to."""
+        """``gpg --sign --encrypt --armor``, as the README tells partners to (``armored=False``
+        gives the binary packets, to take apart; ``options`` go before the others)."""
         payload = document if isinstance(document, bytes) else json.dumps(document).encode()
-        args = ["--armor", "--encrypt", "--recipient", recipient]
+        args = [*options, "--encrypt", "--recipient", recipient]
+        if armored:
+            args = ["--armor", *args]
         if signer is not None:
             args = ["--sign", "--local-user", self.fingerprints[signer], *args]
         return self.gpg(*args, stdin=payload)
@@ -96,3 +102,37 @@ class PartnerKeys:
             capture_output=True,
         )
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _crc24(data: bytes) -> int:
+    """RFC 4880 section 6.1, bit by bit: independent of the reader under test."""
+    crc = 0xB704CE
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    return crc & 0xFFFFFF
+
+
+def armor(packets: bytes, *, checksum: bool = True) -> bytes:
+    """Binary OpenPGP packets as an armored message, the way gpg writes one."""
+    body = base64.b64encode(packets).decode()
+    lines = ["-----BEGIN PGP MESSAGE-----", ""]
+    lines += [body[i : i + 64] for i in range(0, len(body), 64)]
+    if checksum:
+        lines.append("=" + base64.b64encode(_crc24(packets).to_bytes(3, "big")).decode())
+    lines += ["-----END PGP MESSAGE-----", ""]
+    return "\n".join(lines).encode()
+
+
+def split_first_packet(packets: bytes) -> tuple[bytes, bytes]:
+    """The first packet of gpg's output (an old-format header, as gpg writes session-key
+    packets) and the rest."""
+    ctb = packets[0]
+    assert ctb & 0xC0 == 0x80, "expected an old-format packet header"
+    width = {0: 1, 1: 2, 2: 4}[ctb & 0x03]
+    length = int.from_bytes(packets[1 : 1 + width], "big")
+    end = 1 + width + length
+    return packets[:end], packets[end:]

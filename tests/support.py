@@ -1,15 +1,20 @@
-"""Helpers for tests that run the real `tipline` command in processes of their own."""
+"""Helpers for tests that run real processes: the `tipline` command, a wrapped `gpg`; and a
+guard that fails a test rather than let it hang."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -125,3 +130,47 @@ def self_signed_certificate(folder: Path, *, address: str = "127.0.0.1") -> tupl
     )
     key_file.chmod(0o600)
     return cert_file, key_file
+
+
+class HangGuardTripped(AssertionError):
+    """The guarded code ran past its allowance: a hang, reported as a failure."""
+
+
+@contextlib.contextmanager
+def hang_guard(seconds: int) -> Iterator[None]:
+    """Fail (rather than hang the suite) if the block runs longer than ``seconds``. A generous
+    bound against runaway work, not a timing assertion."""
+
+    def trip(_signum: int, _frame: object) -> None:
+        raise HangGuardTripped(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, trip)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def gpg_wrapper(folder: Path, *, exit_after_decrypt: int | None = None) -> tuple[str, Path]:
+    """A `gpg` that runs the real one, logging each call's arguments, and (for a decryption)
+    exits with ``exit_after_decrypt`` instead of gpg's own status: to use as ``gpg_binary``.
+
+    Returns:
+        The wrapper's path and the log file's.
+    """
+    real = shutil.which("gpg")
+    assert real is not None
+    log = folder / "gpg-calls.log"
+    wrapper = folder / "gpg"
+    override = (
+        ""
+        if exit_after_decrypt is None
+        else f'case " $* " in *" --decrypt "*) exit {exit_after_decrypt};; esac\n'
+    )
+    wrapper.write_text(
+        f'#!/bin/sh\necho "$*" >> "{log}"\n"{real}" "$@"\nstatus=$?\n{override}exit $status\n'
+    )
+    wrapper.chmod(0o700)
+    return str(wrapper), log

@@ -25,6 +25,7 @@ ENROLMENT_APPROVAL_RULES = ("auto", "on", "off")
 # socket path is limited to 108 bytes: "S.gpg-agent.browser" must still fit.
 MAX_GNUPG_HOME_LENGTH = 80
 MIB = 1024 * 1024
+GIB = 1024 * MIB
 MAX_TRUSTED_PROXIES = 5  # more hops than any sane deployment: a typo, not a topology
 
 
@@ -76,6 +77,8 @@ class Settings:
     storage_dir: Path | None = None
     max_tip_bytes: int = 10 * MIB
     max_attachment_bytes: int = 100 * MIB
+    max_attachments_per_tip: int = 50
+    max_attachment_bytes_per_tip: int = 2 * GIB
     api_rate_limit: str = "100/second"
     base_url: str = "http://127.0.0.1:5000"
     web_face: Face = Face.ALL
@@ -122,6 +125,12 @@ class Settings:
             max_tip_bytes=_size(env, "TIPLINE_MAX_TIP_BYTES", cls.max_tip_bytes),
             max_attachment_bytes=_size(
                 env, "TIPLINE_MAX_ATTACHMENT_BYTES", cls.max_attachment_bytes
+            ),
+            max_attachments_per_tip=_size(
+                env, "TIPLINE_MAX_ATTACHMENTS_PER_TIP", cls.max_attachments_per_tip, unit="files"
+            ),
+            max_attachment_bytes_per_tip=_size(
+                env, "TIPLINE_MAX_ATTACHMENT_BYTES_PER_TIP", cls.max_attachment_bytes_per_tip
             ),
             api_rate_limit=env.get("TIPLINE_API_RATE_LIMIT") or cls.api_rate_limit,
             base_url=(env.get("TIPLINE_BASE_URL") or cls.base_url).rstrip("/"),
@@ -208,14 +217,14 @@ def _face(value: str) -> Face:
         ) from None
 
 
-def _size(env: Mapping[str, str], name: str, default: int) -> int:
+def _size(env: Mapping[str, str], name: str, default: int, *, unit: str = "bytes") -> int:
     value = env.get(name)
     if not value:
         return default
     try:
         size = int(value)
     except ValueError:
-        raise ConfigError(f"{name}: expected a number of bytes") from None
+        raise ConfigError(f"{name}: expected a number of {unit}") from None
     if size <= 0:
         raise ConfigError(f"{name}: must be positive")
     return size

@@ -18,6 +18,7 @@ from referrals.accounts.passwords import PasswordHashing
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock, SystemClock
 from referrals.database import make_engine, make_session_factory
+from referrals.intake.document import MAX_DOCUMENT_BYTES
 from referrals.jobs import JobContext, JobQueue
 from tipline.config import Face, Settings
 from tipline.embedded_redis import EmbeddedRedis
@@ -80,7 +81,13 @@ class Runtime:
             ConfigError: the home was not initialised (a secret is missing).
         """
         intake_passphrase = read_intake_passphrase(settings) if face.serves_staff else None
-        keyring = Keyring(settings.gnupg_home, passphrase=intake_passphrase)
+        # Nothing this keyring decrypts may be larger than a tip document: a compression bomb
+        # stops there instead of filling the worker's memory (python-gnupg holds the output).
+        keyring = Keyring(
+            settings.gnupg_home,
+            passphrase=intake_passphrase,
+            max_plaintext_bytes=MAX_DOCUMENT_BYTES,
+        )
         web_form_keyring = None
         if face.serves_partners:
             web_form_keyring = Keyring(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,27 @@ class AttachmentRefused(ValueError):
 
 class AttachmentTooLarge(ValueError):
     """The body is over the size limit."""
+
+
+class AttachmentToRejectedTip(ValueError):
+    """The tip was rejected: files go with the corrected tip the partner sends instead."""
+
+
+class AttachmentQuotaExceeded(ValueError):
+    """The tip's attachments would go past its quota; ``files`` says which of the two limits
+    (the number of files, else their total size)."""
+
+    def __init__(self, message: str, *, files: bool) -> None:
+        super().__init__(message)
+        self.files = files
+
+
+@dataclass(frozen=True)
+class AttachmentQuota:
+    """How much may be attached to one tip: a bound on what one partner can make us store."""
+
+    max_files: int
+    max_bytes: int
 
 
 def looks_like_openpgp_message(head: bytes) -> bool:
@@ -103,6 +124,26 @@ class AttachmentStore:
 
     def remove(self, storage_name: str) -> None:
         self.path(storage_name).unlink(missing_ok=True)
+
+    def partial_files(self) -> Iterator[os.DirEntry[str]]:
+        """Uploads still being written, or left half-written by a killed process."""
+        yield from _entries(self.root / "incoming", suffix=".part")
+
+    def stored_files(self) -> Iterator[os.DirEntry[str]]:
+        """Every finished file, one folder at a time (never the whole listing at once)."""
+        for folder in _entries(self.root):
+            if folder.is_dir(follow_symlinks=False) and folder.name != "incoming":
+                yield from _entries(Path(folder.path), suffix=".pgp")
+
+
+def _entries(folder: Path, *, suffix: str = "") -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(suffix):
+                    yield entry
+    except FileNotFoundError:
+        return
 
 
 def _fsync_folder(folder: Path) -> None:

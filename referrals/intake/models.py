@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -114,12 +115,28 @@ class ApiToken(Base):
 
 
 class TipStatus(enum.StrEnum):
-    """Where a tip stands, as its partner sees it."""
+    """Where a tip stands. ``received`` and ``processing`` are unfinished; ``in_triage`` and
+    ``rejected`` are final. ``quarantined`` is where a tip waits for an operator after its
+    processing failed on our side (GnuPG, the database) at every one of its attempts; a
+    partner sees it as ``held`` (:attr:`Tip.partner_status`)."""
 
     RECEIVED = "received"
     PROCESSING = "processing"
     IN_TRIAGE = "in_triage"
     REJECTED = "rejected"
+    QUARANTINED = "quarantined"
+
+
+#: The partner cannot act on a fault of ours: they are told the tip is held, and not to resend.
+HELD = "held"
+HELD_NOTE = (
+    "held by the centre after a fault on its side; it will be processed once the fault is "
+    "fixed: do not send it again"
+)
+
+# 64-bit sizes; SQLite's INTEGER already is, and keeps its declared type (a table rebuild to
+# rename it would fail on a populated database with foreign keys).
+Size = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Tip(Base):
@@ -142,7 +159,7 @@ class Tip(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ciphertext_sha256: Mapped[str] = mapped_column(String(64))
-    ciphertext_bytes: Mapped[int] = mapped_column(Integer)
+    ciphertext_bytes: Mapped[int] = mapped_column(Size)
 
     # Set for a tip a partner's officer wrote in the web form: the server encrypted it and
     # signed it with the web-form key (the intake key before that existed), which processing
@@ -168,13 +185,35 @@ class Tip(Base):
     # the tip is kept all the same, and analysts see how many were left out.
     unindexed_selectors: Mapped[int | None] = mapped_column(Integer, default=None)
 
+    # How many times processing was started (each claim counts, also one whose worker was
+    # killed); at the cap the tip is quarantined instead of processed again.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The last fault on our side, for operators: an exception type and a message that never
+    # carries content. Never shown to the partner.
+    fault: Mapped[str | None] = mapped_column(String(500), default=None)
+    quarantined_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
     agency: Mapped[Agency] = relationship()
     ciphertext: Mapped[TipCiphertext] = relationship(
         back_populates="tip", cascade="all, delete-orphan"
     )
 
+    @property
+    def partner_status(self) -> str:
+        """The status as the sending agency is told it."""
+        return HELD if self.status == TipStatus.QUARANTINED else self.status
+
+    @property
+    def partner_reason(self) -> str | None:
+        """Why the tip is where it is, for the sending agency (never our fault's details)."""
+        return HELD_NOTE if self.status == TipStatus.QUARANTINED else self.reason
+
     def receipt(self) -> dict[str, Any]:
-        return {"id": self.id, "tracking_number": self.tracking_number, "status": self.status}
+        return {
+            "id": self.id,
+            "tracking_number": self.tracking_number,
+            "status": self.partner_status,
+        }
 
 
 class TipCiphertext(Base):
@@ -209,6 +248,7 @@ class Attachment(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tip_id: Mapped[str] = mapped_column(ForeignKey("tips.id"), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    storage_name: Mapped[str] = mapped_column(String(80))
+    size_bytes: Mapped[int] = mapped_column(Size)
+    # Unique and indexed: housekeeping looks files on disk up by name.
+    storage_name: Mapped[str] = mapped_column(String(80), unique=True, index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())

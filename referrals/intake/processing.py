@@ -2,9 +2,16 @@
 
 Runs in a worker, never in the request. The plaintext exists only in this process's memory for
 the length of the call; what is written back is the triage facts and the selectors' blind
-indexes. A tip that cannot be accepted becomes ``rejected`` with a reason its partner can act
-on, and its ciphertext is kept for the record. Anything else that goes wrong (the database,
-GnuPG itself) raises, so the job is retried and the tip stays ``processing`` until it is.
+indexes.
+
+Every tip ends in a final state, whatever it holds. The partner's faults (a damaged message,
+a bad signature, an invalid document) make it ``rejected`` with a reason the partner can act
+on, at the first attempt; its ciphertext is kept for the record and its Idempotency-Key
+released. Our faults (GnuPG, the database, the intake key missing on this host) and anything
+unexpected leave it unfinished with the fault recorded and raise, so the job is retried with
+back-off. Each claim counts an attempt; a claim at ``MAX_ATTEMPTS`` quarantines the tip
+instead (``quarantined``, for operators), which also bounds jobs killed mid-way by their
+time limit. :meth:`TipProcessor.judge` is the one place that tells the two kinds apart.
 """
 
 from __future__ import annotations
@@ -12,24 +19,35 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, select, update
+import redis
+from rq.timeouts import BaseTimeoutException
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crypto import (
     BlindIndex,
+    CryptoError,
     DecryptedMessage,
+    DecryptError,
     InvalidSelector,
     Keyring,
     MalformedMessage,
     NotEncryptedToUs,
     PlaintextTooLarge,
     SignatureStatus,
+    TooManySessionKeys,
 )
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
-from referrals.intake.document import InvalidTipDocument, TipDocument, parse_tip_document
+from referrals.database import rows_matched
+from referrals.intake.document import (
+    MAX_DOCUMENT_BYTES,
+    InvalidTipDocument,
+    TipDocument,
+    parse_tip_document,
+)
 from referrals.intake.models import (
     AgencyKey,
     IntakeKey,
@@ -39,10 +57,20 @@ from referrals.intake.models import (
     TipStatus,
     WebFormKey,
 )
+from referrals.intake.services import IntakeKeyMissing
 
 logger = logging.getLogger(__name__)
 
 UNFINISHED = (TipStatus.RECEIVED, TipStatus.PROCESSING)
+#: Claims a tip gets before it is quarantined: rq's retries (5) and then the sweep's. Enough
+#: to ride out a restart of the database or of gpg-agent; a fault that outlasts them needs a
+#: person, and the tip waits for one rather than cost a worker for ever.
+MAX_ATTEMPTS = 6
+FAULT_CHARS = 500
+STOPPED = (
+    "Stopped: no attempt finished (each was stopped by the job's time limit, or its worker "
+    "was killed)"
+)
 
 SIGNATURE_REASONS = {
     SignatureStatus.UNSIGNED: (
@@ -82,7 +110,8 @@ class _Work:
 
 
 class TipProcessor:
-    """Turns a received tip into one ready for triage, or a rejected one.
+    """Turns a received tip into one ready for triage, a rejected one, or (after repeated
+    faults on our side) a quarantined one.
 
     Args:
         session_factory: makes the sessions each step runs in.
@@ -108,28 +137,82 @@ class TipProcessor:
         self.clock = clock
 
     def process(self, tip_id: str) -> TipStatus | None:
-        """Process the tip once; a tip already processed is left as it is.
+        """Process the tip once; a tip already finished is left as it is.
 
         Returns:
-            The status the tip was left in, or None if there was nothing to do.
+            The status the tip was left in (``quarantined`` when this claim found its attempts
+            used up), or None if there was nothing to do.
+
+        Raises:
+            Exception: a fault on our side (recorded on the tip): the job should be retried.
         """
         work = self._claim(tip_id)
         if work is None:
             return None
+        if isinstance(work, TipStatus):
+            return work
         try:
-            document, signer = self._open(work)
-        except Rejection as rejection:
-            return self._finish(tip_id, rejection=rejection)
-        return self._finish(tip_id, document=document, signer=signer)
+            try:
+                document, signer = self._open(work)
+            except Exception as exc:  # noqa: BLE001 - judged: the partner's fault or ours
+                rejection = self.judge(exc)
+                if rejection is None:
+                    raise
+                return self._finish(tip_id, rejection=rejection)
+            return self._finish(tip_id, document=document, signer=signer)
+        except Exception as exc:
+            self._record_fault(tip_id, exc)
+            raise
 
-    def _claim(self, tip_id: str) -> _Work | None:
+    def judge(self, exc: Exception) -> Rejection | None:
+        """Whose fault ``exc`` is: a rejection with a reason for the partner when the message
+        or the document is at fault, None when the fault is ours (retry, then quarantine)."""
+        match exc:
+            case Rejection():
+                return exc
+            case InvalidTipDocument():
+                return Rejection(str(exc))
+            case TooManySessionKeys():
+                return Rejection(str(exc))
+            case NotEncryptedToUs():
+                return Rejection(
+                    f"the tip is not encrypted to the intake key {self._current_intake_key()} "
+                    "(fetch the current key and encrypt to it)"
+                )
+            case PlaintextTooLarge():
+                return Rejection(
+                    f"the decrypted tip is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB, "
+                    "the most a tip document may be: send files as attachments"
+                )
+            case MalformedMessage():
+                return Rejection(f"the body is not an OpenPGP message that can be read: {exc}")
+            case DecryptError():
+                return Rejection(
+                    "the message could not be decrypted: it was damaged or altered after it was "
+                    "sealed; seal it again (gpg --sign --encrypt) and send it"
+                )
+        return None
+
+    def _claim(self, tip_id: str) -> _Work | TipStatus | None:
         with self.sessions.begin() as session:
+            # Each claim is an attempt, counted in the same guarded UPDATE; a tip whose
+            # attempts are used up is not claimed (see _quarantine).
             claimed = session.execute(
                 update(Tip)
-                .where(Tip.id == tip_id, Tip.status.in_(UNFINISHED))
-                .values(status=TipStatus.PROCESSING, updated_at=self.clock.now())
+                .where(
+                    Tip.id == tip_id,
+                    Tip.status.in_(UNFINISHED),
+                    Tip.attempts < MAX_ATTEMPTS,
+                )
+                .values(
+                    status=TipStatus.PROCESSING,
+                    attempts=Tip.attempts + 1,
+                    updated_at=self.clock.now(),
+                )
             )
-            if _rowcount(claimed) == 0:
+            if rows_matched(claimed) == 0:
+                if quarantine(session, tip_id, audit_key=self.audit_key, clock=self.clock):
+                    return TipStatus.QUARANTINED
                 return None
             row = session.execute(
                 select(
@@ -153,26 +236,23 @@ class TipProcessor:
         self._make_signers_available(work, intake_fingerprint=intake_fingerprint)
         try:
             message = self.keyring.decrypt_and_verify(work.armored)
-        except NotEncryptedToUs:
-            raise Rejection(
-                f"the tip is not encrypted to the intake key {intake_fingerprint} "
-                "(fetch the current key and encrypt to it)"
-            ) from None
-        except MalformedMessage:
-            raise Rejection("the body is not an OpenPGP message that can be read") from None
-        except PlaintextTooLarge:
-            raise Rejection("the decrypted tip is larger than the limit") from None
-        if not set(message.encrypted_to) & self.keyring.encryption_key_ids(intake_fingerprint):
+        except NotEncryptedToUs as exc:
+            if set(exc.recipient_key_ids) & self.keyring.encryption_key_ids(intake_fingerprint):
+                # Encrypted to the current intake key, yet gpg has no secret key for it: this
+                # host's GnuPG home (or its agent) is at fault, not the message.
+                raise IntakeKeyMissing(
+                    f"this host cannot decrypt with the intake key {intake_fingerprint}: "
+                    "its GnuPG home lacks the secret key, or gpg-agent is unavailable"
+                ) from None
+            raise
+        # Judged by the key that really decrypted it, not by the recipients it names.
+        if message.decrypted_with != intake_fingerprint:
             raise Rejection(
                 f"the tip is encrypted to a retired intake key, not the current one "
                 f"({intake_fingerprint})"
             )
         signer = self._check_signer(message, work, intake_fingerprint=intake_fingerprint)
-        try:
-            document = parse_tip_document(message.plaintext)
-        except InvalidTipDocument as exc:
-            raise Rejection(str(exc)) from None
-        return document, signer
+        return parse_tip_document(message.plaintext), signer
 
     def _current_intake_key(self) -> str:
         with self.sessions() as session:
@@ -180,7 +260,7 @@ class TipProcessor:
                 select(IntakeKey.fingerprint).where(IntakeKey.retired_at.is_(None))
             )
         if fingerprint is None:
-            raise RuntimeError("no current intake key: run `tipline init`")
+            raise IntakeKeyMissing("no current intake key: run `tipline init`")
         return fingerprint
 
     def _signers(self, work: _Work, *, intake_fingerprint: str) -> dict[str, str | None]:
@@ -254,7 +334,7 @@ class TipProcessor:
         signer: str | None = None,
     ) -> TipStatus | None:
         now = self.clock.now()
-        values: dict[str, object] = {"updated_at": now, "processed_at": now}
+        values: dict[str, object] = {"updated_at": now, "processed_at": now, "fault": None}
         selectors: dict[str, str] = {}
         if rejection is not None:
             # The key is released: the partner sends the corrected tip under the same reference.
@@ -301,7 +381,7 @@ class TipProcessor:
                 .where(Tip.id == tip_id, Tip.status == TipStatus.PROCESSING)
                 .values(**values)
             )
-            if _rowcount(updated) == 0:
+            if rows_matched(updated) == 0:
                 return None
             session.add_all(
                 TipSelector(tip_id=tip_id, selector_type=kind, blind_index=index)
@@ -319,19 +399,75 @@ class TipProcessor:
         logger.info("tip %s processed: %s", tip_id, status.value)
         return status
 
+    def _record_fault(self, tip_id: str, exc: Exception) -> None:
+        """Note the fault on the tip for operators; the tip stays ``processing`` for a retry."""
+        fault = describe_fault(exc)
+        logger.warning(
+            "tip %s: processing failed on our side (%s); it will be retried", tip_id, fault
+        )
+        try:
+            with self.sessions.begin() as session:
+                session.execute(
+                    update(Tip)
+                    .where(Tip.id == tip_id, Tip.status == TipStatus.PROCESSING)
+                    .values(fault=fault, updated_at=self.clock.now())
+                )
+        except SQLAlchemyError:
+            # The database may be the fault: the retry and the attempt count still hold.
+            logger.warning("tip %s: the fault could not be recorded", tip_id)
 
-def _rowcount(result: Result[Any]) -> int:
-    """Rows an UPDATE matched (typed access: SQLAlchemy only declares it on CursorResult)."""
-    return int(cast(CursorResult[Any], result).rowcount)
 
-
-def unfinished_before(session: Session, cutoff: datetime, *, limit: int = 1000) -> list[str]:
-    """Ids of tips still received or processing whose last change is older than ``cutoff``."""
-    return list(
-        session.scalars(
-            select(Tip.id)
-            .where(Tip.status.in_(UNFINISHED), Tip.updated_at < cutoff)
-            .order_by(Tip.updated_at)
-            .limit(limit)
+def quarantine(session: Session, tip_id: str, *, audit_key: bytes, clock: Clock) -> bool:
+    """Quarantine the tip if it is unfinished and its attempts are used up, auditing it in the
+    caller's transaction. Returns whether it was quarantined."""
+    now = clock.now()
+    fault = session.scalar(
+        select(Tip.fault).where(
+            Tip.id == tip_id, Tip.status.in_(UNFINISHED), Tip.attempts >= MAX_ATTEMPTS
         )
     )
+    # No fault recorded: every attempt was stopped before it could say why.
+    fault = fault or STOPPED
+    moved = session.execute(
+        update(Tip)
+        .where(Tip.id == tip_id, Tip.status.in_(UNFINISHED), Tip.attempts >= MAX_ATTEMPTS)
+        .values(status=TipStatus.QUARANTINED, quarantined_at=now, updated_at=now, fault=fault)
+    )
+    if rows_matched(moved) == 0:
+        return False
+    attempts = session.scalar(select(Tip.attempts).where(Tip.id == tip_id))
+    AuditLog(session, key=audit_key, clock=clock).record(
+        "tip.quarantined",
+        actor="system:worker",
+        subject=f"tip:{tip_id}",
+        details={"attempts": attempts, "fault_type": fault.split(":", 1)[0][:64]},
+    )
+    logger.error(
+        "tip %s quarantined after %s attempts: an operator must look (tipline tip quarantined)",
+        tip_id,
+        attempts,
+    )
+    return True
+
+
+def describe_fault(exc: BaseException) -> str:
+    """An operator's account of a fault on our side: the exception's type and a message known
+    to carry no content (an unexpected exception's own message could quote the tip)."""
+    kind = type(exc).__name__
+    match exc:
+        case CryptoError() | IntakeKeyMissing():
+            # crypto's messages never carry plaintext or key material (crypto.errors).
+            detail = str(exc)
+        case BaseTimeoutException():
+            detail = "the job ran past its time limit"
+        case DBAPIError():
+            detail = f"the database failed ({type(exc.orig).__name__})"
+        case SQLAlchemyError():
+            detail = "the database layer failed"
+        case redis.RedisError():
+            detail = "Redis failed"
+        case OSError():
+            detail = exc.strerror or "an operating system call failed"
+        case _:
+            detail = "unexpected; its message is not kept (it could quote the tip)"
+    return f"{kind}: {detail}"[:FAULT_CHARS]

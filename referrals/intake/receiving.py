@@ -17,16 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import redis
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from referrals.clock import Clock
-from referrals.intake import tasks
-from referrals.intake.attachments import ARMOR_HEADER, AttachmentStore
+from referrals.intake.attachments import (
+    ARMOR_HEADER,
+    AttachmentQuota,
+    AttachmentQuotaExceeded,
+    AttachmentStore,
+    AttachmentTooLarge,
+    AttachmentToRejectedTip,
+)
 from referrals.intake.models import Attachment, Tip, TipCiphertext, TipStatus
-from referrals.intake.sweep import process_tip_job_id
-from referrals.jobs import INTAKE_QUEUE, JobQueue
+from referrals.intake.sweep import queue_processing
+from referrals.jobs import JobQueue
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +54,13 @@ class BadIdempotencyKey(ValueError):
 class Receipt:
     tip: Tip
     created: bool  # False when an earlier submission with the same Idempotency-Key is returned
+
+
+def _bytes_quota_exceeded(quota: AttachmentQuota) -> AttachmentQuotaExceeded:
+    return AttachmentQuotaExceeded(
+        f"this file would take the tip's attachments past {quota.max_bytes} bytes in all",
+        files=False,
+    )
 
 
 def new_tracking_number() -> str:
@@ -184,12 +197,7 @@ class TipReceiver:
     def enqueue_processing(self, tip_id: str) -> None:
         """Queue the tip's processing; if Redis is unavailable, the sweep will do it later."""
         try:
-            self.queue.enqueue(
-                tasks.process_tip,
-                tip_id,
-                queue=INTAKE_QUEUE,
-                job_id=process_tip_job_id(tip_id),
-            )
+            queue_processing(self.queue, tip_id)
         except (redis.ConnectionError, redis.TimeoutError):
             logger.warning(
                 "tip %s stored but not queued (Redis unavailable): the sweep will", tip_id
@@ -243,34 +251,77 @@ class TipReceiver:
         *,
         store: AttachmentStore,
         max_bytes: int,
+        quota: AttachmentQuota,
+        declared_bytes: int | None = None,
     ) -> Attachment | None:
         """Stream an encrypted file to disk and record it with the tip.
+
+        Everything that can be decided without the body is decided before ``chunks`` is read:
+        the tip, its status, its quota, and the ``declared_bytes`` the request announced.
 
         Returns:
             The attachment, or None if the agency has no such tip (nothing is read then).
 
         Raises:
+            AttachmentToRejectedTip: the tip was rejected.
+            AttachmentQuotaExceeded: the tip has all the files, or all the bytes, it may have.
             AttachmentRefused, AttachmentTooLarge: see ``AttachmentStore.write``.
         """
-        if self.find(agency_id, tip_id) is None:
+        tip = self.find(agency_id, tip_id)
+        if tip is None:
             return None
-        stored = store.write(chunks, max_bytes=max_bytes)
-        attachment = Attachment(
-            id=str(uuid.uuid4()),
-            tip_id=tip_id,
-            sha256=stored.sha256,
-            size_bytes=stored.size_bytes,
-            storage_name=stored.storage_name,
-            received_at=self.clock.now(),
-        )
-        self.session.add(attachment)
+        room = self._attachment_room(tip, quota)
+        if declared_bytes is not None and declared_bytes > room:
+            raise _bytes_quota_exceeded(quota)
         try:
+            stored = store.write(chunks, max_bytes=min(max_bytes, room))
+        except AttachmentTooLarge:
+            if room < max_bytes:
+                raise _bytes_quota_exceeded(quota) from None
+            raise
+        try:
+            # Again, under a lock on the tip: a concurrent upload may have used the room, or
+            # processing rejected the tip, while this one streamed.
+            locked = self.session.scalars(
+                select(Tip)
+                .where(Tip.id == tip_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).one()
+            if self._attachment_room(locked, quota) < stored.size_bytes:
+                raise _bytes_quota_exceeded(quota)
+            attachment = Attachment(
+                id=str(uuid.uuid4()),
+                tip_id=tip_id,
+                sha256=stored.sha256,
+                size_bytes=stored.size_bytes,
+                storage_name=stored.storage_name,
+                received_at=self.clock.now(),
+            )
+            self.session.add(attachment)
             self.session.commit()
         except BaseException:
             self.session.rollback()
             store.remove(stored.storage_name)
             raise
         return attachment
+
+    def _attachment_room(self, tip: Tip, quota: AttachmentQuota) -> int:
+        """Bytes the tip may still take, after checking its status and its file count."""
+        if tip.status == TipStatus.REJECTED:
+            raise AttachmentToRejectedTip(
+                "the tip was rejected: send the corrected tip, then attach the files to it"
+            )
+        files, used = self.session.execute(
+            select(func.count(), func.coalesce(func.sum(Attachment.size_bytes), 0)).where(
+                Attachment.tip_id == tip.id
+            )
+        ).one()
+        if files >= quota.max_files:
+            raise AttachmentQuotaExceeded(
+                f"the tip has {files} attachments, the most one tip may have", files=True
+            )
+        return max(quota.max_bytes - int(used), 0)
 
     def _by_idempotency_key(self, agency_id: int, key_hash: str) -> Tip | None:
         return self.session.scalar(

@@ -7,7 +7,11 @@ from referrals.jobs import JobContext
 
 
 def process_tip(context: JobContext, tip_id: str) -> None:
-    """Decrypt, verify, validate and index one tip; a second delivery changes nothing."""
+    """Decrypt, verify, validate and index one tip; a second delivery changes nothing.
+
+    Raises (so that rq retries with back-off) when the fault is ours; the tip's attempts
+    are counted and capped (see ``referrals.intake.processing``).
+    """
     TipProcessor(
         context.session_factory,
         keyring=context.keyring,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +16,13 @@ from crypto.errors import (
     NotEncryptedToUs,
     PlaintextTooLarge,
     SecretKeyLocked,
+    TooManySessionKeys,
 )
 from crypto.keyring import Keyring, SignatureStatus
+from crypto.packets import dearmor
 from tests.crypto.conftest import NARRATIVE, Intake, Partners, gpg
+from tests.partners import armor, split_first_packet
+from tests.support import gpg_wrapper
 
 
 def test_signed_tip_decrypts_with_the_partners_primary_fingerprint(
@@ -225,3 +230,50 @@ def test_decrypted_message_repr_hides_the_plaintext(intake: Intake, signed_tip: 
     message = intake.keyring.decrypt_and_verify(signed_tip)
 
     assert NARRATIVE not in repr(message)
+
+
+def test_the_key_that_really_decrypted_is_reported_not_the_recipients_claimed(
+    gnupg_home: Path,
+) -> None:
+    """A message can name our current key as a recipient and still be decrypted with another
+    key we hold (a retired one): it must be judged by the key that decrypted it."""
+    keyring = Keyring(gnupg_home)
+    current = keyring.generate_intake_key(name="Current", email="current@tl.test")
+    retired = keyring.generate_intake_key(name="Retired", email="retired@tl.test")
+    to_retired = dearmor(keyring.encrypt(b"a tip", [retired]).encode())
+    to_current = dearmor(keyring.encrypt(b"another", [current]).encode())
+    retired_session_key, encrypted_data = split_first_packet(to_retired)
+    current_session_key, _ = split_first_packet(to_current)
+    spliced = armor(retired_session_key + current_session_key + encrypted_data)
+
+    message = keyring.decrypt_and_verify(spliced)
+
+    assert message.plaintext == b"a tip"
+    assert set(message.encrypted_to) & keyring.encryption_key_ids(current)
+    assert message.decrypted_with == retired
+
+
+def test_a_message_with_too_many_session_keys_never_reaches_gpg(
+    intake: Intake, partners: Partners, partner_keyring: Keyring, tmp_path: Path
+) -> None:
+    binary = dearmor(partner_keyring.encrypt(b"a tip", [intake.fingerprint]).encode())
+    session_key, rest = split_first_packet(binary)
+    wrapper, calls = gpg_wrapper(tmp_path)
+    keyring = Keyring(intake.home, gpg_binary=wrapper, passphrase=intake.passphrase)
+    assert keyring.decrypt_and_verify(armor(session_key * 8 + rest)).plaintext == b"a tip"
+    assert calls.read_text().count("--decrypt") == 1
+
+    with pytest.raises(TooManySessionKeys, match="more than 8 session-key packets"):
+        keyring.decrypt_and_verify(armor(session_key * 9 + rest))
+
+    assert calls.read_text().count("--decrypt") == 1
+
+
+def test_gpg_exiting_with_an_error_after_a_good_signature_is_an_error(
+    intake: Intake, signed_tip: str, tmp_path: Path
+) -> None:
+    wrapper, _ = gpg_wrapper(tmp_path, exit_after_decrypt=2)
+    keyring = Keyring(intake.home, gpg_binary=wrapper, passphrase=intake.passphrase)
+
+    with pytest.raises(DecryptError, match="GnuPG reported an error"):
+        keyring.decrypt_and_verify(signed_tip)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,14 @@ from sqlalchemy import select, text
 from referrals.database import Base
 from referrals.intake.models import Tip, TipSelector
 from tests.conftest import IntakeKeyring, RegisteredAgency
-from tests.partners import NARRATIVE_MARK, SELECTOR_MARKS, PartnerKeys, valid_tip
+from tests.partners import (
+    NARRATIVE_MARK,
+    SELECTOR_MARKS,
+    PartnerKeys,
+    armor,
+    split_first_packet,
+    valid_tip,
+)
 from tests.support import run_tipline, tipline_env
 from tipline.config import Settings
 from tipline.runtime import Runtime
@@ -47,6 +57,12 @@ def test_a_worker_process_accepts_good_tips_and_rejects_each_bad_one_with_a_reas
     no_narrative = valid_tip()
     del no_narrative["narrative"]
     with_names = valid_tip(victims=[{"approx_age": 7, "sex": "female", "name": "Maria"}])
+    packets = partners.seal(valid_tip(), recipient=intake, signer="agency-a", armored=False)
+    damaged = bytearray(packets)
+    damaged[len(damaged) // 2] ^= 0x5A
+    session_key, rest = split_first_packet(packets)
+    bogus = bytearray(session_key)
+    bogus[20] ^= 0xFF
     cases = {
         "valid": (partners.seal(valid_tip(), recipient=intake, signer="agency-a"), "in_triage", ""),
         "unsigned": (
@@ -88,6 +104,31 @@ def test_a_worker_process_accepts_good_tips_and_rejects_each_bad_one_with_a_reas
             partners.seal(with_names, recipient=intake, signer="agency-a"),
             "rejected",
             "schema error at /victims/0/name",
+        ),
+        # Poison tips that once stayed `processing` for ever, retried and swept again.
+        "damaged ciphertext": (armor(bytes(damaged)), "rejected", "could not be decrypted"),
+        "reported in year 1 east of UTC": (
+            partners.seal(
+                valid_tip(reported_at="0001-01-01T00:30:00+01:00"),
+                recipient=intake,
+                signer="agency-a",
+            ),
+            "rejected",
+            "schema error at /reported_at",
+        ),
+        "thousands of offence types": (
+            partners.seal(
+                valid_tip(offence_types=[{"n": n} for n in range(20_000)]),
+                recipient=intake,
+                signer="agency-a",
+            ),
+            "rejected",
+            "schema error at /offence_types: must list at most 10 items",
+        ),
+        "thousands of session keys": (
+            armor(bytes(bogus) * 2000 + packets),
+            "rejected",
+            "more than 8 session-key packets",
         ),
     }
     sent = {name: send(client, a, body) for name, (body, _, _) in cases.items()}
@@ -238,3 +279,57 @@ def test_a_worker_sweeps_up_a_tip_whose_job_redis_lost(
 
     assert worker.returncode == 0, worker.stderr
     assert status_of(client, a, tip_id)["status"] == "in_triage"
+
+
+# Processes one tip in a process of its own, built as a worker builds itself, and reports how
+# far processing raised the process's peak memory (the imports alone take ~150 MiB).
+PROCESS_ONE_TIP = """
+import json, resource, sys
+from referrals.intake.processing import TipProcessor
+from tipline.config import Settings
+from tipline.runtime import Runtime
+rt = Runtime.build(Settings.from_environment())
+processor = TipProcessor(
+    rt.session_factory, keyring=rt.keyring, blind_index=rt.blind_index,
+    audit_key=rt.audit_key, clock=rt.clock,
+)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+status = processor.process(sys.argv[1])
+grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024
+rt.close()
+print(json.dumps({"status": status, "peak_grew_mib": grown_mib}))
+"""
+
+
+@pytest.mark.slow
+def test_a_compression_bomb_is_rejected_without_filling_the_workers_memory(
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+    settings: Settings,
+) -> None:
+    a = agencies["agency-a"]
+    bomb = partners.seal(
+        bytes(200 * 1024 * 1024),
+        recipient=intake_keyring.fingerprint,
+        signer="agency-a",
+        options=("--compress-level", "9"),
+    )
+    assert len(bomb) < 1024 * 1024  # 200 MiB of zeros in a few hundred KB
+    tip_id = send(client, a, bomb)
+
+    ran = subprocess.run(
+        [sys.executable, "-c", PROCESS_ONE_TIP, tip_id],
+        env=tipline_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    outcome = json.loads(ran.stdout)
+    assert outcome["status"] == "rejected"
+    assert outcome["peak_grew_mib"] < 64, outcome  # 200 MiB decompressed, were it read
+    assert "larger than 5 MiB" in status_of(client, a, tip_id)["reason"]

@@ -40,6 +40,8 @@ def test_home_defaults_to_instance_in_the_working_folder(
         ("TIPLINE_LOG_LEVEL", "chatty", "TIPLINE_LOG_LEVEL: expected one of"),
         ("TIPLINE_WEB_FACE", "internet", "TIPLINE_WEB_FACE: expected partner, staff or all"),
         ("TIPLINE_ENROLMENT_APPROVAL", "maybe", "TIPLINE_ENROLMENT_APPROVAL: expected auto"),
+        ("TIPLINE_MAX_ATTACHMENTS_PER_TIP", "many", "expected a number of files"),
+        ("TIPLINE_MAX_ATTACHMENT_BYTES_PER_TIP", "0", "must be positive"),
     ],
 )
 def test_a_bad_value_names_the_variable(
@@ -80,3 +82,19 @@ def test_trusted_proxies_is_a_small_count_of_hops(tmp_path: Path) -> None:
     for value in ("yes", "-1", "²", "50"):
         with pytest.raises(ConfigError, match="TIPLINE_TRUSTED_PROXIES: expected"):
             Settings.from_environment(env | {"TIPLINE_TRUSTED_PROXIES": value})
+
+
+def test_the_attachment_quota_per_tip_is_read_with_its_defaults(tmp_path: Path) -> None:
+    defaults = Settings.from_environment({"TIPLINE_HOME": str(tmp_path)})
+    assert (defaults.max_attachments_per_tip, defaults.max_attachment_bytes_per_tip) == (
+        50,
+        2 * 1024**3,
+    )
+    set_ = Settings.from_environment(
+        {
+            "TIPLINE_HOME": str(tmp_path),
+            "TIPLINE_MAX_ATTACHMENTS_PER_TIP": "7",
+            "TIPLINE_MAX_ATTACHMENT_BYTES_PER_TIP": "5000000000",
+        }
+    )
+    assert (set_.max_attachments_per_tip, set_.max_attachment_bytes_per_tip) == (7, 5_000_000_000)

@@ -7,9 +7,22 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from werkzeug.exceptions import BadRequest, HTTPException, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    BadRequest,
+    Conflict,
+    HTTPException,
+    NotFound,
+    RequestEntityTooLarge,
+)
 
-from referrals.intake.attachments import AttachmentRefused, AttachmentStore, AttachmentTooLarge
+from referrals.intake.attachments import (
+    AttachmentQuota,
+    AttachmentQuotaExceeded,
+    AttachmentRefused,
+    AttachmentStore,
+    AttachmentTooLarge,
+    AttachmentToRejectedTip,
+)
 from referrals.intake.models import Tip
 from referrals.intake.receiving import (
     BadIdempotencyKey,
@@ -42,17 +55,34 @@ class ApiBadRequest(BadRequest):
         self.error_code = code
 
 
+class ApiConflict(Conflict):
+    """A 409 with a machine-readable code of its own: the tip's state refuses the request."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(description=description)
+        self.error_code = code
+
+
+class QuotaExceeded(RequestEntityTooLarge):
+    """A 413 because of the tip's attachment quota, not the file's own size."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description=description)
+        self.error_code = "attachment_quota_exceeded"
+
+
 def _receiver() -> TipReceiver:
     rt = database.runtime()
     return TipReceiver(database.session(), queue=rt.queue, clock=rt.clock)
 
 
 def _status(tip: Tip) -> dict[str, Any]:
+    # As the partner is told it: a tip quarantined after our faults is "held".
     return {
         "id": tip.id,
         "tracking_number": tip.tracking_number,
-        "status": tip.status,
-        "reason": tip.reason,
+        "status": tip.partner_status,
+        "reason": tip.partner_reason,
         "updated_at": tip.updated_at.isoformat(),
     }
 
@@ -89,7 +119,7 @@ def submit() -> tuple[Response, int]:
     answer = tip.receipt() | {"status_url": url_for("api.tips.status", tip_id=tip.id)}
     if not receipt.created:
         # The receipt of the first submission, with the tip's status as it is now.
-        answer["status"] = tip.status
+        answer["status"] = tip.partner_status
     response = jsonify(answer)
     response.headers["Location"] = answer["status_url"]
     return response, 202
@@ -140,10 +170,27 @@ def attach(tip_id: str) -> tuple[Response, int]:
     _require_body_limit(limit)
     rt = database.runtime()
     store = AttachmentStore(rt.settings.attachments_dir)
+    quota = AttachmentQuota(
+        max_files=rt.settings.max_attachments_per_tip,
+        max_bytes=rt.settings.max_attachment_bytes_per_tip,
+    )
     try:
+        # The tip, its status and its quota are checked before the body is read.
         attachment = _receiver().add_attachment(
-            agency_id, tip_id, _chunks(), store=store, max_bytes=limit
+            agency_id,
+            tip_id,
+            _chunks(),
+            store=store,
+            max_bytes=limit,
+            quota=quota,
+            declared_bytes=request.content_length,
         )
+    except AttachmentToRejectedTip as exc:
+        raise ApiConflict("tip_rejected", str(exc)) from None
+    except AttachmentQuotaExceeded as exc:
+        if exc.files:
+            raise ApiConflict("too_many_attachments", str(exc)) from None
+        raise QuotaExceeded(str(exc)) from None
     except AttachmentTooLarge as exc:
         raise RequestEntityTooLarge(description=str(exc)) from None
     except AttachmentRefused as exc:

@@ -38,6 +38,10 @@ STATUS_TEXT = {
     TipStatus.PROCESSING: "being checked (decrypted, verified and validated)",
     TipStatus.IN_TRIAGE: "accepted: with the centre's analysts for triage",
     TipStatus.REJECTED: "not accepted: see the reason, correct the tip and send it again",
+    TipStatus.QUARANTINED: (
+        "held by the centre after a fault on its side: it will be processed once the fault is "
+        "fixed; do not send it again"
+    ),
 }
 
 

@@ -6,7 +6,7 @@ those keys) exports each one from the keyring into ``agency_keys.public_key``; u
 worker on another host knows such a key only if its own keyring has it.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-09
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from referrals.database import UTCDateTime
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,7 +13,7 @@ from referrals.accounts import totp
 from referrals.accounts.models import User
 from referrals.accounts.services import AccountService, ApprovalRule
 from referrals.audit.services import AuditLog
-from tests.clock import SetClock
+from tests.clock import ManualClock
 from tests.referrals.accounts.test_totp import rfc6238_code
 from tipline.runtime import Runtime
 
@@ -22,8 +22,8 @@ ADDRESS = "198.51.100.7"
 
 
 @pytest.fixture
-def clock() -> SetClock:
-    return SetClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ ServiceFactory = Callable[..., AccountService]
 
 
 @pytest.fixture
-def service_on(runtime: Runtime, clock: SetClock) -> ServiceFactory:
+def service_on(runtime: Runtime, clock: ManualClock) -> ServiceFactory:
     """An account service on a session of the caller's (``approval`` off unless given)."""
 
     def make(session: Session, approval: ApprovalRule = ApprovalRule.OFF) -> AccountService:
@@ -64,14 +64,14 @@ class Enrolled:
     user: User
     secret: str
 
-    def code(self, clock: SetClock) -> str:
+    def code(self, clock: ManualClock) -> str:
         """The authenticator's code at the clock's time."""
         return rfc6238_code(self.secret, clock.now())
 
 
 def enrol(
     accounts: AccountService,
-    clock: SetClock,
+    clock: ManualClock,
     email: str = "ana@centre.example",
     role: str = "analyst",
 ) -> Enrolled:

@@ -21,7 +21,7 @@ from referrals.accounts.services import (
     EnrolmentInvalid,
 )
 from referrals.audit.models import AuditRecord
-from tests.clock import SetClock
+from tests.clock import ManualClock
 from tests.conftest import RegisteredAgency
 from tests.referrals.accounts.conftest import ADDRESS, PASSWORD, enrol
 from tests.referrals.accounts.test_totp import rfc6238_code
@@ -32,7 +32,7 @@ def actions(session: Session) -> list[str]:
 
 
 def test_an_account_is_created_with_a_one_time_link_and_audited(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     enrolment = accounts.create(email=" Ana@Centre.Example ", role="analyst", actor="cli:root")
     assert enrolment.user.email == "ana@centre.example"
@@ -71,7 +71,7 @@ def test_a_partner_account_belongs_to_its_agency(
 
 
 def test_enrolment_needs_a_good_password_and_a_valid_code_and_works_once(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     enrolment = accounts.create(email="ana@centre.example", role="analyst", actor="cli:root")
     secret = totp.new_secret()
@@ -96,7 +96,7 @@ def test_enrolment_needs_a_good_password_and_a_valid_code_and_works_once(
     assert actions(session) == ["account.created", "account.enrolled"]
 
 
-def test_an_enrolment_link_expires(accounts: AccountService, clock: SetClock) -> None:
+def test_an_enrolment_link_expires(accounts: AccountService, clock: ManualClock) -> None:
     enrolment = accounts.create(email="ana@centre.example", role="analyst", actor="cli:root")
     clock.advance(hours=72, seconds=1)
     with pytest.raises(EnrolmentInvalid):
@@ -104,7 +104,7 @@ def test_an_enrolment_link_expires(accounts: AccountService, clock: SetClock) ->
 
 
 def test_login_is_password_then_a_fresh_code(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
     clock.advance(seconds=30)
@@ -125,7 +125,7 @@ def test_login_is_password_then_a_fresh_code(
 
 
 def test_a_wrong_password_and_an_unknown_account_look_the_same(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     enrol(accounts, clock)
     assert accounts.check_password("ana@centre.example", "wrong password!!", address=ADDRESS) == (
@@ -134,7 +134,7 @@ def test_a_wrong_password_and_an_unknown_account_look_the_same(
 
 
 def test_failures_lock_the_account_until_an_admin_unlocks_it(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
     for _ in range(LOCK_AFTER_FAILURES):
@@ -146,7 +146,7 @@ def test_failures_lock_the_account_until_an_admin_unlocks_it(
 
 
 def test_a_disabled_account_cannot_log_in_and_its_sessions_end(
-    accounts: AccountService, clock: SetClock
+    accounts: AccountService, clock: ManualClock
 ) -> None:
     user = enrol(accounts, clock).user
     token = accounts.start_session(user, address=ADDRESS)
@@ -158,7 +158,7 @@ def test_a_disabled_account_cannot_log_in_and_its_sessions_end(
 
 
 def test_a_live_session_of_a_disabled_account_is_refused_even_if_it_was_not_ended(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     user = enrol(accounts, clock).user
     token = accounts.start_session(user, address=ADDRESS)
@@ -170,7 +170,7 @@ def test_a_live_session_of_a_disabled_account_is_refused_even_if_it_was_not_ende
 
 
 def test_sessions_end_when_idle_too_long_or_too_old_or_logged_out(
-    accounts: AccountService, clock: SetClock
+    accounts: AccountService, clock: ManualClock
 ) -> None:
     user = enrol(accounts, clock).user
     idle = accounts.start_session(user, address=ADDRESS)
@@ -196,7 +196,7 @@ def test_sessions_end_when_idle_too_long_or_too_old_or_logged_out(
 
 
 def test_resetting_the_second_factor_needs_a_new_enrolment(
-    accounts: AccountService, clock: SetClock
+    accounts: AccountService, clock: ManualClock
 ) -> None:
     user = enrol(accounts, clock).user
     session_token = accounts.start_session(user, address=ADDRESS)
@@ -207,7 +207,7 @@ def test_resetting_the_second_factor_needs_a_new_enrolment(
 
 
 def test_first_admin_is_created_once_and_not_again_after_enrolling(
-    accounts: AccountService, clock: SetClock
+    accounts: AccountService, clock: ManualClock
 ) -> None:
     created = accounts.first_admin(email="root@centre.example", actor="cli:root")
     assert created is not None and created.user.role == "admin"
@@ -227,7 +227,7 @@ def test_first_admin_is_created_once_and_not_again_after_enrolling(
 
 
 def test_an_enrolment_link_for_a_disabled_account_is_refused(
-    accounts: AccountService, clock: SetClock
+    accounts: AccountService, clock: ManualClock
 ) -> None:
     enrolment = accounts.create(email="ana@centre.example", role="analyst", actor="cli:root")
     accounts.disable(enrolment.user, actor="user:1")

@@ -18,14 +18,14 @@ from referrals.accounts.services import (
     EnrolmentInvalid,
 )
 from referrals.audit.models import AuditRecord
-from tests.clock import SetClock
+from tests.clock import ManualClock
 from tests.conftest import RegisteredAgency
 from tests.referrals.accounts.conftest import ADDRESS, PASSWORD, Enrolled, ServiceFactory, enrol
 from tests.referrals.accounts.test_totp import rfc6238_code
 
 
 @pytest.fixture
-def admins(accounts: AccountService, clock: SetClock) -> tuple[Enrolled, Enrolled]:
+def admins(accounts: AccountService, clock: ManualClock) -> tuple[Enrolled, Enrolled]:
     first = enrol(accounts, clock, "root@centre.example", "admin")
     second = enrol(accounts, clock, "second@centre.example", "admin")
     return first, second
@@ -36,7 +36,7 @@ def four_eyes(service_on: ServiceFactory, session: Session) -> AccountService:
     return service_on(session, ApprovalRule.AUTO)
 
 
-def _enrol_with(accounts: AccountService, clock: SetClock, token: str) -> None:
+def _enrol_with(accounts: AccountService, clock: ManualClock, token: str) -> None:
     secret = totp.new_secret()
     accounts.complete_enrolment(
         token,
@@ -50,7 +50,7 @@ def _enrol_with(accounts: AccountService, clock: SetClock, token: str) -> None:
 def test_with_two_admins_a_partner_link_waits_for_a_second_admin(
     four_eyes: AccountService,
     session: Session,
-    clock: SetClock,
+    clock: ManualClock,
     admins: tuple[Enrolled, Enrolled],
     agencies: dict[str, RegisteredAgency],
 ) -> None:
@@ -88,7 +88,10 @@ def test_with_two_admins_a_partner_link_waits_for_a_second_admin(
 
 
 def test_a_refused_link_never_works_and_is_decided_once(
-    four_eyes: AccountService, session: Session, clock: SetClock, admins: tuple[Enrolled, Enrolled]
+    four_eyes: AccountService,
+    session: Session,
+    clock: ManualClock,
+    admins: tuple[Enrolled, Enrolled],
 ) -> None:
     requester, approver = admins
     created = four_eyes.create(
@@ -108,7 +111,7 @@ def test_a_refused_link_never_works_and_is_decided_once(
 def test_a_second_factor_reset_waits_for_approval_too(
     accounts: AccountService,
     four_eyes: AccountService,
-    clock: SetClock,
+    clock: ManualClock,
     admins: tuple[Enrolled, Enrolled],
 ) -> None:
     requester, approver = admins
@@ -145,7 +148,7 @@ def test_command_line_accounts_follow_the_rule_and_any_admin_approves_them(
 
 
 def test_auto_needs_two_enrolled_admins(
-    service_on: ServiceFactory, accounts: AccountService, session: Session, clock: SetClock
+    service_on: ServiceFactory, accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     auto = service_on(session, ApprovalRule.AUTO)
     first = auto.first_admin(email="root@centre.example", actor="cli:root")

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from referrals.accounts.kept_forms import KEPT_FORM_LIFETIME, KeptForms, KeptFormTicket
 from referrals.accounts.models import KeptForm
 from referrals.accounts.services import AccountService
-from tests.clock import SetClock
+from tests.clock import ManualClock
 
 NARRATIVE = "Fictional: the facilitator offers the children on webcam every Friday night."
 FIELDS = [
@@ -28,7 +28,7 @@ def _two_people(accounts: AccountService) -> tuple[int, int]:
 
 
 def test_a_kept_form_is_ciphertext_at_rest_and_comes_back_once_to_its_owner(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana, bo = _two_people(accounts)
     kept = KeptForms(session, clock=clock)
@@ -48,7 +48,7 @@ def test_a_kept_form_is_ciphertext_at_rest_and_comes_back_once_to_its_owner(
 
 
 def test_the_owner_gets_the_fields_back_in_order_and_only_once(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana, bo = _two_people(accounts)
     kept = KeptForms(session, clock=clock)
@@ -63,7 +63,7 @@ def test_the_owner_gets_the_fields_back_in_order_and_only_once(
 
 
 def test_an_expired_form_is_not_given_back_and_is_swept(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana, _ = _two_people(accounts)
     kept = KeptForms(session, clock=clock)
@@ -75,7 +75,7 @@ def test_an_expired_form_is_not_given_back_and_is_swept(
 
 
 def test_a_form_too_big_to_keep_is_not_kept(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana, _ = _two_people(accounts)
     kept = KeptForms(session, clock=clock)

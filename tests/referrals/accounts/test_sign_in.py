@@ -22,7 +22,7 @@ from referrals.accounts.services import (
     StepUpOutcome,
 )
 from referrals.audit.models import AuditRecord
-from tests.clock import SetClock
+from tests.clock import ManualClock
 from tests.referrals.accounts.conftest import ADDRESS, PASSWORD, Enrolled, ServiceFactory, enrol
 from tipline.runtime import Runtime
 
@@ -39,7 +39,7 @@ def _records(session: Session, action: str) -> list[AuditRecord]:
 
 
 def _sign_in(
-    accounts: AccountService, ana: Enrolled, clock: SetClock, *, devices: tuple[str, ...] = ()
+    accounts: AccountService, ana: Enrolled, clock: ManualClock, *, devices: tuple[str, ...] = ()
 ) -> str:
     """Both steps; returns the trusted-browser token the browser is given."""
     checked = accounts.check_password(
@@ -60,7 +60,7 @@ def _lock_out(accounts: AccountService, ana: Enrolled) -> None:
 
 
 def test_the_password_step_is_kept_on_the_server_and_used_once(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
     clock.advance(seconds=30)
@@ -78,7 +78,7 @@ def test_the_password_step_is_kept_on_the_server_and_used_once(
 
 
 def test_the_password_step_expires_after_a_few_minutes(
-    accounts: AccountService, clock: SetClock
+    accounts: AccountService, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
     checked = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS)
@@ -89,7 +89,7 @@ def test_the_password_step_expires_after_a_few_minutes(
 
 
 def test_a_few_wrong_codes_end_the_pending_sign_in(
-    accounts: AccountService, clock: SetClock
+    accounts: AccountService, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
     clock.advance(seconds=30)
@@ -105,7 +105,7 @@ def test_a_few_wrong_codes_end_the_pending_sign_in(
 
 
 def test_two_requests_racing_with_the_same_code_sign_in_once(
-    service_on: ServiceFactory, runtime: Runtime, clock: SetClock
+    service_on: ServiceFactory, runtime: Runtime, clock: ManualClock
 ) -> None:
     with runtime.session_factory() as setup:
         ana = enrol(service_on(setup), clock)
@@ -136,7 +136,7 @@ def test_two_requests_racing_with_the_same_code_sign_in_once(
 
 
 def test_a_locked_accounts_code_step_refuses_even_a_valid_code(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
     clock.advance(seconds=30)
@@ -151,7 +151,7 @@ def test_a_locked_accounts_code_step_refuses_even_a_valid_code(
 
 
 def test_a_lock_runs_out_and_one_wrong_password_then_does_not_lock_again(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
     _lock_out(accounts, ana)
@@ -168,7 +168,7 @@ def test_a_lock_runs_out_and_one_wrong_password_then_does_not_lock_again(
 
 
 def test_concurrent_failures_all_count(
-    service_on: ServiceFactory, runtime: Runtime, clock: SetClock
+    service_on: ServiceFactory, runtime: Runtime, clock: ManualClock
 ) -> None:
     with runtime.session_factory() as setup:
         ana = enrol(service_on(setup), clock)
@@ -198,7 +198,7 @@ def test_concurrent_failures_all_count(
 
 
 def test_a_locked_account_still_signs_in_from_a_trusted_browser(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
     clock.advance(seconds=30)
@@ -219,7 +219,7 @@ def test_a_locked_account_still_signs_in_from_a_trusted_browser(
 
 
 def test_a_trusted_browser_has_its_own_failure_budget(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
     clock.advance(seconds=30)
@@ -240,7 +240,7 @@ def test_a_trusted_browser_has_its_own_failure_budget(
 
 
 def test_step_up_takes_a_new_code_and_never_a_used_one(
-    accounts: AccountService, session: Session, clock: SetClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
     clock.advance(seconds=30)
@@ -262,7 +262,7 @@ def test_step_up_takes_a_new_code_and_never_a_used_one(
 
 
 def test_wrong_step_up_codes_lock_the_account_and_end_the_session(
-    accounts: AccountService, clock: SetClock
+    accounts: AccountService, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
     token = accounts.start_session(ana.user, address=ADDRESS)

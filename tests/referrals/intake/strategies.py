@@ -1,7 +1,9 @@
-"""Hypothesis strategies for tip documents: anything drawn from ``tips()`` is a valid tip."""
+"""Hypothesis strategies for tip documents: anything drawn from ``tips()`` is a valid tip;
+``mutated_tips()`` draws the invalid ones a partner might send."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -191,3 +193,76 @@ def tips(draw: st.DrawFn) -> tuple[dict[str, Any], datetime]:
     for name in draw(st.sets(st.sampled_from(sorted(optional)))):
         document[name] = draw(optional[name])
     return document, moment
+
+
+# -- valid tips made invalid: what a partner's buggy or hostile tooling might send ------------
+
+EXTREMES: list[Any] = [
+    None,
+    -1,
+    10**30,
+    -(10**30),
+    1e308,
+    -0.0,
+    "",
+    " ",
+    "x" * 100_001,
+    "\u202e\u0000\ud7ff",
+    [],
+    {},
+    [{"n": n} for n in range(5_000)],
+    list(range(20_000)),
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "2024-02-30T09:30:00Z",
+    "2024-05-02T25:61:61Z",
+    "2024-05-02T09:30:00",
+]
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children),
+    max_leaves=10,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*prefix, index))
+    return found
+
+
+@st.composite
+def mutated_tips(draw: st.DrawFn, base: dict[str, Any]) -> bytes:
+    """``base`` (a valid tip) with a few fields dropped, duplicated or replaced by anything,
+    extreme values included, as the bytes a partner would seal."""
+    document = json.loads(json.dumps(base))
+    duplicated: list[str] = []
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        paths = [path for path in _paths(document) if path]
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent: Any = document
+        for part in path[:-1]:
+            parent = parent[part]
+        action = draw(st.sampled_from(["drop", "duplicate", "replace", "extreme"]))
+        if action == "drop":
+            del parent[path[-1]]
+        elif action == "duplicate" and len(path) == 1:
+            duplicated.append(path[0])
+        elif action == "duplicate" and isinstance(parent, list):
+            parent.append(parent[path[-1]])
+        elif action == "extreme":
+            parent[path[-1]] = draw(st.sampled_from(EXTREMES))
+        else:
+            parent[path[-1]] = draw(_json_values)
+    text = json.dumps(document)
+    for key in duplicated:
+        # The same top-level key twice: JSON allows it, a tip must not.
+        text = "{" + json.dumps(key) + ": " + json.dumps(draw(_json_values)) + ", " + text[1:]
+    return text.encode()

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import redis
 from sqlalchemy import func, select
 
+from crypto import Keyring
 from referrals.intake import tasks
 from referrals.intake.agencies import AgencyService
 from referrals.intake.models import AgencyKey, IntakeKey, Tip, TipSelector, TipStatus
 from referrals.intake.receiving import TipReceiver
 from referrals.intake.sweep import TipSweeper
 from referrals.jobs import INTAKE_QUEUE
+from tests.clock import ManualClock
 from tests.conftest import IntakeKeyring, RegisteredAgency
-from tests.partners import PartnerKeys, valid_tip
+from tests.partners import PartnerKeys, armor, split_first_packet, valid_tip
+from tests.support import gpg_wrapper
 from tipline.runtime import Runtime
 
 
@@ -160,17 +165,22 @@ def test_the_sweep_requeues_a_tip_whose_job_was_lost_and_only_that(
     lost = receive(runtime, agencies["agency-a"], body)
     runtime.redis.flushdb()  # Redis restarted without its data: the job is gone
     waiting = receive(runtime, agencies["agency-a"], body)  # its job is still queued
-    sweeper = TipSweeper(runtime.session_factory, queue=runtime.queue, clock=runtime.clock)
+    sweeper = TipSweeper(
+        runtime.session_factory,
+        queue=runtime.queue,
+        clock=runtime.clock,
+        audit_key=runtime.audit_key,
+    )
 
-    assert sweeper.sweep(grace=timedelta(minutes=5)) == []  # too recent to count as lost
-    assert sweeper.sweep(grace=timedelta(0)) == [lost]
+    assert sweeper.sweep(grace=timedelta(minutes=5)).requeued == []  # too recent to be lost
+    assert sweeper.sweep(grace=timedelta(0)).requeued == [lost]
     assert sorted(runtime.queue.queue(INTAKE_QUEUE).job_ids) == sorted(
         [f"process-tip-{lost}", f"process-tip-{waiting}"]
     )
     worker = runtime.queue.worker(runtime.job_context())
     worker.work(burst=True)
     assert load(runtime, lost).status == load(runtime, waiting).status == TipStatus.IN_TRIAGE
-    assert sweeper.sweep(grace=timedelta(0)) == []
+    assert sweeper.sweep(grace=timedelta(0)).requeued == []
 
 
 def test_a_receipt_is_given_even_when_redis_is_down_and_the_sweep_catches_up(
@@ -189,8 +199,13 @@ def test_a_receipt_is_given_even_when_redis_is_down_and_the_sweep_catches_up(
         tip_id = receive(runtime, agencies["agency-a"], body)
     assert load(runtime, tip_id).status == TipStatus.RECEIVED
     assert runtime.queue.queue(INTAKE_QUEUE).count == 0
-    sweeper = TipSweeper(runtime.session_factory, queue=runtime.queue, clock=runtime.clock)
-    assert sweeper.sweep(grace=timedelta(0)) == [tip_id]
+    sweeper = TipSweeper(
+        runtime.session_factory,
+        queue=runtime.queue,
+        clock=runtime.clock,
+        audit_key=runtime.audit_key,
+    )
+    assert sweeper.sweep(grace=timedelta(0)).requeued == [tip_id]
     runtime.queue.worker(runtime.job_context()).work(burst=True)
     assert load(runtime, tip_id).status == TipStatus.IN_TRIAGE
     with runtime.session_factory() as session:
@@ -238,3 +253,90 @@ def test_the_outcome_of_processing_is_audited_without_content(
         assert [(r.action, r.actor) for r in records] == [("tip.status_changed", "system:worker")]
         assert records[0].details == {"status": "in_triage", "selectors": 7}
         assert runtime.audit(session).verify().ok
+
+
+def test_a_tip_signed_by_a_key_pinned_only_after_the_tip_arrived_is_rejected(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    """Whoever held the new key before it was pinned did not speak for the agency then."""
+    a = agencies["agency-a"]
+    clock = ManualClock()
+    partners.fingerprints.get("agency-a-later") or partners.generate("agency-a-later")
+    body = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a-later")
+    with runtime.session_factory() as session:
+        tip_id = TipReceiver(session, queue=runtime.queue, clock=clock).receive(a.id, body).tip.id
+    clock.advance(minutes=1)
+    with runtime.session_factory() as session:
+        service = AgencyService(
+            session, keyring=runtime.keyring, clock=clock, audit=runtime.audit(session)
+        )
+        service.rotate_key(
+            service.find(str(a.id)), partners.public_key("agency-a-later"), actor="test"
+        )
+
+    tasks.process_tip(runtime.job_context(), tip_id)
+
+    tip = load(runtime, tip_id)
+    assert tip.status == TipStatus.REJECTED
+    assert tip.reason == "the tip is signed by a key that is not pinned to your agency"
+
+
+def test_gnupg_exiting_with_an_error_after_a_good_signature_does_not_accept_the_tip(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+    tmp_path: Path,
+) -> None:
+    body = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a")
+    tip_id = receive(runtime, agencies["agency-a"], body)
+    wrapper, calls = gpg_wrapper(tmp_path, exit_after_decrypt=2)
+    keyring = Keyring(intake_keyring.home, gpg_binary=wrapper, passphrase=intake_keyring.passphrase)
+
+    tasks.process_tip(dataclasses.replace(runtime.job_context(), keyring=keyring), tip_id)
+
+    assert "--decrypt" in calls.read_text()  # gpg ran, reported the good signature, exited 2
+    tip = load(runtime, tip_id)
+    assert tip.status == TipStatus.REJECTED
+    assert tip.reason is not None and "could not be decrypted" in tip.reason
+
+
+def test_a_tip_is_judged_by_the_intake_key_that_decrypted_it_not_the_one_it_names(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    """Session keys for a retired intake key (tried first) and for the current one (decrypting
+    nothing): the message names the current key, but the retired one decrypted it."""
+    retired = runtime.keyring.generate_intake_key(name="Retired", email="retired@tipline.invalid")
+    with runtime.session_factory.begin() as session:
+        session.add(
+            IntakeKey(
+                fingerprint=retired, created_at=runtime.clock.now(), retired_at=runtime.clock.now()
+            )
+        )
+    partners.trust_recipient(runtime.keyring.export_public_key(retired))
+    to_retired = partners.seal(valid_tip(), recipient=retired, signer="agency-a", armored=False)
+    to_current = partners.seal(
+        b"{}", recipient=intake_keyring.fingerprint, signer=None, armored=False
+    )
+    retired_session_key, encrypted_data = split_first_packet(to_retired)
+    current_session_key, _ = split_first_packet(to_current)
+    tip_id = receive(
+        runtime,
+        agencies["agency-a"],
+        armor(retired_session_key + current_session_key + encrypted_data),
+    )
+
+    tasks.process_tip(runtime.job_context(), tip_id)
+
+    tip = load(runtime, tip_id)
+    assert tip.status == TipStatus.REJECTED
+    assert tip.reason == (
+        f"the tip is encrypted to a retired intake key, not the current one "
+        f"({intake_keyring.fingerprint})"
+    )

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from referrals.accounts.lockout import LOCK_AFTER_FAILURES
 from referrals.accounts.models import User
 from referrals.accounts.services import SIGN_IN_LIFETIME, ApprovalRule
-from tests.clock import SetClock
+from tests.clock import ManualClock
 from tests.tipline.admin.people import (
     PASSWORD,
     Person,
@@ -32,16 +32,16 @@ ATTACKER = {"REMOTE_ADDR": "203.0.113.66"}
 
 
 @pytest.fixture
-def clock(runtime: Runtime, app: Flask) -> SetClock:
+def clock(runtime: Runtime, app: Flask) -> ManualClock:
     """The app's clock, moved by hand (a time well inside a TOTP step)."""
-    moment = SetClock(datetime.fromisoformat("2026-11-29T09:00:05+00:00"))
+    moment = ManualClock(datetime.fromisoformat("2026-11-29T09:00:05+00:00"))
     runtime.clock = moment
     app.config["TIPLINE_SIGN_IN_RATE_LIMIT"] = "1000 per minute"
     return moment
 
 
 @pytest.fixture
-def ana(runtime: Runtime, clock: SetClock) -> Person:
+def ana(runtime: Runtime, clock: ManualClock) -> Person:
     person = enrolled(runtime, "ana@centre.example", "analyst")
     clock.advance(seconds=30)  # the code used to enrol is spent
     return person
@@ -115,7 +115,7 @@ def test_next_leads_only_to_paths_on_this_site(app: Flask, asked: str, goes_to: 
 
 
 def test_the_code_step_is_kept_on_the_server_and_cannot_be_replayed(
-    app: Flask, runtime: Runtime, clock: SetClock, ana: Person
+    app: Flask, runtime: Runtime, clock: ManualClock, ana: Person
 ) -> None:
     browser = app.test_client()
     assert password_step(browser, ana.email)[0] == 302
@@ -138,7 +138,7 @@ def test_the_code_step_is_kept_on_the_server_and_cannot_be_replayed(
 
 
 def test_the_code_step_must_follow_within_minutes(
-    app: Flask, runtime: Runtime, clock: SetClock, ana: Person
+    app: Flask, runtime: Runtime, clock: ManualClock, ana: Person
 ) -> None:
     browser = app.test_client()
     assert password_step(browser, ana.email)[0] == 302
@@ -148,7 +148,7 @@ def test_the_code_step_must_follow_within_minutes(
 
 
 def test_a_lockout_says_until_when_and_a_trusted_browser_still_signs_in(
-    app: Flask, runtime: Runtime, clock: SetClock, ana: Person
+    app: Flask, runtime: Runtime, clock: ManualClock, ana: Person
 ) -> None:
     own = app.test_client()
     assert password_step(own, ana.email)[0] == 302

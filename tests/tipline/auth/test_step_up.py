@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from referrals.accounts.models import User
 from referrals.accounts.services import STEP_UP_WINDOW
-from tests.clock import SetClock
+from tests.clock import ManualClock
 from tests.tipline.admin.people import (
     Person,
     audit_records,
@@ -24,23 +24,23 @@ from tipline.runtime import Runtime
 
 
 @pytest.fixture
-def clock(runtime: Runtime) -> SetClock:
-    runtime.clock = SetClock()
+def clock(runtime: Runtime) -> ManualClock:
+    runtime.clock = ManualClock()
     return runtime.clock
 
 
 @pytest.fixture
-def admin(runtime: Runtime, clock: SetClock) -> Person:
+def admin(runtime: Runtime, clock: ManualClock) -> Person:
     return enrolled(runtime, "root@centre.example", "admin")
 
 
 @pytest.fixture
-def ana(runtime: Runtime, clock: SetClock) -> Person:
+def ana(runtime: Runtime, clock: ManualClock) -> Person:
     return enrolled(runtime, "ana@centre.example", "analyst")
 
 
 @pytest.fixture
-def quiet_admin(app: Flask, runtime: Runtime, clock: SetClock, admin: Person) -> FlaskClient:
+def quiet_admin(app: Flask, runtime: Runtime, clock: ManualClock, admin: Person) -> FlaskClient:
     """An admin signed in, who has given no code for longer than the step-up window."""
     browser = signed_in_client(app, runtime, admin)
     clock.advance(seconds=STEP_UP_WINDOW.total_seconds() + 1)

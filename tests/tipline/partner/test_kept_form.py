@@ -14,7 +14,7 @@ from sqlalchemy import select
 from referrals.accounts.models import KeptForm
 from referrals.accounts.services import SESSION_IDLE
 from referrals.intake.models import Tip
-from tests.clock import SetClock
+from tests.clock import ManualClock
 from tests.conftest import RegisteredAgency
 from tests.tipline.admin.people import (
     PASSWORD,
@@ -34,14 +34,14 @@ COOKIE = "tipline-kept-form"
 
 
 @pytest.fixture
-def clock(runtime: Runtime, app: Flask) -> SetClock:
-    runtime.clock = SetClock()
+def clock(runtime: Runtime, app: Flask) -> ManualClock:
+    runtime.clock = ManualClock()
     app.config["TIPLINE_SIGN_IN_RATE_LIMIT"] = "1000 per minute"
     return runtime.clock
 
 
 @pytest.fixture
-def officer(runtime: Runtime, clock: SetClock, agencies: dict[str, RegisteredAgency]) -> Person:
+def officer(runtime: Runtime, clock: ManualClock, agencies: dict[str, RegisteredAgency]) -> Person:
     return enrolled(
         runtime, "officer@agency-a.example", "partner", agency_id=agencies["agency-a"].id
     )
@@ -64,7 +64,7 @@ def _sign_in(browser: FlaskClient, runtime: Runtime, person: Person, login: str)
 
 
 def _write_and_time_out(
-    app: Flask, runtime: Runtime, clock: SetClock, officer: Person
+    app: Flask, runtime: Runtime, clock: ManualClock, officer: Person
 ) -> tuple[FlaskClient, str]:
     """The officer opens the form, writes for longer than the idle limit, sends it."""
     browser = signed_in_client(app, runtime, officer)
@@ -76,7 +76,7 @@ def _write_and_time_out(
 
 
 def test_a_tip_sent_after_a_timeout_comes_back_filled_in_after_signing_in(
-    app: Flask, runtime: Runtime, clock: SetClock, officer: Person
+    app: Flask, runtime: Runtime, clock: ManualClock, officer: Person
 ) -> None:
     browser, location = _write_and_time_out(app, runtime, clock, officer)
     assert location == f"/login?next={FORM}"
@@ -113,7 +113,7 @@ def test_a_tip_sent_after_a_timeout_comes_back_filled_in_after_signing_in(
 def test_someone_else_signing_in_on_that_browser_does_not_get_it(
     app: Flask,
     runtime: Runtime,
-    clock: SetClock,
+    clock: ManualClock,
     officer: Person,
     agencies: dict[str, RegisteredAgency],
 ) -> None:
@@ -129,7 +129,7 @@ def test_someone_else_signing_in_on_that_browser_does_not_get_it(
 
 
 def test_a_form_sent_after_the_session_was_ended_otherwise_is_not_kept(
-    app: Flask, runtime: Runtime, clock: SetClock, officer: Person
+    app: Flask, runtime: Runtime, clock: ManualClock, officer: Person
 ) -> None:
     browser = signed_in_client(app, runtime, officer)
     page = browser.get(FORM).get_data(as_text=True)

@@ -110,6 +110,28 @@ def test_the_status_page_shows_a_rejection_and_its_reason(
     assert "the API" in page
 
 
+def test_a_tip_quarantined_on_our_side_is_shown_as_held_without_the_fault(
+    officer: Officer,
+    runtime: Runtime,
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+    agencies: dict[str, RegisteredAgency],
+) -> None:
+    tip = api_tip(runtime, partners, intake_keyring, agencies["agency-a"])
+    with runtime.session_factory.begin() as session:
+        session.execute(
+            update(Tip)
+            .where(Tip.id == tip.id)
+            .values(status=TipStatus.QUARANTINED, attempts=6, fault="SecretKeyLocked: locked")
+        )
+    page = officer.client.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
+    listing = officer.client.get("/partner/tips").get_data(as_text=True)
+    for shown in (page, listing):
+        assert "<code>held</code>" in shown
+        assert "quarantined" not in shown and "SecretKeyLocked" not in shown
+    assert "do not send it again" in page
+
+
 def test_another_agencys_tip_is_answered_like_one_that_does_not_exist(
     officer: Officer,
     other_officer: Officer,

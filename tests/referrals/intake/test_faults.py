@@ -1,0 +1,321 @@
+"""Faults on our side: recorded for operators, retried with back-off, and after
+MAX_ATTEMPTS quarantined in a state operators see, never looping and never shown to the
+partner."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+from rq.job import JobStatus
+from rq.timeouts import JobTimeoutException
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from crypto import Keyring
+from referrals.audit.models import AuditRecord
+from referrals.intake import tasks
+from referrals.intake.models import Tip, TipStatus
+from referrals.intake.processing import MAX_ATTEMPTS, describe_fault
+from referrals.intake.receiving import TipReceiver
+from referrals.intake.sweep import PROCESS_TIP_TIMEOUT, TipSweeper, process_tip_job_id
+from referrals.jobs import INTAKE_QUEUE, JobContext, TiplineJob
+from tests.clock import ManualClock
+from tests.conftest import IntakeKeyring, RegisteredAgency
+from tests.partners import NARRATIVE_MARK, SELECTOR_MARKS, PartnerKeys, valid_tip
+from tipline.runtime import Runtime
+
+PGP = "application/pgp-encrypted"
+REFERENCE = "ECA-2024-CSE-004417"
+
+
+@pytest.fixture
+def sealed(partners: PartnerKeys, intake_keyring: IntakeKeyring) -> bytes:
+    return partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a")
+
+
+def receive(runtime: Runtime, agency: RegisteredAgency, body: bytes) -> str:
+    with runtime.session_factory() as session:
+        receiver = TipReceiver(session, queue=runtime.queue, clock=runtime.clock)
+        return receiver.receive(agency.id, body, idempotency_key=REFERENCE).tip.id
+
+
+def load(runtime: Runtime, tip_id: str) -> Tip:
+    with runtime.session_factory() as session:
+        tip = session.get(Tip, tip_id)
+        assert tip is not None
+        return tip
+
+
+def locked_keyring_context(runtime: Runtime, intake_keyring: IntakeKeyring) -> JobContext:
+    """A worker whose intake passphrase is wrong: every decryption fails on our side."""
+    return dataclasses.replace(
+        runtime.job_context(), keyring=Keyring(intake_keyring.home, passphrase="wrong")
+    )
+
+
+def audit_records(runtime: Runtime, tip_id: str) -> list[tuple[str, dict[str, Any]]]:
+    with runtime.session_factory() as session:
+        return [
+            (record.action, dict(record.details or {}))
+            for record in session.scalars(
+                select(AuditRecord).where(AuditRecord.subject == f"tip:{tip_id}")
+            )
+        ]
+
+
+def test_a_fault_of_ours_is_recorded_retried_and_after_the_last_attempt_quarantined(
+    runtime: Runtime,
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+    sealed: bytes,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    a = agencies["agency-a"]
+    tip_id = receive(runtime, a, sealed)
+    broken = locked_keyring_context(runtime, intake_keyring)
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        with pytest.raises(Exception, match="could not be unlocked"):
+            tasks.process_tip(broken, tip_id)
+        tip = load(runtime, tip_id)
+        assert (tip.status, tip.attempts) == (TipStatus.PROCESSING, attempt)
+        assert tip.fault == (
+            "SecretKeyLocked: the intake key could not be unlocked (check its passphrase)"
+        )
+        assert tip.reason is None and tip.idempotency_key_hash is not None
+
+    tasks.process_tip(broken, tip_id)  # the claim past the cap quarantines instead of trying
+
+    tip = load(runtime, tip_id)
+    assert (tip.status, tip.attempts) == (TipStatus.QUARANTINED, MAX_ATTEMPTS)
+    assert tip.quarantined_at is not None and tip.fault is not None
+    assert audit_records(runtime, tip_id) == [
+        ("tip.quarantined", {"attempts": MAX_ATTEMPTS, "fault_type": "SecretKeyLocked"})
+    ]
+    tasks.process_tip(runtime.job_context(), tip_id)  # a later delivery changes nothing
+    assert load(runtime, tip_id).status == TipStatus.QUARANTINED
+
+    # The partner is told it is held on our side, never our fault, and not to resend; a
+    # resend anyway gets the same receipt.
+    shown = client.get(f"/api/v1/tips/{tip_id}", headers=a.headers).get_json()
+    assert shown["status"] == "held"
+    assert "do not send it again" in shown["reason"] and "SecretKeyLocked" not in shown["reason"]
+    resent = client.post(
+        "/api/v1/tips",
+        data=sealed,
+        content_type=PGP,
+        headers=a.headers | {"Idempotency-Key": REFERENCE},
+    )
+    assert resent.status_code == 202
+    assert (resent.get_json()["id"], resent.get_json()["status"]) == (tip_id, "held")
+
+
+def test_a_host_without_the_intake_secret_key_does_not_reject_tips_encrypted_to_it(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    sealed: bytes,
+    intake_keyring: IntakeKeyring,
+    gnupg_home: Path,
+) -> None:
+    """gpg says "no secret key": for a tip encrypted to our current key that is this host's
+    fault (its GnuPG home was not copied), not the partner's."""
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+    public_only = Keyring(gnupg_home)
+    public_only.import_partner_key(intake_keyring.public_key)
+    context = dataclasses.replace(runtime.job_context(), keyring=public_only)
+
+    with pytest.raises(Exception, match="cannot decrypt with the intake key"):
+        tasks.process_tip(context, tip_id)
+
+    tip = load(runtime, tip_id)
+    assert tip.status == TipStatus.PROCESSING
+    assert tip.fault is not None and tip.fault.startswith("IntakeKeyMissing: ")
+    tasks.process_tip(runtime.job_context(), tip_id)  # the host is fixed: processed
+    assert load(runtime, tip_id).status == TipStatus.IN_TRIAGE
+
+
+def test_an_unexpected_error_is_recorded_without_its_message(
+    runtime: Runtime, agencies: dict[str, RegisteredAgency], sealed: bytes
+) -> None:
+    class LeakyIndex:
+        def compute(self, *_args: object, **_kwargs: object) -> str:
+            raise RuntimeError(f"cannot index {SELECTOR_MARKS[0]} from {NARRATIVE_MARK}")
+
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+    context = dataclasses.replace(runtime.job_context(), blind_index=LeakyIndex())  # type: ignore[arg-type]
+
+    with pytest.raises(RuntimeError):
+        tasks.process_tip(context, tip_id)
+
+    tip = load(runtime, tip_id)
+    assert tip.status == TipStatus.PROCESSING
+    assert tip.fault == "RuntimeError: unexpected; its message is not kept (it could quote the tip)"
+
+
+def _age(runtime: Runtime, tip_id: str, *, attempts: int, clock: ManualClock) -> None:
+    """As if the tip's last attempt (its ``attempts``-th) was claimed at ``clock``'s time and
+    its job then lost."""
+    with runtime.session_factory.begin() as session:
+        session.execute(
+            update(Tip)
+            .where(Tip.id == tip_id)
+            .values(status=TipStatus.PROCESSING, attempts=attempts, updated_at=clock.now())
+        )
+    runtime.redis.flushdb()
+
+
+@pytest.mark.parametrize("attempts", [1, 3, 5])
+def test_the_sweep_waits_longer_after_each_attempt(
+    runtime: Runtime, agencies: dict[str, RegisteredAgency], sealed: bytes, attempts: int
+) -> None:
+    clock = ManualClock()
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+    _age(runtime, tip_id, attempts=attempts, clock=clock)
+    sweeper = TipSweeper(
+        runtime.session_factory, queue=runtime.queue, clock=clock, audit_key=runtime.audit_key
+    )
+    grace = timedelta(minutes=2)
+    wait = grace * 2 ** (attempts - 1)
+
+    clock.advance(seconds=wait.total_seconds() - 1)
+    assert sweeper.sweep(grace=grace).requeued == []
+    clock.advance(seconds=2)
+    assert sweeper.sweep(grace=grace).requeued == [tip_id]
+    assert runtime.queue.queue(INTAKE_QUEUE).job_ids == [process_tip_job_id(tip_id)]
+
+
+def test_the_sweep_waits_at_most_an_hour(
+    runtime: Runtime, agencies: dict[str, RegisteredAgency], sealed: bytes
+) -> None:
+    clock = ManualClock()
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+    _age(runtime, tip_id, attempts=MAX_ATTEMPTS - 1, clock=clock)
+    sweeper = TipSweeper(
+        runtime.session_factory, queue=runtime.queue, clock=clock, audit_key=runtime.audit_key
+    )
+
+    clock.advance(minutes=61)
+    assert sweeper.sweep(grace=timedelta(minutes=10)).requeued == [tip_id]
+
+
+def test_the_sweep_quarantines_a_tip_out_of_attempts_instead_of_queueing_it(
+    runtime: Runtime, agencies: dict[str, RegisteredAgency], sealed: bytes
+) -> None:
+    clock = ManualClock()
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+    _age(runtime, tip_id, attempts=MAX_ATTEMPTS, clock=clock)
+    sweeper = TipSweeper(
+        runtime.session_factory, queue=runtime.queue, clock=clock, audit_key=runtime.audit_key
+    )
+    clock.advance(minutes=3)
+
+    swept = sweeper.sweep(grace=timedelta(minutes=2))
+
+    assert (swept.requeued, swept.quarantined) == ([], [tip_id])
+    tip = load(runtime, tip_id)
+    assert tip.status == TipStatus.QUARANTINED
+    assert tip.fault is not None and tip.fault.startswith("Stopped: ")
+    assert runtime.queue.queue(INTAKE_QUEUE).count == 0
+    assert audit_records(runtime, tip_id) == [
+        ("tip.quarantined", {"attempts": MAX_ATTEMPTS, "fault_type": "Stopped"})
+    ]
+    assert sweeper.sweep(grace=timedelta(minutes=2)) == type(swept)()
+
+
+def test_the_sweep_requeues_a_tip_whose_job_rq_marked_failed(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    sealed: bytes,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+    runtime.redis.flushdb()
+    # A job without retries left, run by a worker that cannot decrypt: rq marks it failed.
+    runtime.queue.enqueue(
+        tasks.process_tip,
+        tip_id,
+        queue=INTAKE_QUEUE,
+        job_id=process_tip_job_id(tip_id),
+        retry=None,
+    )
+    runtime.queue.worker(locked_keyring_context(runtime, intake_keyring)).work(burst=True)
+    job = TiplineJob.fetch(
+        process_tip_job_id(tip_id),
+        connection=runtime.redis,
+        serializer=runtime.queue.serializer,
+    )
+    assert job.get_status() == JobStatus.FAILED
+    assert load(runtime, tip_id).attempts == 1
+
+    clock = ManualClock(moment=load(runtime, tip_id).updated_at)
+    clock.advance(minutes=3)
+    sweeper = TipSweeper(
+        runtime.session_factory, queue=runtime.queue, clock=clock, audit_key=runtime.audit_key
+    )
+    assert sweeper.sweep(grace=timedelta(minutes=2)).requeued == [tip_id]
+
+    runtime.queue.worker(runtime.job_context()).work(burst=True)
+    tip = load(runtime, tip_id)
+    assert (tip.status, tip.attempts, tip.fault) == (TipStatus.IN_TRIAGE, 2, None)
+
+
+def test_a_tips_job_has_its_own_time_limit_whoever_queues_it(
+    runtime: Runtime, agencies: dict[str, RegisteredAgency], sealed: bytes
+) -> None:
+    """rq stops a job past its limit; the stop then counts as one of the tip's attempts."""
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+    queued = TiplineJob.fetch(
+        process_tip_job_id(tip_id), connection=runtime.redis, serializer=runtime.queue.serializer
+    )
+    assert queued.timeout == PROCESS_TIP_TIMEOUT
+
+    clock = ManualClock(moment=load(runtime, tip_id).updated_at)
+    _age(runtime, tip_id, attempts=0, clock=clock)
+    clock.advance(minutes=3)
+    TipSweeper(
+        runtime.session_factory, queue=runtime.queue, clock=clock, audit_key=runtime.audit_key
+    ).sweep()
+    swept = TiplineJob.fetch(
+        process_tip_job_id(tip_id), connection=runtime.redis, serializer=runtime.queue.serializer
+    )
+    assert swept.timeout == PROCESS_TIP_TIMEOUT
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (
+            OperationalError(
+                "UPDATE tips SET region=%(region)s", {"region": NARRATIVE_MARK}, OSError("gone")
+            ),
+            "OperationalError: the database failed (OSError)",
+        ),
+        (
+            redis.ConnectionError(f"while sending {SELECTOR_MARKS[0]}"),
+            "ConnectionError: Redis failed",
+        ),
+        (
+            FileNotFoundError(2, "No such file or directory", "/usr/bin/gpg"),
+            "FileNotFoundError: No such file or directory",
+        ),
+        (
+            JobTimeoutException(f"{NARRATIVE_MARK}"),
+            "JobTimeoutException: the job ran past its time limit",
+        ),
+        (
+            KeyError(SELECTOR_MARKS[1]),
+            "KeyError: unexpected; its message is not kept (it could quote the tip)",
+        ),
+    ],
+    ids=["database", "redis", "gpg missing", "time limit", "unexpected"],
+)
+def test_a_fault_is_described_by_its_type_never_by_what_it_quotes(
+    exc: Exception, expected: str
+) -> None:
+    assert describe_fault(exc) == expected
