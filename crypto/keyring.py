@@ -85,9 +85,14 @@ _AGENT_CONF = """\
 # Minimum S2K count: the intake passphrase is a 256-bit random secret, stretching adds nothing
 # and would cost ~0.3 s on every decrypt (the agent re-derives even with a cached passphrase).
 s2k-count 65536
-# Every caller passes the passphrase; never keep it in the agent.
+# Every caller passes the passphrase; never keep it in the agent: an entry lives until the
+# agent's clock next ticks a second.
 default-cache-ttl 0
-max-cache-ttl 0
+# Only the agent's own nonce entries outlive that: while generating a key, gpg signs it with
+# the passphrase the agent keeps under an unguessable nonce for 120 s. With 0 here that entry
+# expired whenever generation straddled a second, and `tipline init` failed ("can't get
+# input") on a loaded machine: 3 generations in 36 did, 12 at a time.
+max-cache-ttl 120
 allow-loopback-pinentry
 """
 

@@ -9,11 +9,12 @@ import stat
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from crypto.errors import CryptoError, EncryptError, KeyNotFound
+from crypto.errors import CryptoError, EncryptError, KeyNotFound, SecretKeyLocked
 from crypto.keyring import Keyring
 from crypto.passphrase import create_passphrase_file, read_passphrase_file
 from tests.crypto.conftest import Intake, Partners, gpg
@@ -158,3 +159,36 @@ def test_exporting_a_secret_key_this_keyring_lacks_fails(
 ) -> None:
     with pytest.raises(KeyNotFound):
         intake.keyring.export_secret_key(partners.fingerprint)
+
+
+def test_keys_are_generated_even_when_generation_straddles_a_second() -> None:
+    """The agent keeps the passphrase for gpg under a nonce while a key is made and signed;
+    before, that entry died at the next tick of the agent's clock, so on a busy machine a
+    generation now and then failed with "can't get input": 3 and 13 in 150, 12 at a time, in
+    two runs (a few seconds; enough generations at once that some straddle a second)."""
+    homes = [Path(tempfile.mkdtemp(prefix="tlg-", dir="/tmp")) for _ in range(150)]
+
+    def generate(home: Path) -> str:
+        keyring = Keyring(home, passphrase="p" * 43)
+        try:
+            return keyring.generate_intake_key(name="Busy", email="busy@tl.test")
+        finally:
+            keyring.close()
+
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            fingerprints = list(pool.map(generate, homes))
+    finally:
+        for home in homes:
+            shutil.rmtree(home, ignore_errors=True)
+    assert len(set(fingerprints)) == len(homes)
+
+
+def test_a_passphrase_given_once_is_not_kept_by_the_shared_agent(
+    intake: Intake, signed_tip: str
+) -> None:
+    assert intake.keyring.decrypt_and_verify(signed_tip).signature_valid
+    # Past the agent's next tick: a process without the passphrase file gets nothing from it.
+    time.sleep(2.1)
+    with pytest.raises(SecretKeyLocked):
+        Keyring(intake.home).decrypt_and_verify(signed_tip)
