@@ -89,9 +89,14 @@ def test_tips_sent_while_redis_is_down_get_receipts_and_are_processed_when_it_is
     own_redis.start(attach=False)
     assert on_own_redis.queue.queue(INTAKE_QUEUE).count == 0  # nothing reached the queue
     sweeper = TipSweeper(
-        on_own_redis.session_factory, queue=on_own_redis.queue, clock=on_own_redis.clock
+        on_own_redis.session_factory,
+        queue=on_own_redis.queue,
+        clock=on_own_redis.clock,
+        audit_key=on_own_redis.audit_key,
     )
-    assert sorted(sweeper.sweep(grace=timedelta(0))) == sorted([api_tip["id"], form_tip])
+    swept = sweeper.sweep(grace=timedelta(0))
+    assert sorted(swept.requeued) == sorted([api_tip["id"], form_tip])
+    assert swept.quarantined == []
     on_own_redis.queue.worker(on_own_redis.job_context()).work(burst=True)
     for tip_id in (api_tip["id"], form_tip):
         with on_own_redis.session_factory() as session:

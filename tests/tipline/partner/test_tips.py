@@ -126,9 +126,11 @@ def test_a_tip_quarantined_on_our_side_is_shown_as_held_without_the_fault(
         )
     page = officer.client.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
     listing = officer.client.get("/partner/tips").get_data(as_text=True)
+    assert "<code>held</code>" in listing
+    assert 'data-status="held"' in page
     for shown in (page, listing):
-        assert "<code>held</code>" in shown
         assert "quarantined" not in shown and "SecretKeyLocked" not in shown
+    assert "Held by the centre after a fault on its side" in page
     assert "do not send it again" in page
 
 
