@@ -93,8 +93,11 @@ class DatabaseFactory:
         if not self.schemas:
             return
         engine = make_engine(PG_URL or "")
-        with engine.begin() as connection:
-            for name in self.schemas:
+        # One transaction per schema: dropping them all in one takes a lock per table of every
+        # schema at once, past PostgreSQL's lock table ("out of shared memory") once the suite
+        # has made a few dozen.
+        for name in self.schemas:
+            with engine.begin() as connection:
                 connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
         engine.dispose()
 

@@ -2,8 +2,8 @@
 and the databases can hold.
 
 Out of range is the client's mistake and is answered 400. Left unchecked, a 30-digit id
-overflows SQLite's 64-bit integers and ``0001-01-01T00:00:00+01:00`` overflows Python's
-datetime when converted to UTC: both were 500s.
+overflows SQLite's 64-bit integers, an id past 2^31 PostgreSQL's ``integer`` columns, and
+``0001-01-01T00:00:00+01:00`` Python's datetime when converted to UTC: all were 500s.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from werkzeug.routing.converters import IntegerConverter
 
 from referrals.intake.receiving import Cursor
 
-MIN_INT64 = -(2**63)
-MAX_INT64 = 2**63 - 1  # the widest integer column on SQLite and PostgreSQL
+# Ids are INTEGER columns: 32 bits on PostgreSQL (64 on SQLite). A number past this names
+# nothing, on either database.
+MAX_ID = 2**31 - 1
 # A day inside Python's datetime range at each end: such a time can be converted to UTC, and a
 # date filter can add the day it includes, without overflowing.
 EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
@@ -29,14 +30,14 @@ RANGE_TEXT = f"between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}
 _TIP_ID = re.compile(r"[0-9a-f-]{36}")  # what a cursor names: a tip's UUID
 
 
-class Int64Converter(IntegerConverter):
-    """``<int:…>`` in a URL, refused with 400 beyond a signed 64-bit integer."""
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in a URL, refused with 400 beyond what an id column holds (``MAX_ID``)."""
 
     regex = r"[0-9]+"  # ASCII digits only (``\\d`` also matches other scripts' digits)
 
     def to_python(self, value: str) -> int:
         number = int(super().to_python(value))
-        if not MIN_INT64 <= number <= MAX_INT64:
+        if number > MAX_ID:
             raise BadRequest(description="That number is too large to name anything here.")
         return number
 
@@ -64,7 +65,7 @@ def query_int(name: str, *, description: str) -> int | None:
     value = request.args.get(name)
     if value is None:
         return None
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_INT64:
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
         raise BadRequest(description=description)
     return int(value)
 
@@ -100,5 +101,5 @@ def _refuse_nul_characters() -> None:
 
 def init_app(app: Flask) -> None:
     # Before any blueprint adds its rules: each rule looks its converters up as it is added.
-    app.url_map.converters["int"] = Int64Converter
+    app.url_map.converters["int"] = IdConverter
     app.before_request(_refuse_nul_characters)
