@@ -20,7 +20,7 @@ from tipline import (
     request_values,
     security,
 )
-from tipline.admin.views import blueprint as admin_blueprint
+from tipline.admin import blueprint as admin_blueprint
 from tipline.audit_log.views import blueprint as audit_log_blueprint
 from tipline.audit_log.views import limit_verification
 from tipline.auth import sessions

@@ -23,6 +23,7 @@ NAVIGATION[Role.ADMIN] += [
     ("Pending enrolments", "admin.enrolments"),
     ("Agencies", "admin.agencies"),
     ("Teams", "admin.teams"),
+    ("Held tips", "admin.held_tips"),
     ("Audit log", "audit_log.index"),
 ]
 NAVIGATION[Role.LEAD] += [("Audit log", "audit_log.index")]

@@ -146,6 +146,10 @@ TABLE: dict[tuple[str, str], Case] = {
     ("admin.add_team", "POST"): Case(
         only(ADMIN, ok="/admin/teams"), data=lambda w: {"name": "Cebu", "country": "PH"}
     ),
+    ("admin.held_tips", "GET"): Case(only(ADMIN)),
+    # The tip is not held: the answer says so, and goes back to the list.
+    ("admin.retry_held_tip", "POST"): Case(only(ADMIN, ok="/admin/held-tips"), values=_tip),
+    ("admin.retry_all_held_tips", "POST"): Case(only(ADMIN, ok="/admin/held-tips")),
     # The audit log: admins and team leads.
     ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
     ("audit_log.verify", "POST"): Case(only(ADMIN, LEAD)),

@@ -42,7 +42,8 @@ class AccountRow:
     awaiting_approval: bool
 
 
-def _actor() -> str:
+def actor() -> str:
+    """The signed-in admin, as the audit log names them."""
     person = access.current_person()
     assert person is not None  # noqa: S101 - the access rule admitted only signed-in admins
     return f"user:{person.id}"
@@ -118,7 +119,7 @@ def create_user() -> str:
                 role=form.role.data,
                 agency_id=int(form.agency.data) if form.agency.data != NONE else None,
                 team=form.team.data or None,
-                actor=_actor(),
+                actor=actor(),
                 address=client_address(),
             )
         except AccountError as exc:
@@ -145,13 +146,13 @@ def _act(user_id: int, action: str) -> Response:
         flash("You cannot disable your own account: ask another administrator.", "error")
         return redirect(url_for("admin.users"))
     if action == "disable":
-        service.disable(user, actor=_actor(), address=client_address())
+        service.disable(user, actor=actor(), address=client_address())
         flash(f"{user.email} is disabled and signed out everywhere.", "info")
     elif action == "enable":
-        service.enable(user, actor=_actor(), address=client_address())
+        service.enable(user, actor=actor(), address=client_address())
         flash(f"{user.email} is enabled again.", "info")
     else:
-        service.unlock(user, actor=_actor(), address=client_address())
+        service.unlock(user, actor=actor(), address=client_address())
         flash(f"{user.email} is unlocked.", "info")
     return redirect(url_for("admin.users"))
 
@@ -184,7 +185,7 @@ def reset_second_factor(user_id: int) -> Response | str:
         # It would sign them out with no way back in but the link on this very page.
         flash("You cannot reset your own second factor: ask another administrator.", "error")
         return redirect(url_for("admin.users"))
-    enrolment = service.reset_second_factor(user, actor=_actor(), address=client_address())
+    enrolment = service.reset_second_factor(user, actor=actor(), address=client_address())
     return _enrolment_page(enrolment, heading="Second factor reset")
 
 
@@ -332,7 +333,7 @@ def add_team() -> Response | str:
                 name=form.name.data or "",
                 country=form.country.data or "",
                 regions=form.region_list(),
-                actor=_actor(),
+                actor=actor(),
             )
         except AccountError as exc:
             db_session.rollback()
