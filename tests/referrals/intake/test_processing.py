@@ -11,6 +11,7 @@ import redis
 from sqlalchemy import func, select
 
 from crypto import Keyring
+from referrals.audit.models import AuditRecord
 from referrals.intake import tasks
 from referrals.intake.agencies import AgencyService
 from referrals.intake.models import AgencyKey, IntakeKey, Tip, TipSelector, TipStatus
@@ -152,7 +153,12 @@ def test_a_tip_to_a_retired_intake_key_is_rejected_with_the_current_one_named(
 
 
 def test_an_unknown_tip_id_is_ignored(runtime: Runtime) -> None:
+    """A job for a tip that is not there (a stray or forged job id) ends at once, without an
+    error to retry and without writing anything."""
     tasks.process_tip(runtime.job_context(), "00000000-0000-0000-0000-000000000000")
+    with runtime.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Tip)) == 0
+        assert session.scalar(select(func.count()).select_from(AuditRecord)) == 0
 
 
 def test_the_sweep_requeues_a_tip_whose_job_was_lost_and_only_that(
