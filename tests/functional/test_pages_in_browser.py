@@ -100,7 +100,10 @@ def test_the_one_time_link_is_shown_whole(
     page = _page_as(browser, live, runtime, enrolled(runtime, "root@centre.example", "admin"))
     page.goto(f"{live.url}/admin/users/new")
     page.get_by_label("E-mail address", exact=True).fill("new.analyst@centre.example")
-    page.get_by_role("button", name="Create the account").click()
+    # The click only waits for the next page to start arriving; its layout is judged once
+    # the stylesheet has loaded, as a person sees it.
+    with page.expect_navigation(wait_until="load"):
+        page.get_by_role("button", name="Create the account").click()
     box = page.get_by_label("One-time enrolment link", exact=True)
     link = box.input_value()
     assert link.startswith(f"{BASE_URL}/enrol?token=")
