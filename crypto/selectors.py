@@ -175,7 +175,10 @@ def _url(text: str) -> str:
     netloc = f"{userinfo}@{host}" if userinfo else host
     if port is not None and port != _DEFAULT_PORTS.get(scheme):
         netloc = f"{netloc}:{port}"
-    path = parts.path or "/"
+    # A trailing slash is how people copy a link, not part of whom it names: `/u/name/` and
+    # `/u/name` must correlate (a server that tells them apart is rare, and a missed match
+    # costs more than a spurious one an analyst dismisses).
+    path = parts.path.rstrip("/") or "/"
     path = _PERCENT_ESCAPE.sub(lambda m: m.group(0).upper(), path)
     query = _PERCENT_ESCAPE.sub(lambda m: m.group(0).upper(), parts.query)
     return urlunsplit((scheme, netloc, path, query, ""))

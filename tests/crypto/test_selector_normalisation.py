@@ -103,10 +103,62 @@ def test_username_needs_a_platform_and_others_refuse_one() -> None:
         ("http://example.com:8080/a%2fb", "http://example.com:8080/a%2Fb"),
         ("https://Bücher.example/x", "https://xn--bcher-kva.example/x"),
         ("http://[2001:DB8::0001]:80/", "http://[2001:db8::1]/"),
+        ("https://chat.example/u/SunnyDay88/", "https://chat.example/u/SunnyDay88"),
+        ("https://chat.example//", "https://chat.example/"),
     ],
 )
 def test_url_normalisation(written: str, canonical: str) -> None:
     assert normalise_selector("url", written) == canonical
+
+
+segments = st.lists(st.from_regex(r"[A-Za-z0-9_~-]{1,12}", fullmatch=True), max_size=4)
+
+
+@given(
+    host=st.from_regex(r"[a-z][a-z0-9-]{0,15}\.(org|example|net)", fullmatch=True),
+    path=segments,
+    slashes=st.integers(min_value=0, max_value=2),
+    default_port=st.booleans(),
+    pad=blanks,
+)
+def test_url_spellings_of_one_page_correlate(
+    host: str, path: list[str], slashes: int, default_port: bool, pad: str
+) -> None:
+    """Scheme and host in any case, the default port written out, a trailing slash (how
+    links are copied) and surrounding blanks: the same page, the same selector."""
+    plain = "/" + "/".join(path)
+    written = (
+        f"{pad}HTTPS://{host.upper()}{':443' if default_port else ''}"
+        f"{plain.rstrip('/')}{'/' * slashes}{pad}"
+    )
+    assert normalise_selector("url", written) == normalise_selector("url", f"https://{host}{plain}")
+
+
+@given(path=segments.filter(bool))
+def test_different_paths_stay_different_urls(path: list[str]) -> None:
+    # Path case is the server's to judge: /Name and /name may be two people.
+    one = normalise_selector("url", "https://chat.example/" + "/".join(path))
+    other = normalise_selector("url", "https://chat.example/" + "/".join(path) + "x")
+    assert one != other
+
+
+@given(
+    account=st.from_regex(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{8,20}", fullmatch=True),
+    separator=st.sampled_from(["", " ", "-", " - "]),
+    lower=st.booleans(),
+)
+def test_payment_account_spacing_and_case_do_not_matter(
+    account: str, separator: str, lower: bool
+) -> None:
+    grouped = separator.join(account[i : i + 4] for i in range(0, len(account), 4))
+    assert normalise_selector("payment_account", grouped.lower() if lower else grouped) == account
+
+
+@given(name=st.from_regex(r"[a-z0-9_.]{1,20}", fullmatch=True))
+def test_different_usernames_stay_different(name: str) -> None:
+    assert normalise_selector("username", name, platform="chat") != normalise_selector(
+        "username", name + "1", platform="chat"
+    )
 
 
 @pytest.mark.parametrize("value", ["example.com/path", "https://", "http://exa mple.com/"])
