@@ -23,6 +23,7 @@ from referrals.intake.models import (
     TipSelector,
     WebFormKey,
 )
+from referrals.triage.models import SelectorValue, TipLink, TriageRuleSet
 
 __all__ = [
     "EnrolmentToken",
@@ -44,4 +45,7 @@ __all__ = [
     "TipCiphertext",
     "TipSelector",
     "WebFormKey",
+    "SelectorValue",
+    "TipLink",
+    "TriageRuleSet",
 ]

@@ -91,6 +91,14 @@ class SelectorEntry:
 
 
 @dataclass(frozen=True)
+class SelectorWarning:
+    """A selector kept in the tip but not indexed: its place and why (never its value)."""
+
+    pointer: str
+    message: str
+
+
+@dataclass(frozen=True)
 class TriageFacts:
     """What triage needs and may be stored in clear."""
 
@@ -100,6 +108,9 @@ class TriageFacts:
     live_streaming: bool
     country: str
     region: str | None
+    # How closely the document places the victims or suspects: "country", "region" or "city"
+    # (the city's name is content and stays in the ciphertext).
+    location_precision: str
     offence_types: tuple[str, ...]
     victim_count: int
     youngest_victim_age: int | None
@@ -114,6 +125,9 @@ class TipDocument:
     data: Mapping[str, Any]
     facts: TriageFacts
     selectors: tuple[SelectorEntry, ...]
+    # Selectors that are kept in the document but cannot be indexed (a malformed phone number):
+    # the tip is accepted all the same, and the partner is told which.
+    selector_warnings: tuple[SelectorWarning, ...] = ()
 
 
 def load_schema() -> dict[str, Any]:
@@ -135,8 +149,10 @@ def parse_tip_document(raw: bytes) -> TipDocument:
 
     Raises:
         InvalidTipDocument: the document is too large, not UTF-8, not JSON, has a duplicated
-            key, is nested too deeply, is not of a supported schema version, breaks the
-            schema, or names a selector that is not valid for its type.
+            key, is nested too deeply, is not of a supported schema version, or breaks the
+            schema. A selector whose value is not valid for its type does not reject the tip
+            (a child-safety tip must not bounce for one bad phone number): it is left out of
+            ``selectors`` and named in ``selector_warnings``.
     """
     data = _decode(raw)
     _check_supported_version(data)
@@ -144,8 +160,13 @@ def parse_tip_document(raw: bytes) -> TipDocument:
     error = best_match(_validator().iter_errors(data))
     if error is not None:
         raise _describe(error)
-    selectors = _selectors(data)
-    return TipDocument(data=MappingProxyType(data), facts=_facts(data), selectors=selectors)
+    selectors, warnings = _selectors(data)
+    return TipDocument(
+        data=MappingProxyType(data),
+        facts=_facts(data),
+        selectors=selectors,
+        selector_warnings=warnings,
+    )
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -443,12 +464,15 @@ def _safe_pointer(path: tuple[str | int, ...]) -> str:
 # -- what the document says -------------------------------------------------------------------
 
 
-def _selectors(data: Mapping[str, Any]) -> tuple[SelectorEntry, ...]:
-    """The selectors, each checked by the normaliser the blind index uses, so that a value
-    that cannot be indexed is refused here, with its place, rather than lost later."""
+def _selectors(
+    data: Mapping[str, Any],
+) -> tuple[tuple[SelectorEntry, ...], tuple[SelectorWarning, ...]]:
+    """The selectors the blind index can take, each checked by its normaliser, and a warning
+    with its place for each that it cannot (which is kept in the document, not indexed)."""
     country = data["location"]["country"]
     suspects = len(data.get("suspects", []))
     entries = []
+    warnings = []
     for index, item in enumerate(data.get("selectors", [])):
         if "suspect" in item and item["suspect"] >= suspects:
             raise InvalidTipDocument(
@@ -463,9 +487,11 @@ def _selectors(data: Mapping[str, Any]) -> tuple[SelectorEntry, ...]:
                 default_region=country,
             )
         except InvalidSelector as exc:
-            raise InvalidTipDocument(f"/selectors/{index}/value", str(exc)) from None
+            # crypto's messages never quote the value.
+            warnings.append(SelectorWarning(f"/selectors/{index}/value", str(exc)))
+            continue
         entries.append(SelectorEntry(item["type"], item["value"], item.get("platform")))
-    return tuple(entries)
+    return tuple(entries), tuple(warnings)
 
 
 def _facts(data: Mapping[str, Any]) -> TriageFacts:
@@ -474,7 +500,9 @@ def _facts(data: Mapping[str, Any]) -> TriageFacts:
         raise InvalidTipDocument("/reported_at", "must be an RFC 3339 date-time")
     victims = data.get("victims", [])
     ages = [int(victim["approx_age"]) for victim in victims if victim["approx_age"] is not None]
-    region = data["location"].get("region")
+    location = data["location"]
+    region = location.get("region")
+    precision = "city" if location.get("city") else "region" if region else "country"
     return TriageFacts(
         reported_at=reported_at.astimezone(UTC),
         imminent_danger=data["urgency"]["imminent_danger"],
@@ -482,6 +510,7 @@ def _facts(data: Mapping[str, Any]) -> TriageFacts:
         live_streaming=data["urgency"]["live_streaming"],
         country=data["location"]["country"],
         region=region.strip() if region is not None else None,
+        location_precision=precision,
         offence_types=tuple(data["offence_types"]),
         victim_count=len(victims),
         youngest_victim_age=min(ages, default=None),

@@ -148,6 +148,8 @@ class Tip(Base):
         UniqueConstraint("agency_id", "idempotency_key_hash", name="uq_tips_agency_idempotency"),
         Index("ix_tips_agency_updated", "agency_id", "updated_at", "id"),
         Index("ix_tips_status_updated", "status", "updated_at"),
+        # The analysts' queue: a team's open tips by priority, then by when triage is due.
+        Index("ix_tips_queue", "team_id", "status", "priority", "sla_due_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a random UUID
@@ -184,6 +186,30 @@ class Tip(Base):
     # Selectors that could not be normalised (a malformed phone number, say) are not indexed;
     # the tip is kept all the same, and analysts see how many were left out.
     unindexed_selectors: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Where each of those is in the document and why it was left out (never its value), for
+    # the partner's status answer: [{"pointer": "/selectors/3/value", "message": "..."}].
+    selector_warnings: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, default=None)
+    # "country", "region" or "city": how closely the document places it (never the place).
+    location_precision: Mapped[str | None] = mapped_column(String(8), default=None)
+
+    # Set by triage (referrals.triage) when the tip is processed; never shown to the partner.
+    # P1 (most urgent) to P4 (informational), with the score, its reasons and the version of
+    # the rules that gave them.
+    priority: Mapped[str | None] = mapped_column(String(2), default=None)
+    priority_score: Mapped[int | None] = mapped_column(Integer, default=None)
+    priority_reasons: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    rules_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    # When its first triage is due (the priority's SLA), and when the SLA was found broken.
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    sla_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The first triage decision (accept, merge, reject, ask for information): stops the clock.
+    triaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The team whose jurisdiction covers the tip's location; None: no team covers it (the
+    # unrouted / onward referral queue).
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), default=None)
+    # The analyst who claimed it.
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     # How many times processing was started (each claim counts, also one whose worker was
     # killed); at the cap the tip is quarantined instead of processed again.

@@ -53,11 +53,11 @@ from referrals.intake.models import (
     IntakeKey,
     Tip,
     TipCiphertext,
-    TipSelector,
     TipStatus,
     WebFormKey,
 )
 from referrals.intake.services import IntakeKeyMissing
+from referrals.triage.admission import TriageAdmission
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +343,10 @@ class TipProcessor:
             )
         elif document is not None:
             facts = document.facts
-            unindexed = 0
+            warnings = [
+                {"pointer": warning.pointer, "message": warning.message}
+                for warning in document.selector_warnings
+            ]
             for entry in document.selectors:
                 try:
                     # The same default region the document was validated with, so a number
@@ -351,8 +354,8 @@ class TipProcessor:
                     index = self.blind_index.compute(
                         entry.type, entry.value, entry.platform, default_region=facts.country
                     )
-                except InvalidSelector:
-                    unindexed += 1
+                except InvalidSelector as exc:  # pragma: no cover - the document checked it
+                    warnings.append({"pointer": "/selectors", "message": str(exc)})
                     continue
                 selectors.setdefault(index, entry.type)
             values.update(
@@ -366,12 +369,14 @@ class TipProcessor:
                 live_streaming=facts.live_streaming,
                 country=facts.country,
                 region=facts.region,
+                location_precision=facts.location_precision,
                 offence_types=list(facts.offence_types),
                 victim_count=facts.victim_count,
                 youngest_victim_age=facts.youngest_victim_age,
                 tlp=facts.tlp,
                 handling_code=facts.handling_code,
-                unindexed_selectors=unindexed,
+                unindexed_selectors=len(warnings),
+                selector_warnings=warnings or None,
             )
         with self.sessions.begin() as session:
             # Only the delivery that still sees the tip unfinished writes: a concurrent
@@ -383,17 +388,26 @@ class TipProcessor:
             )
             if rows_matched(updated) == 0:
                 return None
-            session.add_all(
-                TipSelector(tip_id=tip_id, selector_type=kind, blind_index=index)
-                for index, kind in selectors.items()
-            )
+            audit = AuditLog(session, key=self.audit_key, clock=self.clock)
+            details: dict[str, str | int | None] = {"status": str(values["status"])}
+            if rejection is None:
+                # Into triage in this same transaction: links, priority, SLA clock, team.
+                admitted = TriageAdmission(session, audit=audit, clock=self.clock).admit(
+                    tip_id, selectors
+                )
+                details.update(
+                    selectors=len(selectors),
+                    priority=admitted.priority,
+                    linked_tips=admitted.linked_tips,
+                    team_id=admitted.team_id,
+                )
             # The outcome is audited in the same transaction (and last: the audit log's lock
             # is then held only until this commit).
-            AuditLog(session, key=self.audit_key, clock=self.clock).record(
+            audit.record(
                 "tip.status_changed",
                 actor="system:worker",
                 subject=f"tip:{tip_id}",
-                details={"status": str(values["status"]), "selectors": len(selectors)},
+                details=details,
             )
         status = TipStatus.REJECTED if rejection is not None else TipStatus.IN_TRIAGE
         logger.info("tip %s processed: %s", tip_id, status.value)

@@ -83,6 +83,8 @@ def _status(tip: Tip) -> dict[str, Any]:
         "tracking_number": tip.tracking_number,
         "status": tip.partner_status,
         "reason": tip.partner_reason,
+        # Only where and why, never the value; nothing of correlation or triage is said here.
+        "warnings": tip.selector_warnings or [],
         "updated_at": tip.updated_at.isoformat(),
     }
 

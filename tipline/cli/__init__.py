@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from tipline.cli import accounts, agencies, audit, faces, instance, tips, workers
+from tipline.cli import accounts, agencies, audit, faces, instance, tips, triage, workers
 from tipline.config import ConfigError
 
 
@@ -33,6 +33,7 @@ for command in (
     workers.serve,
     agencies.agency,
     tips.tip,
+    triage.triage,
     audit.audit,
     accounts.team,
     accounts.user,

@@ -22,6 +22,7 @@ from referrals.intake.housekeeping import (
 from referrals.intake.processing import MAX_ATTEMPTS
 from referrals.intake.sweep import DEFAULT_GRACE, Swept, TipSweeper
 from referrals.jobs import JobContext, at_most_every
+from referrals.triage.tasks import flag_sla_breaches
 from tipline.cli.environment import (
     initialised_runtime,
     read_settings,
@@ -60,8 +61,9 @@ def worker(
     """Run a worker on the queues (tip processing first). Run any number, on any hosts.
 
     Workers also sweep: a received tip that no live job covers (Redis lost it, a worker was
-    killed) is queued again, after a back-off; one out of attempts is quarantined. And, less
-    often, they remove what killed uploads left in attachment storage (see `housekeeping`).
+    killed) is queued again, after a back-off; one out of attempts is quarantined. They flag
+    tips past their first-triage SLA. And, less often, they remove what killed uploads left in
+    attachment storage (see `housekeeping`).
     """
     settings = read_settings()
     refuse_on_a_partner_facing_host(settings, "runs no job workers (they decrypt tips)")
@@ -90,6 +92,8 @@ def worker(
             maintenance=(
                 sweep_tips,
                 at_most_every(housekeeping_every, "attachment-housekeeping", keep_house),
+                # Every minute at most: a P1's SLA is an hour.
+                at_most_every(60, "sla-clocks", flag_sla_breaches),
             ),
             maintenance_interval=sweep_every,
         )

@@ -144,9 +144,15 @@ def _submit(form: TipForm) -> Response | None:
     document = form.document(reported_at=rt.clock.now(), reference=reference)
     plaintext = json.dumps(document, ensure_ascii=False).encode("utf-8")
     try:
-        parse_tip_document(plaintext)
+        parsed = parse_tip_document(plaintext)
     except InvalidTipDocument as exc:
         form.place_error(exc)
+        return None
+    # Processing keeps a tip whose selector cannot be indexed (a partner's system cannot be
+    # asked); an officer at the form can put it right now, so it is shown like any error.
+    if parsed.selector_warnings:
+        warning = parsed.selector_warnings[0]
+        form.place_error(InvalidTipDocument(warning.pointer, warning.message))
         return None
     signer = rt.web_form_keyring
     try:

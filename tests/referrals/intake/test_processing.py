@@ -257,7 +257,13 @@ def test_the_outcome_of_processing_is_audited_without_content(
             select(AuditRecord).where(AuditRecord.subject == f"tip:{tip_id}")
         ).all()
         assert [(r.action, r.actor) for r in records] == [("tip.status_changed", "system:worker")]
-        assert records[0].details == {"status": "in_triage", "selectors": 7}
+        assert records[0].details == {
+            "status": "in_triage",
+            "selectors": 7,
+            "priority": "P1",
+            "linked_tips": 0,
+            "team_id": None,
+        }
         assert runtime.audit(session).verify().ok
 
 

@@ -1,0 +1,1 @@
+"""Triage: correlation on blind indexes, priority with reasons, SLA clocks, routing."""

@@ -1,0 +1,248 @@
+"""Correlation (deconfliction) on blind indexes: which tips already held share a selector value.
+
+Every agency's tips are matched against every other's; nothing of it reaches partners (it runs
+in the worker, after the receipt, and no partner-facing answer reads these tables).
+
+Junk and shared values must not drown the links: a value an administrator excluded never
+links, and a value carried by more tips than the rules' cap stops linking and is shown as
+over-correlating until an administrator excludes or allows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from crypto import BlindIndex
+from referrals.audit.services import AuditLog
+from referrals.clock import Clock
+from referrals.intake.models import TipSelector
+from referrals.triage.models import SelectorRule, SelectorValue, TipLink
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """What registering a tip's selectors found."""
+
+    linked_tips: int  # distinct earlier tips it now links to
+    over_correlating: int  # of its values, those past the cap that nobody has ruled on
+    excluded: int  # of its values, those an administrator excluded
+
+
+class Correlator:
+    """Registers a processed tip's selectors and links it to the earlier tips sharing them.
+
+    Runs in the caller's transaction (processing's), so the tip, its selectors and its links
+    commit together.
+    """
+
+    def __init__(self, session: Session, *, clock: Clock) -> None:
+        self.session = session
+        self.clock = clock
+
+    def register(self, tip_id: str, selectors: Mapping[str, str], *, cap: int) -> Correlation:
+        """Add the tip's selectors (blind index → selector type) and its links.
+
+        Each value's counter is bumped first, one value at a time in a fixed order: on
+        PostgreSQL that takes the value's row lock until commit, so of two tips sharing a value
+        processed at once the later waits, then sees the earlier's selectors and links to it
+        (neither can miss the other), and two tips sharing several values cannot deadlock.
+        """
+        now = self.clock.now()
+        counts: dict[str, tuple[int, str | None]] = {}
+        for index in sorted(selectors):
+            counts[index] = self._count(index, selectors[index], now)
+        self.session.add_all(
+            TipSelector(tip_id=tip_id, selector_type=kind, blind_index=index)
+            for index, kind in selectors.items()
+        )
+        linkable = [
+            index
+            for index, (count, rule) in counts.items()
+            if rule == SelectorRule.ALLOWED or (rule is None and count <= cap)
+        ]
+        linked: set[str] = set()
+        if linkable:
+            self.session.flush()
+            earlier = self.session.execute(
+                select(TipSelector.tip_id, TipSelector.blind_index).where(
+                    TipSelector.blind_index.in_(linkable), TipSelector.tip_id != tip_id
+                )
+            ).all()
+            self.session.add_all(
+                TipLink(
+                    tip_id=tip_id,
+                    earlier_tip_id=row.tip_id,
+                    blind_index=row.blind_index,
+                    selector_type=selectors[row.blind_index],
+                    linked_at=now,
+                )
+                for row in earlier
+            )
+            linked = {row.tip_id for row in earlier}
+        return Correlation(
+            linked_tips=len(linked),
+            over_correlating=sum(
+                1 for count, rule in counts.values() if rule is None and count > cap
+            ),
+            excluded=sum(1 for _, rule in counts.values() if rule == SelectorRule.EXCLUDED),
+        )
+
+    def _count(self, index: str, kind: str, now: datetime) -> tuple[int, str | None]:
+        """One more tip carries the value: its new count and any ruling on it."""
+        insert = (
+            postgresql.insert
+            if self.session.get_bind().dialect.name == "postgresql"
+            else sqlite.insert
+        )
+        values = insert(SelectorValue).values(
+            blind_index=index,
+            selector_type=kind,
+            tip_count=1,
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+        statement = values.on_conflict_do_update(
+            index_elements=[SelectorValue.blind_index],
+            set_={
+                "tip_count": SelectorValue.tip_count + 1,
+                "last_seen_at": now,
+                # A value excluded in advance has no first sighting yet.
+                "first_seen_at": func.coalesce(SelectorValue.first_seen_at, now),
+            },
+        ).returning(SelectorValue.tip_count, SelectorValue.rule)
+        row = self.session.execute(statement).one()
+        return int(row.tip_count), row.rule
+
+
+class UnknownSelectorValue(LookupError):
+    """No value with that reference is held."""
+
+
+class SelectorRulings:
+    """Administrators' rulings on selector values: exclude (never link), allow (link past
+    the cap), or clear. Audited in the caller's transaction; the caller commits.
+
+    An administrator never sees tip content: a value is excluded by typing it (only its blind
+    index is computed and kept), and over-correlating values are shown by type, count and a
+    short reference to their index.
+    """
+
+    def __init__(
+        self, session: Session, *, audit: AuditLog, clock: Clock, blind_index: BlindIndex | None
+    ) -> None:
+        self.session = session
+        self.audit = audit
+        self.clock = clock
+        self.blind_index = blind_index
+
+    def exclude_value(
+        self,
+        kind: str,
+        value: str,
+        *,
+        platform: str | None,
+        default_region: str | None,
+        actor: str,
+        address: str | None,
+    ) -> SelectorValue:
+        """Exclude a value typed by an administrator (normalised and blind-indexed as a tip's
+        would be).
+
+        Raises:
+            crypto.InvalidSelector: the value is not valid for its type (the message does not
+                quote it).
+        """
+        if self.blind_index is None:
+            raise RuntimeError("this process has no blind-index key")
+        index = self.blind_index.compute(kind, value, platform, default_region=default_region)
+        row = self.session.get(SelectorValue, index)
+        if row is None:
+            row = SelectorValue(blind_index=index, selector_type=kind, tip_count=0)
+            self.session.add(row)
+        return self._rule(row, SelectorRule.EXCLUDED, actor=actor, address=address)
+
+    def rule(
+        self, reference: str, rule: SelectorRule | None, *, actor: str, address: str | None
+    ) -> SelectorValue:
+        """Exclude, allow or clear (``None``) a held value, by its reference (the start of
+        its blind index, as shown on the over-correlating list).
+
+        Raises:
+            UnknownSelectorValue: no single value has that reference.
+        """
+        rows = self.session.scalars(
+            select(SelectorValue)
+            .where(SelectorValue.blind_index.startswith(reference, autoescape=True))
+            .limit(2)
+        ).all()
+        if len(reference) < REFERENCE_CHARS or len(rows) != 1:
+            raise UnknownSelectorValue("no selector value has that reference")
+        return self._rule(rows[0], rule, actor=actor, address=address)
+
+    def over_correlating(self, *, cap: int, limit: int = 200) -> list[SelectorValue]:
+        """Values past the cap that nobody has ruled on, the most shared first."""
+        return list(
+            self.session.scalars(
+                _ruled(None)
+                .where(SelectorValue.tip_count > cap)
+                .order_by(SelectorValue.tip_count.desc(), SelectorValue.blind_index)
+                .limit(limit)
+            )
+        )
+
+    def ruled(self, rule: SelectorRule, *, limit: int = 500) -> list[SelectorValue]:
+        return list(
+            self.session.scalars(_ruled(rule).order_by(SelectorValue.ruled_at.desc()).limit(limit))
+        )
+
+    def _rule(
+        self, row: SelectorValue, rule: SelectorRule | None, *, actor: str, address: str | None
+    ) -> SelectorValue:
+        row.rule = rule.value if rule is not None else None
+        row.ruled_by = actor if rule is not None else None
+        row.ruled_at = self.clock.now() if rule is not None else None
+        self.session.flush()
+        self.audit.record(
+            f"selector.{rule.value if rule is not None else 'cleared'}",
+            actor=actor,
+            subject=f"selector:{reference_of(row.blind_index)}",
+            address=address,
+            details={"type": row.selector_type, "tips": row.tip_count},
+        )
+        return row
+
+
+#: How much of a blind index names a value on the pages (64 bits: no two values share it in
+#: practice, and it says nothing of the value without the key).
+REFERENCE_CHARS = 16
+
+
+def reference_of(blind_index: str) -> str:
+    return blind_index[:REFERENCE_CHARS]
+
+
+def _ruled(rule: SelectorRule | None) -> Select[SelectorValue]:
+    condition = SelectorValue.rule.is_(None) if rule is None else SelectorValue.rule == rule.value
+    return select(SelectorValue).where(condition)
+
+
+def linked_tip_count(session: Session, tip_id: str) -> int:
+    """How many other tips share a value with this one, either way, not counting values an
+    administrator has excluded since."""
+    live = select(SelectorValue.blind_index).where(
+        (SelectorValue.rule.is_(None)) | (SelectorValue.rule != SelectorRule.EXCLUDED.value)
+    )
+    later = select(TipLink.tip_id.label("other")).where(
+        TipLink.earlier_tip_id == tip_id, TipLink.blind_index.in_(live)
+    )
+    earlier = select(TipLink.earlier_tip_id.label("other")).where(
+        TipLink.tip_id == tip_id, TipLink.blind_index.in_(live)
+    )
+    others = later.union(earlier).subquery()
+    return int(session.scalar(select(func.count()).select_from(others)) or 0)
