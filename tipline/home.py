@@ -24,6 +24,7 @@ NAVIGATION[Role.ADMIN] += [
     ("Agencies", "admin.agencies"),
     ("Teams", "admin.teams"),
     ("Held tips", "admin.held_tips"),
+    ("Triage rules", "admin.triage_rules"),
     ("Audit log", "audit_log.index"),
 ]
 NAVIGATION[Role.LEAD] += [("Audit log", "audit_log.index")]

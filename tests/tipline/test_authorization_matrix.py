@@ -150,6 +150,8 @@ TABLE: dict[tuple[str, str], Case] = {
     # The tip is not held: the answer says so, and goes back to the list.
     ("admin.retry_held_tip", "POST"): Case(only(ADMIN, ok="/admin/held-tips"), values=_tip),
     ("admin.retry_all_held_tips", "POST"): Case(only(ADMIN, ok="/admin/held-tips")),
+    ("admin.triage_rules", "GET"): Case(only(ADMIN)),
+    ("admin.change_triage_rules", "POST"): Case(only(ADMIN, ok=400)),  # no rules given
     # The audit log: admins and team leads.
     ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
     ("audit_log.verify", "POST"): Case(only(ADMIN, LEAD)),

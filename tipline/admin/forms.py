@@ -6,9 +6,9 @@ from typing import Any
 
 import pycountry
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectField, StringField, TextAreaField
+from wtforms import EmailField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from referrals.accounts.models import Role
 
@@ -106,3 +106,75 @@ class TeamForm(FlaskForm):
             raise ValidationError(f"Give at most {MAX_REGIONS} regions.")
         if any(len(region) > MAX_REGION_CHARS for region in regions):
             raise ValidationError(f"Write each region in at most {MAX_REGION_CHARS} characters.")
+
+
+# The triage rules, as an administrator reads them: (heading, [(rule, label, unit)]).
+TRIAGE_RULE_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
+    (
+        "Points each fact adds",
+        (
+            ("imminent_danger", "Imminent danger reported", "points"),
+            ("live_streaming", "Abuse streamed live", "points"),
+            ("ongoing_abuse", "Abuse reported as ongoing", "points"),
+            ("victim_aged_0_5", "Youngest victim aged 0 to 5", "points"),
+            ("victim_aged_6_12", "Youngest victim aged 6 to 12", "points"),
+            ("victim_aged_13_17", "Youngest victim aged 13 to 17", "points"),
+            ("victims_2_to_4", "2 to 4 victims", "points"),
+            ("victims_5_or_more", "5 victims or more", "points"),
+            ("location_city", "Located to a city", "points"),
+            ("location_region", "Located to a region", "points"),
+            ("matches_earlier_tips", "Shares identifiers with earlier tips", "points"),
+            ("tlp_red", "Partner marked it TLP:RED", "points"),
+            ("tlp_amber_strict", "Partner marked it TLP:AMBER+STRICT", "points"),
+        ),
+    ),
+    (
+        "Priority from points",
+        (
+            ("p1_threshold", "P1 from", "points"),
+            ("p2_threshold", "P2 from", "points"),
+        ),
+    ),
+    (
+        "Time allowed for the first triage decision",
+        (
+            ("sla_hours_p1", "P1", "hours"),
+            ("sla_hours_p2", "P2", "hours"),
+            ("sla_hours_p3", "P3", "hours"),
+            ("sla_hours_p4", "P4 (informational)", "hours"),
+        ),
+    ),
+    (
+        "Correlation",
+        (("correlation_cap", "A value shared by more tips than this stops linking", "tips"),),
+    ),
+)
+
+
+class WholeNumberField(IntegerField):
+    """A whole number, refused in the product's words rather than WTForms' ("Not a valid
+    integer value")."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            self.data = None
+            raise ValueError("Give a whole number.") from None
+
+
+class TriageRulesForm(FlaskForm):
+    """One whole-number box per rule (added below), and the version the page showed."""
+
+    based_on = HiddenField(validators=[DataRequired()])
+
+
+for _heading, _rules in TRIAGE_RULE_GROUPS:
+    for _name, _label, _unit in _rules:
+        setattr(
+            TriageRulesForm,
+            _name,
+            WholeNumberField(
+                _label, validators=[InputRequired("Give a whole number.")], description=_unit
+            ),
+        )

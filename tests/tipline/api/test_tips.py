@@ -84,6 +84,7 @@ def test_a_sealed_tip_gets_a_receipt_and_is_queued_by_id_only(
         "tracking_number": receipt["tracking_number"],
         "status": "received",
         "reason": None,
+        "warnings": [],
         "updated_at": tip.updated_at.isoformat(),
     }
     # When it was stored, as an RFC 3339 time with its offset.

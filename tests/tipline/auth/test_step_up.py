@@ -113,6 +113,7 @@ def test_every_admin_change_needs_step_up(
         ("/admin/teams", "/admin/teams"),
         ("/admin/held-tips/00000000-0000-0000-0000-000000000000/retry", "/admin/held-tips"),
         ("/admin/held-tips/retry-all", "/admin/held-tips"),
+        ("/admin/triage-rules", "/admin/triage-rules"),
     ]
     for path, back in changes:
         answer = quiet_admin.post(path, data={"csrf_token": token})
