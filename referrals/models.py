@@ -10,6 +10,7 @@ from referrals.accounts.models import (
     UserSession,
 )
 from referrals.audit.models import AuditRecord
+from referrals.casework.models import Referral
 from referrals.database import Base
 from referrals.health.models import QueueProbe
 from referrals.intake.models import (
@@ -48,4 +49,5 @@ __all__ = [
     "SelectorValue",
     "TipLink",
     "TriageRuleSet",
+    "Referral",
 ]

@@ -27,7 +27,8 @@ NAVIGATION[Role.ADMIN] += [
     ("Triage rules", "admin.triage_rules"),
     ("Audit log", "audit_log.index"),
 ]
-NAVIGATION[Role.LEAD] += [("Audit log", "audit_log.index")]
+NAVIGATION[Role.ANALYST] += [("Triage queue", "desk.queue")]
+NAVIGATION[Role.LEAD] += [("Triage queue", "desk.queue"), ("Audit log", "audit_log.index")]
 
 
 @blueprint.get("/")

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from referrals.accounts.models import EnrolmentToken
 from referrals.accounts.services import ApprovalRule
+from referrals.intake.tasks import process_tip
 from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys, valid_tip
 from tests.tipline.admin.people import (
@@ -45,7 +46,7 @@ PARTNERS = (PARTNER_A, PARTNER_B)
 
 Expect = int | str  # a status code, or the path a 302 redirects to
 LOGIN = "/login"  # where a role-gated page sends someone not signed in
-TIP_ENDPOINTS = ("partner.", "api.tips.")  # prefixes of endpoints that show or take tips
+TIP_ENDPOINTS = ("partner.", "api.tips.", "desk.")  # prefixes of endpoints that show or take tips
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,13 @@ def _target(world: World) -> dict[str, Any]:
 
 def _enrolment(world: World) -> dict[str, Any]:
     return {"enrolment_id": world.enrolment_id}
+
+
+NO_TIP = "00000000-0000-0000-0000-000000000000"  # a decision is tried on no tip: nothing changes
+
+
+def _no_tip(world: World) -> dict[str, Any]:
+    return {"tip_id": NO_TIP}
 
 
 TABLE: dict[tuple[str, str], Case] = {
@@ -152,6 +160,19 @@ TABLE: dict[tuple[str, str], Case] = {
     ("admin.retry_all_held_tips", "POST"): Case(only(ADMIN, ok="/admin/held-tips")),
     ("admin.triage_rules", "GET"): Case(only(ADMIN)),
     ("admin.change_triage_rules", "POST"): Case(only(ADMIN, ok=400)),  # no rules given
+    # The analysts' desk: the team's analysts and leads; never admins or partners.
+    ("desk.queue", "GET"): Case(only(ANALYST, LEAD), tip_content=True),
+    ("desk.tip", "GET"): Case(only(ANALYST, LEAD), values=_tip, tip_content=True),
+    ("desk.claim", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
+    ("desk.release", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
+    ("desk.accept", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
+    # Without a reason or a reference the form is refused first: back to the (missing) tip.
+    ("desk.merge", "POST"): Case(
+        only(ANALYST, LEAD, ok=f"/desk/tips/{NO_TIP}"), values=_no_tip, tip_content=True
+    ),
+    ("desk.decline", "POST"): Case(
+        only(ANALYST, LEAD, ok=f"/desk/tips/{NO_TIP}"), values=_no_tip, tip_content=True
+    ),
     # The audit log: admins and team leads.
     ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
     ("audit_log.verify", "POST"): Case(only(ADMIN, LEAD)),
@@ -199,6 +220,8 @@ def world(
         headers=agencies["agency-a"].headers,
     )
     assert sent.status_code == 202
+    # Processed, so it is in the team's triage queue (PH: the people's team covers it).
+    process_tip(runtime.job_context(), sent.get_json()["id"])
     target = enrolled(runtime, "target@centre.example", "analyst")
     with runtime.session_factory() as session:
         waiting = account_service(runtime, session, approval=ApprovalRule.ON).create(

@@ -36,7 +36,9 @@ PAGE_SIZE = 25
 STATUS_TEXT = {
     TipStatus.RECEIVED: "stored, waiting to be checked",
     TipStatus.PROCESSING: "being checked (decrypted, verified and validated)",
-    TipStatus.IN_TRIAGE: "accepted: with the centre's analysts for triage",
+    TipStatus.IN_TRIAGE: "received and valid: with the centre's analysts for triage",
+    TipStatus.ACCEPTED: "accepted: the centre has taken it on",
+    TipStatus.DECLINED: "declined by the centre: see the reason",
     TipStatus.REJECTED: "not accepted: see the reason, correct the tip and send it again",
     TipStatus.QUARANTINED: (
         "held by the centre after a fault on its side: it will be processed once the fault is "

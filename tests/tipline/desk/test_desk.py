@@ -1,0 +1,222 @@
+"""The analysts' desk: the queue (nothing decrypted), the tip page (content for the team only,
+audited, step-up after a quiet period), claims and decisions (one wins), what partners see."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from referrals.accounts.models import User
+from referrals.accounts.services import CONTENT_QUIET
+from referrals.casework.models import Referral
+from referrals.intake.models import Tip, TipStatus
+from referrals.triage.desk import AlreadyDecided, TriageDesk
+from tests.clock import ManualClock
+from tests.conftest import RegisteredAgency
+from tests.partners import NARRATIVE_MARK, SELECTOR_MARKS
+from tests.tipline.admin.people import Person, audit_records, csrf
+from tests.tipline.desk.conftest import SendTip
+from tipline.runtime import Runtime
+
+QUIET = {"urgency": {"imminent_danger": False, "ongoing_abuse": False, "live_streaming": False}}
+Browser = Callable[[str], FlaskClient]
+
+
+def rows_of(page: str) -> list[str]:
+    """Tracking numbers in the queue's order."""
+    return re.findall(r'<a href="/desk/tips/[^"]+"><code>(TL-[^<]+)</code></a>', page)
+
+
+def test_the_queue_lists_the_teams_tips_most_urgent_first_and_decrypts_nothing(
+    browser: Browser, send_tip: SendTip
+) -> None:
+    routine = send_tip(**QUIET)
+    urgent = send_tip()
+    bangkok = send_tip(location={"country": "TH"})
+    page = browser("ana").get("/desk").get_data(as_text=True)
+    assert rows_of(page) == [urgent.tracking_number, routine.tracking_number]
+    assert "imminent danger reported (+60)" in page  # the reasons beside the priority
+    assert bangkok.tracking_number not in page
+    assert NARRATIVE_MARK not in page
+    assert not any(mark in page for mark in SELECTOR_MARKS)
+    assert rows_of(browser("tom").get("/desk").get_data(as_text=True)) == [bangkok.tracking_number]
+
+
+def test_the_queue_filters_and_pages_by_keyset(
+    browser: Browser, send_tip: SendTip, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tipline.desk.views.PAGE_SIZE", 2)
+    for changes in (QUIET, QUIET, {"location": {"country": "PH"}, "selectors": []}, {}, {}):
+        send_tip(**changes)
+    with runtime.session_factory() as session:
+        tips = session.scalars(select(Tip).order_by(Tip.priority, Tip.sla_due_at, Tip.id)).all()
+        expected = [tip.tracking_number for tip in tips]
+        p1 = [tip.tracking_number for tip in tips if tip.priority == "P1"]
+    assert len({tip.priority for tip in tips}) >= 2
+    ana = browser("ana")
+    seen: list[str] = []
+    page = ana.get("/desk").get_data(as_text=True)
+    while True:
+        found = rows_of(page)
+        assert len(found) <= 2
+        seen += found
+        link = re.search(r'href="(/desk\?[^"]*after=[^"]+)"', page)
+        if link is None:
+            break
+        page = ana.get(link.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert seen == expected  # every tip once, in the queue's order, across pages
+    filtered = rows_of(ana.get("/desk?priority=P1").get_data(as_text=True))
+    assert filtered == p1[:2]
+    assert ana.get("/desk?after=P1~not-a-time~x").status_code == 400
+
+
+def test_two_analysts_claiming_at_once_one_wins(
+    runtime: Runtime, send_tip: SendTip, people: dict[str, Person]
+) -> None:
+    tip = send_tip()
+    barrier = threading.Barrier(2, timeout=60)
+    outcomes: dict[str, str] = {}
+
+    def claim(name: str) -> None:
+        with runtime.session_factory() as session:
+            person = session.get(User, people[name].id)
+            assert person is not None
+            desk = TriageDesk(session, audit=runtime.audit(session), clock=runtime.clock)
+            barrier.wait()
+            try:
+                desk.claim(person, tip.id, address=None)
+                outcomes[name] = "won"
+            except AlreadyDecided:
+                outcomes[name] = "lost"
+
+    threads = [threading.Thread(target=claim, args=(name,)) for name in ("ana", "ben")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(outcomes.values()) == ["lost", "won"]
+    winner = next(name for name, outcome in outcomes.items() if outcome == "won")
+    with runtime.session_factory() as session:
+        assert session.get(Tip, tip.id).assignee_id == people[winner].id  # type: ignore[union-attr]
+    assert len(audit_records(runtime, "tip.claimed")) == 1
+
+
+def test_the_tip_page_shows_content_to_the_team_and_records_each_view(
+    browser: Browser, send_tip: SendTip, runtime: Runtime, people: dict[str, Person]
+) -> None:
+    earlier = send_tip("agency-b")
+    tip = send_tip()
+    page = browser("ana").get(f"/desk/tips/{tip.id}").get_data(as_text=True)
+    assert NARRATIVE_MARK in page
+    assert "sunnyday88" in page
+    assert earlier.tracking_number in page  # what else the centre holds
+    assert "Agency B" in page
+    views = audit_records(runtime, "tip.viewed")
+    assert [(r.actor, r.subject) for r in views] == [(f"user:{people['ana'].id}", f"tip:{tip.id}")]
+    # Another team's analyst is told there is no such tip; an admin and a partner get nothing.
+    assert browser("tom").get(f"/desk/tips/{tip.id}").status_code == 404
+    admin = browser("root").get(f"/desk/tips/{tip.id}")
+    assert admin.status_code == 403
+    assert NARRATIVE_MARK not in admin.get_data(as_text=True)
+    assert len(audit_records(runtime, "tip.viewed")) == 1
+
+
+def test_content_asks_for_a_code_after_a_quiet_period_not_while_reading_on(
+    browser: Browser, send_tip: SendTip, clock: ManualClock
+) -> None:
+    tip = send_tip()
+    ana = browser("ana")
+    for _ in range(3):  # reading on, each time within the quiet period
+        clock.advance(seconds=CONTENT_QUIET.total_seconds() - 60)
+        assert ana.get(f"/desk/tips/{tip.id}").status_code == 200
+    clock.advance(seconds=CONTENT_QUIET.total_seconds() + 1)
+    answer = ana.get(f"/desk/tips/{tip.id}")
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/login/step-up?next=/desk/tips/")
+
+
+def test_accepting_opens_a_referral_and_the_partner_sees_it_accepted(
+    browser: Browser,
+    send_tip: SendTip,
+    runtime: Runtime,
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+) -> None:
+    tip = send_tip()
+    ana = browser("ana")
+    token = csrf(ana.get(f"/desk/tips/{tip.id}").get_data(as_text=True))
+    answer = ana.post(f"/desk/tips/{tip.id}/accept", data={"csrf_token": token})
+    assert answer.status_code == 302
+    with runtime.session_factory() as session:
+        referral = session.scalars(select(Referral)).one()
+        decided = session.get(Tip, tip.id)
+        assert decided is not None
+        assert (decided.status, decided.referral_id) == (TipStatus.ACCEPTED, referral.id)
+        assert decided.triaged_at is not None
+        assert re.fullmatch(r"RF-2026-0000\d\d", referral.reference)
+        assert referral.priority == "P1"
+    seen = client.get(f"/api/v1/tips/{tip.id}", headers=agencies["agency-a"].headers).get_json()
+    assert (seen["status"], seen["reason"]) == ("accepted", None)
+    # A second decision on the same tip changes nothing.
+    again = ana.post(
+        f"/desk/tips/{tip.id}/decline", data={"csrf_token": token, "reason": "duplicate"}
+    )
+    assert again.status_code == 302
+    with runtime.session_factory() as session:
+        assert session.get(Tip, tip.id).status == TipStatus.ACCEPTED  # type: ignore[union-attr]
+
+
+def test_declining_tells_the_partner_why(
+    browser: Browser,
+    send_tip: SendTip,
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+    runtime: Runtime,
+) -> None:
+    tip = send_tip()
+    ben = browser("ben")
+    token = csrf(ben.get(f"/desk/tips/{tip.id}").get_data(as_text=True))
+    assert ben.post(f"/desk/tips/{tip.id}/decline", data={"csrf_token": token}).status_code == 302
+    with runtime.session_factory() as session:
+        assert session.get(Tip, tip.id).status == TipStatus.IN_TRIAGE  # type: ignore[union-attr]
+    ben.post(
+        f"/desk/tips/{tip.id}/decline",
+        data={"csrf_token": token, "reason": "insufficient_information"},
+    )
+    seen = client.get(f"/api/v1/tips/{tip.id}", headers=agencies["agency-a"].headers).get_json()
+    assert seen["status"] == "declined"
+    assert seen["reason"].startswith("declined: not enough information to act on")
+    assert [r.details for r in audit_records(runtime, "tip.declined")] == [
+        {"reason": "insufficient_information"}
+    ]
+
+
+def test_merging_takes_the_tip_into_the_teams_referral_only(
+    browser: Browser, send_tip: SendTip, runtime: Runtime
+) -> None:
+    first, second = send_tip(**QUIET), send_tip()
+    ana = browser("ana")
+    token = csrf(ana.get(f"/desk/tips/{first.id}").get_data(as_text=True))
+    ana.post(f"/desk/tips/{first.id}/accept", data={"csrf_token": token})
+    with runtime.session_factory() as session:
+        referral = session.scalars(select(Referral)).one()
+        assert referral.priority == "P2"
+    ana.post(
+        f"/desk/tips/{second.id}/merge", data={"csrf_token": token, "referral": "RF-9999-000001"}
+    )
+    with runtime.session_factory() as session:
+        assert session.get(Tip, second.id).status == TipStatus.IN_TRIAGE  # type: ignore[union-attr]
+    ana.post(
+        f"/desk/tips/{second.id}/merge",
+        data={"csrf_token": token, "referral": referral.reference.lower()},
+    )
+    with runtime.session_factory() as session:
+        merged = session.get(Tip, second.id)
+        assert merged is not None
+        assert (merged.status, merged.referral_id) == (TipStatus.ACCEPTED, referral.id)
+        assert session.get(Referral, referral.id).priority == "P1"  # type: ignore[union-attr]
