@@ -5,22 +5,20 @@ it, accept it into a referral."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from referrals.intake import tasks
 from referrals.intake.models import Tip
 from referrals.intake.receiving import TipReceiver
 from tests.conftest import IntakeKeyring, RegisteredAgency
-from tests.functional.test_pages_in_browser import (  # noqa: F401 - fixtures used by name
-    LiveServer,
-    app,
-    browser,
-    live,
-    sync_api,
-)
+from tests.functional.conftest import LiveServer
 from tests.partners import NARRATIVE_MARK, PartnerKeys, valid_tip
 from tests.referrals.accounts.test_totp import rfc6238_code
 from tests.tipline.admin.people import PASSWORD, add_team, enrolled
 from tipline.runtime import Runtime
+
+if TYPE_CHECKING:
+    from playwright import sync_api
 
 QUIET = {"urgency": {"imminent_danger": False, "ongoing_abuse": False, "live_streaming": False}}
 
