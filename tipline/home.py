@@ -25,6 +25,7 @@ NAVIGATION[Role.ADMIN] += [
     ("Teams", "admin.teams"),
     ("Held tips", "admin.held_tips"),
     ("Triage rules", "admin.triage_rules"),
+    ("Selector values", "admin.selectors"),
     ("Audit log", "audit_log.index"),
 ]
 NAVIGATION[Role.ANALYST] += [("Triage queue", "desk.queue")]

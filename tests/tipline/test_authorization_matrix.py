@@ -158,6 +158,18 @@ TABLE: dict[tuple[str, str], Case] = {
     # The tip is not held: the answer says so, and goes back to the list.
     ("admin.retry_held_tip", "POST"): Case(only(ADMIN, ok="/admin/held-tips"), values=_tip),
     ("admin.retry_all_held_tips", "POST"): Case(only(ADMIN, ok="/admin/held-tips")),
+    ("admin.selectors", "GET"): Case(only(ADMIN)),
+    ("admin.exclude_selector", "POST"): Case(only(ADMIN, ok=400)),  # no value typed
+    # No value has this reference: the page says so.
+    ("admin.exclude_held_selector", "POST"): Case(
+        only(ADMIN, ok="/admin/selectors"), values=lambda w: {"reference": "0" * 16}
+    ),
+    ("admin.allow_selector", "POST"): Case(
+        only(ADMIN, ok="/admin/selectors"), values=lambda w: {"reference": "0" * 16}
+    ),
+    ("admin.clear_selector", "POST"): Case(
+        only(ADMIN, ok="/admin/selectors"), values=lambda w: {"reference": "0" * 16}
+    ),
     ("admin.triage_rules", "GET"): Case(only(ADMIN)),
     ("admin.change_triage_rules", "POST"): Case(only(ADMIN, ok=400)),  # no rules given
     # The analysts' desk: the team's analysts and leads; never admins or partners.

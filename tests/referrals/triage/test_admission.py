@@ -16,7 +16,7 @@ from referrals.intake.receiving import TipReceiver
 from referrals.triage.models import TipLink
 from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys, valid_tip
-from tests.referrals.triage.conftest import MakeTip
+from tests.referrals.triage.fixtures import MakeTip
 from tipline.runtime import Runtime
 
 

@@ -19,7 +19,7 @@ from referrals.triage.correlation import (
 )
 from referrals.triage.models import SelectorRule, SelectorValue, TipLink
 from referrals.triage.routing import route
-from tests.referrals.triage.conftest import MakeTip
+from tests.referrals.triage.fixtures import MakeTip
 from tests.support import PATIENCE
 from tipline.runtime import Runtime
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from referrals.intake.models import Tip
 from referrals.triage.rules import TriageRules
-from tests.referrals.triage.conftest import MakeTip
+from tests.referrals.triage.fixtures import MakeTip
 from tests.support import tipline_env
 from tipline.cli import cli
 from tipline.config import Settings
