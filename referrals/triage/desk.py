@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from referrals.accounts.models import Role, User
@@ -75,6 +75,7 @@ class QueueFilters:
     older_than_days: int | None = None
     newer_than_days: int | None = None
     has_matches: bool = False
+    overdue: bool = False  # past the first-triage SLA
     assigned: str | None = None  # "unassigned", "mine", or None for all
     unrouted: bool = False  # leads: the tips no team covers
     # Tips not scored yet (processed before triage existed, until `tipline triage rescore`):
@@ -166,6 +167,8 @@ class TriageDesk:
             conditions.append(Tip.received_at > now - _days(filters.newer_than_days))
         if filters.has_matches:
             conditions.append(linked)
+        if filters.overdue:
+            conditions.append(Tip.sla_due_at < now)
         if filters.assigned == "unassigned":
             conditions.append(Tip.assignee_id.is_(None))
         elif filters.assigned == "mine":
@@ -220,6 +223,27 @@ class TriageDesk:
             )
             for row in rows
         ]
+
+    def overdue_count(self, person: User, *, unrouted: bool = False) -> int:
+        """How many of the queue's tips are past their first-triage SLA (for the banner)."""
+        if unrouted and person.role != Role.LEAD:
+            return 0
+        if not unrouted and person.team_id is None:
+            return 0
+        team = Tip.team_id.is_(None) if unrouted else Tip.team_id == person.team_id
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(Tip)
+                .where(
+                    team,
+                    Tip.status == TipStatus.IN_TRIAGE,
+                    Tip.priority.is_not(None),
+                    Tip.sla_due_at < self.clock.now(),
+                )
+            )
+            or 0
+        )
 
     def tip_for(self, person: User, tip_id: str) -> Tip:
         """The tip, if this person may work it (whatever its status now).

@@ -32,6 +32,7 @@ class QueueFilterForm(FlaskForm):
         "Received before the last (days)", validators=[Optional(), NumberRange(min=1, max=3650)]
     )
     has_matches = BooleanField("Only tips with matches")
+    overdue = BooleanField("Only tips past their SLA")
     assigned = SelectField(
         "Claimed",
         choices=[

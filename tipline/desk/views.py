@@ -87,6 +87,7 @@ def queue() -> str:
             older_than_days=form.older_than.data,
             newer_than_days=form.newer_than.data,
             has_matches=bool(form.has_matches.data),
+            overdue=bool(form.overdue.data),
             assigned=form.assigned.data or None,
             unrouted=unrouted,
         )
@@ -114,6 +115,7 @@ def queue() -> str:
         next_url=next_url,
         paged="after" in request.args,
         unrouted=unrouted,
+        overdue=_desk().overdue_count(person, unrouted=unrouted),
         is_lead=person.role == Role.LEAD,
         person=person,
         action_form=ActionForm(),

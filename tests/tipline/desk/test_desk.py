@@ -220,3 +220,24 @@ def test_merging_takes_the_tip_into_the_teams_referral_only(
         assert merged is not None
         assert (merged.status, merged.referral_id) == (TipStatus.ACCEPTED, referral.id)
         assert session.get(Referral, referral.id).priority == "P1"  # type: ignore[union-attr]
+
+
+def test_leads_and_analysts_see_what_is_past_its_sla(
+    browser: Browser, send_tip: SendTip, clock: ManualClock
+) -> None:
+    urgent = send_tip()  # P1: an hour
+    # P2 (a day), and sharing nothing with the first (a match would add to its points).
+    routine = send_tip(**QUIET, selectors=[{"type": "ip", "value": "198.51.100.9"}])
+    lea = browser("lea")
+    assert 'id="overdue-banner"' not in lea.get("/desk").get_data(as_text=True)
+    clock.advance(hours=2)
+    lea = browser("lea")  # signed in again: the first session has long been idle
+    page = lea.get("/desk").get_data(as_text=True)
+    banner = re.search(r'id="overdue-banner"><strong>([^<]+)</strong>', page)
+    assert banner and " ".join(banner.group(1).split()) == (
+        "1 tip past the time allowed for a first triage decision."
+    )
+    assert "overdue since" in page
+    only = lea.get("/desk?overdue=y").get_data(as_text=True)
+    assert rows_of(only) == [urgent.tracking_number]
+    assert routine.tracking_number not in only
