@@ -24,6 +24,7 @@ NAVIGATION[Role.ADMIN] += [
     ("Agencies", "admin.agencies"),
     ("Teams", "admin.teams"),
     ("Held tips", "admin.held_tips"),
+    ("Failed jobs", "admin.failed_jobs"),
     ("Triage rules", "admin.triage_rules"),
     ("Selector values", "admin.selectors"),
     ("Audit log", "audit_log.index"),

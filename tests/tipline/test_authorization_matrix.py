@@ -158,6 +158,11 @@ TABLE: dict[tuple[str, str], Case] = {
     # The tip is not held: the answer says so, and goes back to the list.
     ("admin.retry_held_tip", "POST"): Case(only(ADMIN, ok="/admin/held-tips"), values=_tip),
     ("admin.retry_all_held_tips", "POST"): Case(only(ADMIN, ok="/admin/held-tips")),
+    ("admin.failed_jobs", "GET"): Case(only(ADMIN)),
+    # No such failed job: the page says so.
+    ("admin.requeue_job", "POST"): Case(
+        only(ADMIN, ok="/admin/failed-jobs"), values=lambda w: {"job_id": "no-such-job"}
+    ),
     ("admin.selectors", "GET"): Case(only(ADMIN)),
     ("admin.exclude_selector", "POST"): Case(only(ADMIN, ok=400)),  # no value typed
     # No value has this reference: the page says so.
