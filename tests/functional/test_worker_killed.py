@@ -3,6 +3,7 @@ is processed again and reaches the triage queue once, with one set of links."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,7 +37,9 @@ def stalling_gpg(folder: Path) -> Path:
     wrapper = folder / "gpg"
     wrapper.write_text(
         "#!/bin/sh\n"
-        f'case " $* " in *" --decrypt "*) touch "{marker}"; exec sleep {PATIENCE};; esac\n'
+        # The marker names the process that ran gpg (rq's work horse) and this one.
+        f'case " $* " in *" --decrypt "*) echo "$PPID $$" > "{marker}"; exec sleep {PATIENCE};; '
+        "esac\n"
         f'exec "{real.strip()}" "$@"\n'
     )
     wrapper.chmod(0o700)
@@ -91,13 +94,19 @@ def test_a_worker_killed_mid_tip_leaves_it_to_be_processed_once_more_with_one_se
     )
     try:
         deadline = time.monotonic() + PATIENCE
-        while not marker.exists():
+        while not (marker.exists() and marker.read_text().strip()):
             assert worker.poll() is None, "the worker stopped before processing the tip"
             assert time.monotonic() < deadline, "the worker never started decrypting the tip"
             time.sleep(0.1)
     finally:
+        # The worker, and its work horse (rq runs it in a process group of its own) with the
+        # gpg it is waiting for: nothing of the first attempt lives on.
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(PATIENCE)
+        if marker.exists():
+            for pid in marker.read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
 
     with runtime.session_factory() as session:
         stuck = session.get(Tip, tip_id)
