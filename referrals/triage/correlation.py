@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from crypto import BlindIndex
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
-from referrals.intake.models import TipSelector
+from referrals.intake.models import Tip, TipSelector
 from referrals.triage.models import SelectorRule, SelectorValue, TipLink
 
 
@@ -232,9 +232,9 @@ def _ruled(rule: SelectorRule | None) -> Select[SelectorValue]:
     return select(SelectorValue).where(condition)
 
 
-def linked_tip_count(session: Session, tip_id: str) -> int:
-    """How many other tips share a value with this one, either way, not counting values an
-    administrator has excluded since."""
+def _linked_tips(tip_id: str) -> Select[tuple[str]]:
+    """Ids of the tips sharing a value with this one, either way, through values nobody has
+    excluded since."""
     live = select(SelectorValue.blind_index).where(
         (SelectorValue.rule.is_(None)) | (SelectorValue.rule != SelectorRule.EXCLUDED.value)
     )
@@ -244,5 +244,24 @@ def linked_tip_count(session: Session, tip_id: str) -> int:
     earlier = select(TipLink.earlier_tip_id.label("other")).where(
         TipLink.tip_id == tip_id, TipLink.blind_index.in_(live)
     )
-    others = later.union(earlier).subquery()
+    return later.union(earlier)  # type: ignore[return-value]
+
+
+def linked_referral_count(session: Session, tip_id: str) -> int:
+    """How many open referrals hold a tip sharing a value with this one."""
+    others = _linked_tips(tip_id).subquery()
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(Tip.referral_id))).where(
+                Tip.id.in_(select(others.c.other)), Tip.referral_id.is_not(None)
+            )
+        )
+        or 0
+    )
+
+
+def linked_tip_count(session: Session, tip_id: str) -> int:
+    """How many other tips share a value with this one, either way, not counting values an
+    administrator has excluded since."""
+    others = _linked_tips(tip_id).subquery()
     return int(session.scalar(select(func.count()).select_from(others)) or 0)

@@ -241,3 +241,17 @@ def test_leads_and_analysts_see_what_is_past_its_sla(
     only = lea.get("/desk?overdue=y").get_data(as_text=True)
     assert rows_of(only) == [urgent.tracking_number]
     assert routine.tracking_number not in only
+
+
+def test_a_tip_about_a_case_already_taken_on_says_so_in_its_priority(
+    browser: Browser, send_tip: SendTip, runtime: Runtime
+) -> None:
+    first = send_tip(**QUIET)
+    ana = browser("ana")
+    token = csrf(ana.get(f"/desk/tips/{first.id}").get_data(as_text=True))
+    ana.post(f"/desk/tips/{first.id}/accept", data={"csrf_token": token})
+    later = send_tip("agency-b", **QUIET)
+    assert later.priority_reasons is not None
+    assert "shares identifiers with 1 open referral (+20)" in later.priority_reasons
+    assert "shares identifiers with 1 other tip (+10)" in later.priority_reasons
+    assert later.priority == "P1"  # 50 for the facts, 30 for what the centre holds
