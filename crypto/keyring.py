@@ -22,14 +22,17 @@ cannot use the key through a shared agent either.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -774,6 +777,93 @@ class Keyring:
             decrypted_with=decrypted_with[0],
         )
 
+    def decrypt_file_stream(
+        self, path: Path, *, max_bytes: int, chunk_bytes: int = 64 * 1024
+    ) -> Iterator[bytes]:
+        """Decrypt the message in ``path`` with our secret key, yielding the plaintext as gpg
+        produces it: nothing of it is written to disk, and at most a few chunks are held in
+        memory whatever the file's size (for attachments, which may be large).
+
+        The plaintext's integrity is known only once gpg has read the whole message: if it
+        fails, or the output passes ``max_bytes``, the generator raises after what it has
+        already yielded, so a caller streaming it must abandon what it sent (an HTTP answer
+        cut short). Closing the generator early stops reading (gpg is left to finish into the
+        void).
+
+        Raises:
+            DecryptError: corrupt or tampered ciphertext, or not to any key we hold.
+            PlaintextTooLarge: more than ``max_bytes`` of plaintext.
+            SecretKeyLocked: our secret key could not be unlocked.
+            GnuPGError: gpg gave no usable answer.
+        """
+        # A GPG object of its own: python-gnupg's data callback is an attribute of the object,
+        # and other requests share this keyring's.
+        gpg = self._open(self.home, self._gpg_binary)
+        gpg.buffer_size = chunk_bytes
+        chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        abandoned = threading.Event()
+
+        def on_data(data: bytes) -> bool:
+            # Not kept by python-gnupg (False): handed to the reader, who may have gone.
+            while not abandoned.is_set():
+                try:
+                    chunks.put(data or None, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            return False
+
+        gpg.on_data = on_data
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                with path.open("rb") as source:
+                    outcome["result"] = gpg.decrypt_file(
+                        source,
+                        passphrase=self._passphrase,
+                        extra_args=["--max-output", str(max_bytes)],
+                    )
+            except Exception as exc:  # noqa: BLE001 - re-raised by the reader below
+                outcome["error"] = exc
+                abandoned.set()
+            finally:
+                # The end, also when gpg could not start (on_data then never saw b"").
+                with contextlib.suppress(queue.Full):
+                    chunks.put(None, timeout=PATIENT_SECONDS)
+
+        worker = threading.Thread(target=run, name="gpg-decrypt-stream", daemon=True)
+        worker.start()
+        try:
+            while True:
+                try:
+                    chunk = chunks.get(timeout=PATIENT_SECONDS)
+                except queue.Empty:
+                    raise GnuPGError("gpg stopped producing output") from None
+                if chunk is None:
+                    break
+                yield chunk
+            worker.join(PATIENT_SECONDS)
+        finally:
+            abandoned.set()
+        if "error" in outcome:
+            raise GnuPGError("gpg could not be run") from outcome["error"]
+        result = outcome.get("result")
+        if result is None:
+            raise GnuPGError("gpg gave no answer")
+        statuses = _statuses(result.stderr)
+        keywords = {keyword for keyword, _ in statuses}
+        if not statuses:
+            raise GnuPGError("gpg gave no answer")
+        if "DECRYPTION_OKAY" not in keywords:
+            if _key_locked(statuses):
+                raise SecretKeyLocked("the intake key could not be unlocked (check its passphrase)")
+            raise DecryptError("the file could not be decrypted (corrupt, tampered, or not ours)")
+        if result.returncode != 0 and "exceeded --max-output limit" in result.stderr:
+            raise PlaintextTooLarge(f"the decrypted file exceeds {max_bytes} bytes")
+        if result.returncode != 0 and "DECRYPTION_FAILED" in keywords:
+            raise DecryptError("the file could not be decrypted (corrupt or tampered)")
+
     def _raise_for_signing(self, statuses: list[tuple[str, str]]) -> None:
         if _key_locked(statuses):
             raise SecretKeyLocked("the signing key could not be unlocked (check its passphrase)")
@@ -782,6 +872,9 @@ class Keyring:
                 code, _, who = value.partition(" ")
                 raise SignError(f"signing key {who} cannot be used: {_reason(code)}")
 
+
+# How long a streaming decryption waits on gpg before giving up on it (a stalled gpg-agent).
+PATIENT_SECONDS = 120
 
 # libgpg-error codes (low 16 bits of an ERROR status) meaning "the secret key is locked".
 # BAD_PASSPHRASE, INV_PASSPHRASE, NO_PIN_ENTRY, BAD_PIN, CANCELED, NO_PASSPHRASE, NO_PIN.

@@ -182,6 +182,16 @@ TABLE: dict[tuple[str, str], Case] = {
     ("desk.tip", "GET"): Case(only(ANALYST, LEAD), values=_tip, tip_content=True),
     ("desk.claim", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
     ("desk.release", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
+    ("desk.attachment", "GET"): Case(
+        only(ANALYST, LEAD, ok=404),
+        values=lambda w: {"tip_id": NO_TIP, "attachment_id": NO_TIP},
+        tip_content=True,
+    ),
+    ("desk.download_attachment", "POST"): Case(
+        only(ANALYST, LEAD, ok=404),
+        values=lambda w: {"tip_id": NO_TIP, "attachment_id": NO_TIP},
+        tip_content=True,
+    ),
     ("desk.accept", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
     # Without a reason or a reference the form is refused first: back to the (missing) tip.
     ("desk.merge", "POST"): Case(

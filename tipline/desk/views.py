@@ -14,15 +14,25 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 
 from crypto import CryptoError
 from referrals.accounts.models import Role, User
+from referrals.intake.attachments import AttachmentStore
 from referrals.intake.document import InvalidTipDocument, parse_tip_document
-from referrals.intake.models import Agency, Tip, TipCiphertext
+from referrals.intake.models import Agency, Attachment, Tip, TipCiphertext
 from referrals.triage.desk import (
     AlreadyDecided,
     DeclineReason,
@@ -206,6 +216,7 @@ def tip(tip_id: str) -> str:
         document=document,
         problem=problem,
         correlated=desk.correlated(found.id),
+        attachments=_attachments(found.id),
         referrals=desk.referrals_for(person),
         person=person,
         now=rt.clock.now(),
@@ -292,3 +303,78 @@ def decline(tip_id: str) -> Response:
         flash("Nothing was changed: someone decided on this tip first.", "error")
         return redirect(url_for("desk.tip", tip_id=tip_id))
     return _decided(tip_id, "Declined: the partner agency is told why.")
+
+
+# -- attachments ----------------------------------------------------------------------------
+
+# Plaintext may be larger than the ciphertext (a partner may compress); past this a download
+# is cut off (a compression bomb must not stream for ever).
+PLAINTEXT_FACTOR = 4
+
+
+def _attachments(tip_id: str) -> list[Attachment]:
+    return list(
+        database.session().scalars(
+            select(Attachment).where(Attachment.tip_id == tip_id).order_by(Attachment.received_at)
+        )
+    )
+
+
+def _attachment(tip_id: str, attachment_id: str) -> tuple[Tip, Attachment]:
+    try:
+        found = _desk().tip_for(_person(), _tip_id(tip_id))
+    except TipNotFound:
+        abort(404)
+    attachment = database.session().get(Attachment, _tip_id(attachment_id))
+    if attachment is None or attachment.tip_id != found.id:
+        abort(404)
+    return found, attachment
+
+
+@blueprint.get("/tips/<tip_id>/attachments/<attachment_id>")
+@access.roles(*STAFF)
+def attachment(tip_id: str, attachment_id: str) -> str:
+    """The warning before a file is downloaded: nothing of it is decrypted here."""
+    found, file = _attachment(tip_id, attachment_id)
+    return render_template(
+        "desk/attachment.html", tip=found, attachment=file, action_form=ActionForm()
+    )
+
+
+@blueprint.post("/tips/<tip_id>/attachments/<attachment_id>/download")
+@access.roles(*STAFF, content=True, back="desk.queue")
+def download_attachment(tip_id: str, attachment_id: str) -> Response:
+    """The file, decrypted as it is sent (never whole in memory, never on disk), as a download
+    the browser saves rather than shows; recorded in the audit log before the first byte."""
+    found, file = _attachment(tip_id, attachment_id)
+    rt = database.runtime()
+    db_session = database.session()
+    person = _person()
+    rt.audit(db_session).record(
+        "attachment.downloaded",
+        actor=f"user:{person.id}",
+        subject=f"tip:{found.id}",
+        address=client_address(),
+        details={"attachment": file.id, "bytes": file.size_bytes},
+    )
+    signed = signed_in()
+    if signed is not None:
+        account_service().content_read(signed.token)
+    db_session.commit()
+    path = AttachmentStore(rt.settings.attachments_dir).path(file.storage_name)
+    if not path.exists():
+        abort(404)
+    chunks = rt.keyring.decrypt_file_stream(
+        path, max_bytes=rt.settings.max_attachment_bytes * PLAINTEXT_FACTOR
+    )
+    name = f"{found.tracking_number}-{file.id[:8]}.bin"
+    return Response(
+        stream_with_context(chunks),
+        mimetype="application/octet-stream",
+        headers={
+            # Saved, never shown by the browser (this server renders no evidence inline).
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )

@@ -17,8 +17,8 @@ from referrals.casework.models import Referral
 from referrals.intake.models import Tip, TipStatus
 from referrals.triage.desk import AlreadyDecided, TriageDesk
 from tests.clock import ManualClock
-from tests.conftest import RegisteredAgency
-from tests.partners import NARRATIVE_MARK, SELECTOR_MARKS
+from tests.conftest import IntakeKeyring, RegisteredAgency
+from tests.partners import NARRATIVE_MARK, SELECTOR_MARKS, PartnerKeys
 from tests.tipline.admin.people import Person, audit_records, csrf
 from tests.tipline.desk.conftest import SendTip
 from tipline.runtime import Runtime
@@ -255,3 +255,44 @@ def test_a_tip_about_a_case_already_taken_on_says_so_in_its_priority(
     assert "shares identifiers with 1 open referral (+20)" in later.priority_reasons
     assert "shares identifiers with 1 other tip (+10)" in later.priority_reasons
     assert later.priority == "P1"  # 50 for the facts, 30 for what the centre holds
+
+
+def test_an_attachment_is_downloaded_decrypted_after_a_warning_and_recorded(
+    browser: Browser,
+    send_tip: SendTip,
+    runtime: Runtime,
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+    people: dict[str, Person],
+) -> None:
+    tip = send_tip()
+    payload = b"\x89PNG fictional evidence " + bytes(range(256)) * 4000
+    sealed = partners.seal(
+        payload, recipient=intake_keyring.fingerprint, signer=None, armored=False
+    )
+    sent = client.post(
+        f"/api/v1/tips/{tip.id}/attachments",
+        data=sealed,
+        content_type="application/octet-stream",
+        headers=agencies["agency-a"].headers,
+    )
+    assert sent.status_code == 201, sent.get_data(as_text=True)
+    attachment_id = sent.get_json()["id"]
+    ana = browser("ana")
+    page = ana.get(f"/desk/tips/{tip.id}").get_data(as_text=True)
+    warning_url = f"/desk/tips/{tip.id}/attachments/{attachment_id}"
+    assert f'href="{warning_url}"' in page
+    warning = ana.get(warning_url).get_data(as_text=True)
+    assert "it may contain images or video of children being abused" in warning
+    assert audit_records(runtime, "attachment.downloaded") == []  # nothing yet
+    download = ana.post(f"{warning_url}/download", data={"csrf_token": csrf(warning)})
+    assert download.status_code == 200
+    assert download.headers["Content-Disposition"].startswith("attachment; filename=")
+    assert download.headers["Content-Type"] == "application/octet-stream"
+    assert download.get_data() == payload
+    [record] = audit_records(runtime, "attachment.downloaded")
+    assert (record.actor, record.subject) == (f"user:{people['ana'].id}", f"tip:{tip.id}")
+    assert browser("tom").get(warning_url).status_code == 404
+    assert browser("root").get(warning_url).status_code == 403
