@@ -24,6 +24,7 @@ from referrals.intake.models import (
     TipSelector,
     WebFormKey,
 )
+from referrals.messages.models import Message
 from referrals.triage.models import SelectorValue, TipLink, TriageRuleSet
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "TipLink",
     "TriageRuleSet",
     "Referral",
+    "Message",
 ]

@@ -46,7 +46,12 @@ PARTNERS = (PARTNER_A, PARTNER_B)
 
 Expect = int | str  # a status code, or the path a 302 redirects to
 LOGIN = "/login"  # where a role-gated page sends someone not signed in
-TIP_ENDPOINTS = ("partner.", "api.tips.", "desk.")  # prefixes of endpoints that show or take tips
+TIP_ENDPOINTS = (
+    "partner.",
+    "api.tips.",
+    "api.messages.",
+    "desk.",
+)  # prefixes of endpoints that show or take tips
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,11 @@ TABLE: dict[tuple[str, str], Case] = {
     ("api.tips.listing", "GET"): Case(everyone(401), tip_content=True),
     ("api.tips.status", "GET"): Case(everyone(401), values=_tip, tip_content=True),
     ("api.tips.attach", "POST"): Case(everyone(401), values=_tip, csrf=False, tip_content=True),
+    ("api.tips.reply", "POST"): Case(everyone(401), values=_tip, csrf=False, tip_content=True),
+    ("api.tips.reply_status", "GET"): Case(
+        everyone(401), values=lambda w: {"tip_id": w.tip_id, "message_id": 1}, tip_content=True
+    ),
+    ("api.messages.listing", "GET"): Case(everyone(401), tip_content=True),
     # Partner pages: partners only, and only their own agency's tips.
     ("partner.tips", "GET"): Case(only(*PARTNERS), tip_content=True),
     ("partner.tip", "GET"): Case(
@@ -192,6 +202,7 @@ TABLE: dict[tuple[str, str], Case] = {
         values=lambda w: {"tip_id": NO_TIP, "attachment_id": NO_TIP},
         tip_content=True,
     ),
+    ("desk.ask", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
     ("desk.accept", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
     # Without a reason or a reference the form is refused first: back to the (missing) tip.
     ("desk.merge", "POST"): Case(

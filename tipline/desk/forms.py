@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField
+from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
@@ -71,4 +71,15 @@ class MergeForm(FlaskForm):
             Length(max=20),
         ],
         render_kw={"spellcheck": "false", "autocomplete": "off", "placeholder": "RF-2026-000042"},
+    )
+
+
+class AskForm(FlaskForm):
+    text = TextAreaField(
+        "What the partner agency should send",
+        validators=[
+            DataRequired("Write what you need from the partner agency."),
+            Length(max=10_000),
+        ],
+        render_kw={"rows": 5},
     )

@@ -33,6 +33,7 @@ from referrals.accounts.models import Role, User
 from referrals.intake.attachments import AttachmentStore
 from referrals.intake.document import InvalidTipDocument, parse_tip_document
 from referrals.intake.models import Agency, Attachment, Tip, TipCiphertext
+from referrals.messages.services import Correspondence, MessageRefused
 from referrals.triage.desk import (
     AlreadyDecided,
     DeclineReason,
@@ -47,7 +48,7 @@ from referrals.triage.rules import PRIORITIES
 from tipline import access, database, request_values
 from tipline.addresses import client_address
 from tipline.auth.sessions import account_service, signed_in
-from tipline.desk.forms import ANY, ActionForm, DeclineForm, MergeForm, QueueFilterForm
+from tipline.desk.forms import ANY, ActionForm, AskForm, DeclineForm, MergeForm, QueueFilterForm
 
 blueprint = Blueprint("desk", __name__, url_prefix="/desk")
 
@@ -216,6 +217,8 @@ def tip(tip_id: str) -> str:
         document=document,
         problem=problem,
         correlated=desk.correlated(found.id),
+        thread=_correspondence().thread(found.id),
+        ask_form=AskForm(),
         attachments=_attachments(found.id),
         referrals=desk.referrals_for(person),
         person=person,
@@ -378,3 +381,35 @@ def download_attachment(tip_id: str, attachment_id: str) -> Response:
             "Cache-Control": "no-store",
         },
     )
+
+
+# -- messages to the partner ----------------------------------------------------------------
+
+
+def _correspondence() -> Correspondence:
+    rt = database.runtime()
+    db_session = database.session()
+    return Correspondence(
+        db_session, audit=rt.audit(db_session), clock=rt.clock, keyring=rt.keyring, queue=rt.queue
+    )
+
+
+@blueprint.post("/tips/<tip_id>/ask")
+@access.roles(*STAFF, back="desk.queue")
+def ask(tip_id: str) -> Response:
+    """Ask the partner agency for more information: sealed for its key, sent to its portal and
+    API. The text is never stored in clear."""
+    try:
+        found = _desk().tip_for(_person(), _tip_id(tip_id))
+    except TipNotFound:
+        abort(404)
+    form = AskForm()
+    if not form.validate():
+        flash(" ".join(form.text.errors) or "Write what you need.", "error")
+        return redirect(url_for("desk.tip", tip_id=tip_id))
+    try:
+        _correspondence().ask(_person(), found, form.text.data or "", address=client_address())
+    except MessageRefused as exc:
+        flash(f"Nothing was sent: {exc}", "error")
+        return redirect(url_for("desk.tip", tip_id=tip_id))
+    return _decided(tip_id, "Sent: the partner agency can read it with its key.")
