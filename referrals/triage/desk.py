@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from referrals.accounts.models import Role, User
@@ -55,7 +55,9 @@ class DeclineReason(enum.StrEnum):
 
 #: What the partner is told for each, in words they can act on.
 DECLINE_TEXT = {
-    DeclineReason.DUPLICATE: "declined: the centre already holds this report (a duplicate)",
+    # Never "the centre already holds this": the duplicate may be another agency's report,
+    # and a partner must not learn that others reported the same thing.
+    DeclineReason.DUPLICATE: "declined: no further action will be taken on this tip",
     DeclineReason.OUT_OF_SCOPE: (
         "declined: outside what the centre handles (not child sexual exploitation, or not in "
         "its jurisdiction)"
@@ -361,7 +363,7 @@ class TriageDesk:
     ) -> None:
         """Decline the tip; the partner is told why (``DECLINE_TEXT``)."""
         self._open_tip(person, tip_id)
-        self._decide(tip_id, status=TipStatus.DECLINED, reason=DECLINE_TEXT[reason])
+        self._decide(person, tip_id, status=TipStatus.DECLINED, reason=DECLINE_TEXT[reason])
         self.audit.record(
             "tip.declined",
             actor=f"user:{person.id}",
@@ -374,6 +376,7 @@ class TriageDesk:
     def accept(self, person: User, tip_id: str, *, address: str | None) -> Referral:
         """Take the tip on in a new referral of its team."""
         tip = self._open_tip(person, tip_id)
+        self._require_team(person)
         now = self.clock.now()
         referral = Referral(
             reference=f"pending-{tip_id[:12]}",
@@ -388,7 +391,7 @@ class TriageDesk:
         self.session.add(referral)
         self.session.flush()
         referral.reference = f"RF-{now:%Y}-{referral.id:06d}"
-        self._decide(tip_id, status=TipStatus.ACCEPTED, referral_id=referral.id)
+        self._decide(person, tip_id, status=TipStatus.ACCEPTED, referral_id=referral.id)
         self.audit.record(
             "referral.created",
             actor=f"user:{person.id}",
@@ -414,6 +417,7 @@ class TriageDesk:
             ReferralNotFound: no such referral in the person's team.
         """
         tip = self._open_tip(person, tip_id)
+        self._require_team(person)
         referral = self.session.scalars(
             select(Referral).where(
                 Referral.reference == reference.strip().upper(),
@@ -422,9 +426,24 @@ class TriageDesk:
         ).first()
         if referral is None:
             raise ReferralNotFound(reference)
-        self._decide(tip_id, status=TipStatus.ACCEPTED, referral_id=referral.id)
-        referral.priority = _more_urgent(referral.priority, tip.priority)
-        referral.updated_at = self.clock.now()
+        self._decide(person, tip_id, status=TipStatus.ACCEPTED, referral_id=referral.id)
+        if tip.priority in PRIORITY_ORDER:
+            # In one statement: two merges at once must not lose the more urgent ("P1" < "P2").
+            self.session.execute(
+                update(Referral)
+                .where(Referral.id == referral.id)
+                .values(
+                    priority=case(
+                        (
+                            or_(Referral.priority.is_(None), Referral.priority > tip.priority),
+                            tip.priority,
+                        ),
+                        else_=Referral.priority,
+                    ),
+                    updated_at=self.clock.now(),
+                )
+            )
+            self.session.refresh(referral)
         self.audit.record(
             "tip.merged",
             actor=f"user:{person.id}",
@@ -441,8 +460,14 @@ class TriageDesk:
         if person.role not in (Role.ANALYST, Role.LEAD):
             return False
         if tip.team_id is None:
-            return person.role == Role.LEAD
+            # The unrouted list: any lead may take it on, while it waits (a decision gives it
+            # the deciding lead's team, below).
+            return person.role == Role.LEAD and tip.status == TipStatus.IN_TRIAGE
         return person.team_id == tip.team_id
+
+    def _require_team(self, person: User) -> None:
+        if person.team_id is None:
+            raise NotAllowed("only a member of a team can take a tip on: join a team first")
 
     def _open_tip(self, person: User, tip_id: str) -> Tip:
         tip = self.tip_for(person, tip_id)
@@ -450,16 +475,27 @@ class TriageDesk:
             raise AlreadyDecided("it was decided already")
         return tip
 
-    def _decide(self, tip_id: str, **values: object) -> None:
+    def _decide(self, person: User, tip_id: str, **values: object) -> None:
+        """Decide, if the tip is still open and (unless a lead decides) not claimed by someone
+        else. The tip takes the deciding person's team if it had none (an unrouted tip a
+        lead takes on), so its readers are that team's from then on."""
         now = self.clock.now()
+        conditions = [Tip.id == tip_id, Tip.status == TipStatus.IN_TRIAGE]
+        if person.role != Role.LEAD:
+            conditions.append(or_(Tip.assignee_id.is_(None), Tip.assignee_id == person.id))
         decided = self.session.execute(
             update(Tip)
-            .where(Tip.id == tip_id, Tip.status == TipStatus.IN_TRIAGE)
-            .values(updated_at=now, triaged_at=now, **values)
+            .where(*conditions)
+            .values(
+                updated_at=now,
+                triaged_at=func.coalesce(Tip.triaged_at, now),
+                team_id=func.coalesce(Tip.team_id, person.team_id),
+                **values,
+            )
         )
         if rows_matched(decided) == 0:
             self.session.rollback()
-            raise AlreadyDecided("someone decided on it first")
+            raise AlreadyDecided("someone else claimed it, or decided on it first")
 
 
 @dataclass(frozen=True)
@@ -483,11 +519,6 @@ def _live_link() -> ColumnElement[bool]:
         SelectorValue.blind_index == TipLink.blind_index,
         SelectorValue.rule == SelectorRule.EXCLUDED.value,
     )
-
-
-def _more_urgent(one: str | None, other: str | None) -> str | None:
-    known = [p for p in (one, other) if p in PRIORITY_ORDER]
-    return min(known, key=PRIORITY_ORDER.index) if known else None
 
 
 def _days(days: int) -> timedelta:

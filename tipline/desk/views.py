@@ -258,8 +258,8 @@ def accept(tip_id: str) -> Response:
         referral = _desk().accept(_person(), _tip_id(tip_id), address=client_address())
     except TipNotFound:
         abort(404)
-    except AlreadyDecided:
-        flash("Nothing was changed: someone decided on this tip first.", "error")
+    except (AlreadyDecided, NotAllowed) as exc:
+        flash(f"Nothing was changed: {exc}.", "error")
         return redirect(url_for("desk.tip", tip_id=tip_id))
     return _decided(tip_id, f"Accepted: referral {referral.reference} was opened for it.")
 
@@ -280,8 +280,8 @@ def merge(tip_id: str) -> Response:
     except ReferralNotFound:
         flash("Nothing was changed: your team has no referral with that reference.", "error")
         return redirect(url_for("desk.tip", tip_id=tip_id))
-    except AlreadyDecided:
-        flash("Nothing was changed: someone decided on this tip first.", "error")
+    except (AlreadyDecided, NotAllowed) as exc:
+        flash(f"Nothing was changed: {exc}.", "error")
         return redirect(url_for("desk.tip", tip_id=tip_id))
     return _decided(tip_id, f"Merged into referral {referral.reference}.")
 
@@ -302,8 +302,8 @@ def decline(tip_id: str) -> Response:
         )
     except TipNotFound:
         abort(404)
-    except AlreadyDecided:
-        flash("Nothing was changed: someone decided on this tip first.", "error")
+    except (AlreadyDecided, NotAllowed) as exc:
+        flash(f"Nothing was changed: {exc}.", "error")
         return redirect(url_for("desk.tip", tip_id=tip_id))
     return _decided(tip_id, "Declined: the partner agency is told why.")
 

@@ -37,6 +37,7 @@ def people(runtime: Runtime, clock: ManualClock) -> dict[str, Person]:
         "ben": enrolled(runtime, "ben@centre.example", "analyst", team="Manila"),
         "lea": enrolled(runtime, "lea@centre.example", "lead", team="Manila"),
         "tom": enrolled(runtime, "tom@centre.example", "analyst", team="Bangkok"),
+        "lou": enrolled(runtime, "lou@centre.example", "lead", team="Bangkok"),
         "root": enrolled(runtime, "root@centre.example", "admin"),
     }
 

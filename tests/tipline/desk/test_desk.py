@@ -296,3 +296,42 @@ def test_an_attachment_is_downloaded_decrypted_after_a_warning_and_recorded(
     assert (record.actor, record.subject) == (f"user:{people['ana'].id}", f"tip:{tip.id}")
     assert browser("tom").get(warning_url).status_code == 404
     assert browser("root").get(warning_url).status_code == 403
+
+
+def test_an_unrouted_tip_a_lead_takes_on_becomes_that_teams_and_no_one_elses(
+    browser: Browser, send_tip: SendTip, runtime: Runtime, people: dict[str, Person]
+) -> None:
+    tip = send_tip(location={"country": "VN"})  # no team covers Viet Nam
+    assert tip.team_id is None
+    lea = browser("lea")
+    assert tip.tracking_number in lea.get("/desk?queue=unrouted").get_data(as_text=True)
+    assert browser("lou").get(f"/desk/tips/{tip.id}").status_code == 200  # any lead, unrouted
+    token = csrf(lea.get(f"/desk/tips/{tip.id}").get_data(as_text=True))
+    lea.post(f"/desk/tips/{tip.id}/accept", data={"csrf_token": token})
+    with runtime.session_factory() as session:
+        taken = session.get(Tip, tip.id)
+        lea_team = session.get(User, people["lea"].id).team_id  # type: ignore[union-attr]
+        assert taken is not None and taken.team_id == lea_team
+    assert browser("ana").get(f"/desk/tips/{tip.id}").status_code == 200  # Manila's now
+    assert browser("lou").get(f"/desk/tips/{tip.id}").status_code == 404  # not Bangkok's
+
+
+def test_a_claimed_tip_is_decided_by_its_claimant_or_a_lead(
+    browser: Browser, send_tip: SendTip, runtime: Runtime
+) -> None:
+    tip = send_tip()
+    ana, ben = browser("ana"), browser("ben")
+    token = csrf(ana.get(f"/desk/tips/{tip.id}").get_data(as_text=True))
+    ana.post(f"/desk/tips/{tip.id}/claim", data={"csrf_token": token})
+    ben_token = csrf(ben.get(f"/desk/tips/{tip.id}").get_data(as_text=True))
+    ben.post(f"/desk/tips/{tip.id}/decline", data={"csrf_token": ben_token, "reason": "duplicate"})
+    with runtime.session_factory() as session:
+        assert session.get(Tip, tip.id).status == TipStatus.IN_TRIAGE  # type: ignore[union-attr]
+    lea = browser("lea")
+    lea_token = csrf(lea.get(f"/desk/tips/{tip.id}").get_data(as_text=True))
+    lea.post(f"/desk/tips/{tip.id}/decline", data={"csrf_token": lea_token, "reason": "duplicate"})
+    with runtime.session_factory() as session:
+        declined = session.get(Tip, tip.id)
+        assert declined is not None and declined.status == TipStatus.DECLINED
+        # A duplicate may be another agency's report: the partner is not told it exists.
+        assert declined.reason == "declined: no further action will be taken on this tip"
