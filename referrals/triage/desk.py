@@ -29,6 +29,8 @@ from referrals.intake.models import Agency, Tip, TipStatus
 from referrals.triage.models import SelectorRule, SelectorValue, TipLink
 
 PRIORITY_ORDER = ("P1", "P2", "P3", "P4")
+#: Link rows read for one tip's page (each is a tip and a shared value).
+CORRELATED_ROWS = 2000
 
 
 class TipNotFound(LookupError):
@@ -268,7 +270,8 @@ class TriageDesk:
             TipLink.tip_id == tip_id, _live_link()
         )
         shared: dict[str, set[str]] = {}
-        for row in self.session.execute(later.union_all(earlier)):
+        # Bounded: a value allowed past the cap can link thousands; the page shows the first.
+        for row in self.session.execute(later.union_all(earlier).limit(CORRELATED_ROWS)):
             shared.setdefault(row.other, set()).add(row.selector_type)
         if not shared:
             return []
