@@ -59,7 +59,7 @@ from crypto.errors import (
     SecretKeyRefused,
     SignError,
 )
-from crypto.packets import MAX_SESSION_KEY_PACKETS, read_encrypted_message
+from crypto.packets import MAX_SESSION_KEY_PACKETS, read_encrypted_file, read_encrypted_message
 
 # python-gnupg logs key data, stderr lines and user ids at DEBUG. It is a library logger, so
 # pinning its level here is acceptable and protects every application that imports crypto/,
@@ -796,9 +796,24 @@ class Keyring:
             SecretKeyLocked: our secret key could not be unlocked.
             GnuPGError: gpg gave no usable answer.
         """
+        # Its shape first, as for a tip: a few session keys, then one encrypted data packet
+        # (thousands of session keys would keep gpg-agent busy for hours; a literal packet
+        # would be plaintext streamed as if decrypted). Nothing is yielded before this.
+        read_encrypted_file(path, max_session_keys=self._max_session_keys)
         # A GPG object of its own: python-gnupg's data callback is an attribute of the object,
         # and other requests share this keyring's.
         gpg = self._open(self.home, self._gpg_binary)
+        # The gpg process, to stop it when the reader goes away or gives up (python-gnupg
+        # would otherwise let it run to its end, however long).
+        processes: list[subprocess.Popen[bytes]] = []
+        spawn = gpg._open_subprocess
+
+        def spawn_and_keep(*args: Any, **kwargs: Any) -> Any:
+            process = spawn(*args, **kwargs)
+            processes.append(process)
+            return process
+
+        gpg._open_subprocess = spawn_and_keep
         gpg.buffer_size = chunk_bytes
         chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         abandoned = threading.Event()
@@ -846,6 +861,9 @@ class Keyring:
             worker.join(PATIENT_SECONDS)
         finally:
             abandoned.set()
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
         if "error" in outcome:
             raise GnuPGError("gpg could not be run") from outcome["error"]
         result = outcome.get("result")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crypto import DecryptError, Keyring, PlaintextTooLarge
+from crypto import DecryptError, Keyring, MalformedMessage, PlaintextTooLarge, TooManySessionKeys
 from tests.crypto.conftest import Intake, Partners, gpg
 
 MIB = 1024 * 1024
@@ -80,3 +80,22 @@ def test_a_reader_that_stops_early_leaves_the_keyring_usable(
     assert len(next(stream)) > 0
     stream.close()  # the browser went away
     assert b"".join(intake.keyring.decrypt_file_stream(sealed, max_bytes=10 * MIB)) == payload
+
+
+def test_a_file_shaped_wrong_is_refused_before_any_byte_or_gpg(
+    tmp_path: Path, partners: Partners, intake: Intake
+) -> None:
+    sealed = sealed_file(tmp_path, partners, intake, b"evidence")
+    data = sealed.read_bytes()
+    ctb = data[0]
+    width = {0: 1, 1: 2, 2: 4}[ctb & 0x03]
+    end = 1 + width + int.from_bytes(data[1 : 1 + width], "big")
+    session_key, encrypted = data[:end], data[end:]
+    many = tmp_path / "many.pgp"
+    many.write_bytes(session_key * 9 + encrypted)
+    with pytest.raises(TooManySessionKeys):
+        next(intake.keyring.decrypt_file_stream(many, max_bytes=MIB))
+    clear = tmp_path / "clear.pgp"
+    clear.write_bytes(session_key + bytes([0xC0 | 11, 12]) + b"b\x00\x00\x00\x00\x00secret")
+    with pytest.raises(MalformedMessage):
+        next(intake.keyring.decrypt_file_stream(clear, max_bytes=MIB))

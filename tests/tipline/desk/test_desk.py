@@ -14,11 +14,11 @@ from sqlalchemy import select
 from referrals.accounts.models import User
 from referrals.accounts.services import CONTENT_QUIET
 from referrals.casework.models import Referral
-from referrals.intake.models import Tip, TipStatus
+from referrals.intake.models import Attachment, Tip, TipStatus
 from referrals.triage.desk import AlreadyDecided, TriageDesk
 from tests.clock import ManualClock
 from tests.conftest import IntakeKeyring, RegisteredAgency
-from tests.partners import NARRATIVE_MARK, SELECTOR_MARKS, PartnerKeys
+from tests.partners import NARRATIVE_MARK, SELECTOR_MARKS, PartnerKeys, split_first_packet
 from tests.tipline.admin.people import Person, audit_records, csrf
 from tests.tipline.desk.conftest import SendTip
 from tipline.runtime import Runtime
@@ -335,3 +335,42 @@ def test_a_claimed_tip_is_decided_by_its_claimant_or_a_lead(
         assert declined is not None and declined.status == TipStatus.DECLINED
         # A duplicate may be another agency's report: the partner is not told it exists.
         assert declined.reason == "declined: no further action will be taken on this tip"
+
+
+def literal_packet(content: bytes) -> bytes:
+    """An OpenPGP literal data packet (tag 11, new format): content in clear."""
+    body = b"b\x00\x00\x00\x00\x00" + content
+    assert len(body) < 192
+    return bytes([0xC0 | 11, len(body)]) + body
+
+
+@pytest.mark.parametrize("shape", ["in clear after a session key", "nine session keys"])
+def test_a_file_not_shaped_like_an_encrypted_message_is_refused_at_upload(
+    send_tip: SendTip,
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+    runtime: Runtime,
+    shape: str,
+) -> None:
+    tip = send_tip()
+    sealed = partners.seal(
+        b"x" * 100, recipient=intake_keyring.fingerprint, signer=None, armored=False
+    )
+    session_key, encrypted = split_first_packet(sealed)
+    body = (
+        session_key + literal_packet(b"NOT-ENCRYPTED-CONTENT")
+        if shape == "in clear after a session key"
+        else session_key * 9 + encrypted
+    )
+    sent = client.post(
+        f"/api/v1/tips/{tip.id}/attachments",
+        data=body,
+        content_type="application/octet-stream",
+        headers=agencies["agency-a"].headers,
+    )
+    assert sent.status_code == 400
+    assert sent.get_json()["error"]["code"] == "not_an_openpgp_message"
+    with runtime.session_factory() as session:
+        assert session.scalars(select(Attachment)).all() == []
