@@ -139,6 +139,11 @@ TABLE: dict[tuple[str, str], Case] = {
     ("partner.tip", "GET"): Case(
         only(*PARTNERS, partner_b=404), values=_tip, tip_content=True
     ),  # another agency's tip is "not found"
+    ("partner.message", "GET"): Case(
+        only(*PARTNERS, ok=404),
+        values=lambda w: {"tip_id": w.tip_id, "message_id": 1},
+        tip_content=True,
+    ),  # no message yet: "not found"
     ("partner.new_tip", "GET"): Case(only(*PARTNERS), tip_content=True),
     ("partner.new_tip", "POST"): Case(only(*PARTNERS, ok=400), tip_content=True),  # empty form
     # Administration: admins only.

@@ -5,9 +5,11 @@ like a tip, and the thread shows on the tip page. Nothing of it is stored in cle
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -16,7 +18,7 @@ from referrals.messages import tasks
 from referrals.messages.models import Message
 from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys
-from tests.tipline.admin.people import Person, audit_records, csrf
+from tests.tipline.admin.people import Person, audit_records, csrf, enrolled, signed_in_client
 from tests.tipline.desk.conftest import SendTip
 from tipline.runtime import Runtime
 
@@ -166,3 +168,32 @@ def test_replies_only_to_ones_own_tips_and_only_openpgp(
     )
     assert plain.status_code == 400
     assert plain.get_json()["error"]["code"] == "not_an_openpgp_message"
+
+
+def test_the_partner_portal_lists_the_question_and_gives_it_sealed_for_the_agencys_key(
+    app: Flask,
+    browser: Browser,
+    send_tip: SendTip,
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+) -> None:
+    tip = send_tip()
+    ask(browser, tip)
+    officer = enrolled(
+        runtime, "officer@agency-a.example", "partner", agency_id=agencies["agency-a"].id
+    )
+    portal = signed_in_client(app, runtime, officer)
+    page = portal.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
+    assert "A request for more information" in page
+    assert QUESTION not in page  # this site cannot open it
+    link = re.search(r'href="(/partner/tips/[^"]+\.asc)"', page)
+    assert link
+    download = portal.get(link.group(1))
+    assert download.headers["Content-Disposition"].startswith("attachment;")
+    plaintext, _status = gpg_decrypt(partners, download.get_data(as_text=True))
+    assert json.loads(plaintext)["text"] == QUESTION
+    other = enrolled(
+        runtime, "officer@agency-b.example", "partner", agency_id=agencies["agency-b"].id
+    )
+    assert signed_in_client(app, runtime, other).get(link.group(1)).status_code == 404
