@@ -663,6 +663,10 @@ class Keyring:
             sign=signer,
             passphrase=self._passphrase if signer else None,
             armor=True,
+            # python-gnupg names the signer with --default-key, which gpg ignores when it
+            # holds no usable secret key for it: it then signs with another secret key of
+            # this home (the intake key, say) and succeeds. --local-user fails instead.
+            extra_args=["--local-user", signer] if signer else None,
         )
         statuses = _statuses(result.stderr)
         if result.ok and result.returncode == 0 and result.data:

@@ -16,6 +16,7 @@ from crypto.errors import (
     NotEncryptedToUs,
     PlaintextTooLarge,
     SecretKeyLocked,
+    SignError,
     TooManySessionKeys,
 )
 from crypto.keyring import Keyring, SignatureStatus
@@ -177,6 +178,26 @@ def test_encrypting_needs_a_list_of_fingerprints(intake: Intake, recipients: lis
 def test_short_key_ids_are_refused(intake: Intake) -> None:
     with pytest.raises(ValueError, match="40-hex"):
         intake.keyring.encrypt(b"x", [intake.fingerprint[-16:]])
+
+
+def test_signing_with_a_key_whose_secret_is_not_here_fails(
+    intake: Intake, partners: Partners
+) -> None:
+    """Not signed by another secret key of the home instead (python-gnupg names the signer
+    with --default-key, which gpg passes over for a key it cannot sign with)."""
+    with pytest.raises(SignError) as caught:
+        intake.keyring.encrypt(b"x", [partners.fingerprint], sign_with=partners.fingerprint)
+
+    assert str(caught.value) == (
+        f"signing key {partners.fingerprint} cannot be used: no secret key"
+    )
+
+
+def test_signing_with_a_locked_key_fails(intake: Intake, partners: Partners) -> None:
+    with pytest.raises(SecretKeyLocked) as caught:
+        Keyring(intake.home).encrypt(b"x", [partners.fingerprint], sign_with=intake.fingerprint)
+
+    assert str(caught.value) == "the signing key could not be unlocked (check its passphrase)"
 
 
 def test_detached_signature_verifies_and_detects_changes(
