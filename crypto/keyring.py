@@ -678,34 +678,6 @@ class Keyring:
                 raise EncryptError(f"recipient key {who} cannot be used: {_reason(code)}")
         raise EncryptError("encryption failed")
 
-    def sign(self, data: bytes, *, signer: str) -> str:
-        """A detached, ASCII-armored signature of ``data`` by our secret key ``signer``.
-
-        Raises:
-            SignError: the signing key is missing or unusable.
-            SecretKeyLocked: the signing key could not be unlocked.
-        """
-        signer = normalise_fingerprint(signer)
-        result = self._gpg.sign(
-            bytes(data), keyid=signer, passphrase=self._passphrase, detach=True, binary=False
-        )
-        if result.fingerprint and result.returncode == 0 and result.data:
-            return bytes(result.data).decode("ascii")
-        self._raise_for_signing(_statuses(result.stderr))
-        raise SignError("signing failed")
-
-    def verify_detached(self, data: bytes, signature: str | bytes) -> Verification:
-        """Check a detached signature over ``data`` against the keys in this keyring.
-
-        The caller must still compare ``signer_fingerprint`` to the pinned fingerprint.
-        """
-        raw = signature.encode("utf-8") if isinstance(signature, str) else bytes(signature)
-        with tempfile.NamedTemporaryFile(prefix="tl-sig-", suffix=".asc") as sig_file:
-            sig_file.write(raw)
-            sig_file.flush()
-            result = self._gpg.verify_data(sig_file.name, bytes(data))
-        return _signature_outcome(_statuses(result.stderr))
-
     def decrypt_and_verify(self, message: str | bytes) -> DecryptedMessage:
         """Decrypt ``message`` with our secret key and check its signature, if any.
 

@@ -132,8 +132,10 @@ def test_a_signing_key_signs_and_cannot_be_encrypted_to(empty_keyring: Keyring) 
     assert [(r[0], r[16]) for r in records if r[0] in {"sec", "ssb"}] == [("sec", "ed25519")]
     with pytest.raises(EncryptError):
         empty_keyring.encrypt(b"content", [fingerprint])
-    signed = empty_keyring.sign(b"tip", signer=fingerprint)
-    assert empty_keyring.verify_detached(b"tip", signed).signer_fingerprint == fingerprint
+    # As the web form does: a tip to the intake key, signed with the web-form key.
+    intake_key = empty_keyring.generate_intake_key(name="Intake", email="intake@tl.test")
+    signed = empty_keyring.encrypt(b"tip", [intake_key], sign_with=fingerprint)
+    assert empty_keyring.decrypt_and_verify(signed).signer_fingerprint == fingerprint
 
 
 def test_a_secret_key_moves_to_another_home_with_its_passphrase_only(intake: Intake) -> None:
@@ -144,11 +146,11 @@ def test_a_secret_key_moves_to_another_home_with_its_passphrase_only(intake: Int
         copy = Keyring(home, passphrase=intake.passphrase)
         copy.import_secret_key(exported, fingerprint=intake.fingerprint)
         assert copy.has_secret_key(intake.fingerprint)
-        signed = copy.sign(b"tip", signer=intake.fingerprint)
-        assert copy.verify_detached(b"tip", signed).signature_valid
+        signed = copy.encrypt(b"tip", [intake.fingerprint], sign_with=intake.fingerprint)
+        assert copy.decrypt_and_verify(signed).signature_valid
         # Still protected: the same home without the passphrase cannot use it.
-        with pytest.raises(CryptoError):
-            Keyring(home).sign(b"tip", signer=intake.fingerprint)
+        with pytest.raises(SecretKeyLocked):
+            Keyring(home).decrypt_and_verify(signed)
     finally:
         Keyring(home).close()
         shutil.rmtree(home, ignore_errors=True)

@@ -200,18 +200,6 @@ def test_signing_with_a_locked_key_fails(intake: Intake, partners: Partners) -> 
     assert str(caught.value) == "the signing key could not be unlocked (check its passphrase)"
 
 
-def test_detached_signature_verifies_and_detects_changes(
-    intake: Intake, partners: Partners, partner_keyring: Keyring
-) -> None:
-    signature = intake.keyring.sign(b"referral package", signer=intake.fingerprint)
-
-    good = partner_keyring.verify_detached(b"referral package", signature)
-    bad = partner_keyring.verify_detached(b"referral packagE", signature)
-
-    assert good.signature_valid and good.signer_fingerprint == intake.fingerprint
-    assert bad.signature_status is SignatureStatus.BAD and bad.signer_fingerprint is None
-
-
 def test_several_processes_share_the_intake_key(intake: Intake, signed_tip: str) -> None:
     """Web and worker processes each open the home and pass the passphrase; one agent serves
     them all concurrently."""

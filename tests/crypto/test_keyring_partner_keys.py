@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from crypto.errors import (
@@ -14,7 +16,7 @@ from crypto.errors import (
     SecretKeyRefused,
 )
 from crypto.keyring import Keyring
-from tests.crypto.conftest import Partners, public_key_fingerprints
+from tests.crypto.conftest import Partners, gpg, public_key_fingerprints
 
 
 def test_partner_key_is_pinned_by_its_full_fingerprint(
@@ -97,7 +99,7 @@ def test_secret_key_refusal_does_not_echo_key_material(
 
 
 def test_inspecting_a_key_leaves_the_keyring_unchanged_and_gives_a_copy_to_pin(
-    empty_keyring: Keyring, partners: Partners
+    empty_keyring: Keyring, partners: Partners, tmp_path: Path
 ) -> None:
     pin = empty_keyring.inspect_partner_key(partners.public_key)
 
@@ -105,11 +107,19 @@ def test_inspecting_a_key_leaves_the_keyring_unchanged_and_gives_a_copy_to_pin(
     assert public_key_fingerprints(empty_keyring.home) == []
     assert pin.armored.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
     assert "armored" not in repr(pin)
-    # The copy is what another host imports: afterwards it verifies the partner's signature.
+    # The copy is what another host imports: afterwards it verifies the partner's tips.
     empty_keyring.import_pinned_key(pin.armored, fingerprint=pin.fingerprint)
     assert public_key_fingerprints(empty_keyring.home) == [partners.fingerprint]
-    signed = Keyring(partners.home).sign(b"tip", signer=partners.fingerprint)
-    verified = empty_keyring.verify_detached(b"tip", signed)
+    intake_key = empty_keyring.generate_intake_key(name="Intake", email="intake@tl.test")
+    intake_public = tmp_path / "intake.asc"
+    intake_public.write_text(empty_keyring.export_public_key(intake_key))
+    sealed = gpg(
+        partners.home,
+        *("--trust-model", "always", "--armor", "--encrypt", "--sign"),
+        *("--local-user", partners.fingerprint, "--recipient-file", str(intake_public)),
+        stdin=b"tip",
+    )
+    verified = empty_keyring.decrypt_and_verify(sealed)
     assert verified.signature_valid and verified.signer_fingerprint == partners.fingerprint
 
 
