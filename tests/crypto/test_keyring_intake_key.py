@@ -104,6 +104,19 @@ def test_passphrase_file_is_private_and_round_trips(intake: Intake) -> None:
     assert len(intake.passphrase) >= 43  # 256 bits, URL-safe base64
 
 
+def test_a_new_passphrase_file_and_its_folder_are_private(tmp_path: Path) -> None:
+    """`tipline init` on a fresh home: the secrets folder does not exist yet, nor its parent.
+    (The session's intake fixture makes its file once, for whichever test runs first.)"""
+    path = tmp_path / "instance" / "secrets" / "intake_key_passphrase"
+
+    passphrase = create_passphrase_file(path)
+
+    assert path.read_text(encoding="ascii") == passphrase + "\n"
+    assert read_passphrase_file(path) == passphrase
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
 def test_existing_passphrase_file_is_never_overwritten(intake: Intake) -> None:
     with pytest.raises(FileExistsError):
         create_passphrase_file(intake.passphrase_file)
