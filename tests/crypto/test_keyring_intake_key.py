@@ -98,6 +98,21 @@ def test_close_stops_the_agent(intake: Intake, signed_tip: str) -> None:
     assert intake.keyring.decrypt_and_verify(signed_tip).signature_valid
 
 
+def test_the_key_ids_a_message_to_the_intake_key_names_are_those_gpg_lists(
+    intake: Intake, partners: Partners
+) -> None:
+    listing = gpg(intake.home, "--with-colons", "--list-keys", intake.fingerprint).decode()
+    key_ids = {
+        line.split(":")[4] for line in listing.splitlines() if line.startswith(("pub:", "sub:"))
+    }
+
+    assert len(key_ids) == 2
+    assert intake.keyring.encryption_key_ids(intake.fingerprint) == key_ids
+    with pytest.raises(KeyNotFound) as caught:
+        intake.keyring.encryption_key_ids(partners.stranger_fingerprint)
+    assert str(caught.value) == f"no public key {partners.stranger_fingerprint} in the keyring"
+
+
 def test_passphrase_file_is_private_and_round_trips(intake: Intake) -> None:
     assert stat.S_IMODE(intake.passphrase_file.stat().st_mode) == 0o600
     assert read_passphrase_file(intake.passphrase_file) == intake.passphrase

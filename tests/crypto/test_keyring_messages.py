@@ -21,7 +21,7 @@ from crypto.errors import (
 )
 from crypto.keyring import Keyring, SignatureStatus
 from crypto.packets import dearmor
-from tests.crypto.conftest import NARRATIVE, Intake, Partners, gpg
+from tests.crypto.conftest import NARRATIVE, Intake, Partners, gpg, public_key_fingerprints
 from tests.partners import armor, split_first_packet
 from tests.support import gpg_wrapper
 
@@ -77,13 +77,26 @@ def test_signature_by_a_key_we_never_pinned_is_not_valid(
 def test_message_for_another_key_is_refused_with_its_recipients(
     intake: Intake, partners: Partners, partner_keyring: Keyring, tip: bytes
 ) -> None:
-    ciphertext = partner_keyring.encrypt(tip, [partners.stranger_fingerprint])
+    others = [partners.stranger_fingerprint, partners.fingerprint]
+    ciphertext = partner_keyring.encrypt(tip, others)
 
     with pytest.raises(NotEncryptedToUs) as caught:
         intake.keyring.decrypt_and_verify(ciphertext)
 
-    assert caught.value.recipient_key_ids
-    assert "not encrypted to this centre's intake key" in str(caught.value)
+    named = caught.value.recipient_key_ids
+    # The encryption subkeys of both keys, as the operator would look them up.
+    assert len(named) == 2
+    assert set(named) <= {i for fpr in others for i in partner_keyring.encryption_key_ids(fpr)}
+    assert str(caught.value) == (
+        "message is not encrypted to this centre's intake key "
+        f"(encrypted to: {named[0]}, {named[1]})"
+    )
+
+
+def test_a_refusal_without_recipient_ids_says_they_were_hidden() -> None:
+    assert str(NotEncryptedToUs(())) == (
+        "message is not encrypted to this centre's intake key (encrypted to: hidden recipients)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -165,19 +178,27 @@ def test_feedback_to_a_partner_is_signed_by_the_centre(
 
 
 def test_encrypting_to_an_unknown_key_fails(intake: Intake, partners: Partners) -> None:
-    with pytest.raises(EncryptError, match=partners.stranger_fingerprint):
+    with pytest.raises(EncryptError) as caught:
         intake.keyring.encrypt(b"x", [partners.stranger_fingerprint])
 
-
-@pytest.mark.parametrize("recipients", [[], "ABCD"])
-def test_encrypting_needs_a_list_of_fingerprints(intake: Intake, recipients: list[str]) -> None:
-    with pytest.raises(EncryptError):
-        intake.keyring.encrypt(b"x", recipients)
+    assert str(caught.value) == (
+        f"recipient key {partners.stranger_fingerprint} cannot be used: not found"
+    )
 
 
-def test_short_key_ids_are_refused(intake: Intake) -> None:
-    with pytest.raises(ValueError, match="40-hex"):
-        intake.keyring.encrypt(b"x", [intake.fingerprint[-16:]])
+@pytest.mark.parametrize("reason", ["revoked", "expired", "sign only"])
+def test_encrypting_to_a_key_gpg_will_not_use_fails(
+    empty_keyring: Keyring, partners: Partners, reason: str
+) -> None:
+    """A key can be in the keyring and still be refused: GnuPG 2.2 gives no reason for these
+    (its code 0), so none is made up."""
+    gpg(empty_keyring.home, "--import", stdin=partners.rejected[reason])
+    [fingerprint] = public_key_fingerprints(empty_keyring.home)
+
+    with pytest.raises(EncryptError) as caught:
+        empty_keyring.encrypt(b"x", [fingerprint])
+
+    assert str(caught.value) == f"recipient key {fingerprint} cannot be used: unusable"
 
 
 def test_signing_with_a_key_whose_secret_is_not_here_fails(
@@ -198,6 +219,17 @@ def test_signing_with_a_locked_key_fails(intake: Intake, partners: Partners) -> 
         Keyring(intake.home).encrypt(b"x", [partners.fingerprint], sign_with=intake.fingerprint)
 
     assert str(caught.value) == "the signing key could not be unlocked (check its passphrase)"
+
+
+@pytest.mark.parametrize("recipients", [[], "ABCD"])
+def test_encrypting_needs_a_list_of_fingerprints(intake: Intake, recipients: list[str]) -> None:
+    with pytest.raises(EncryptError):
+        intake.keyring.encrypt(b"x", recipients)
+
+
+def test_short_key_ids_are_refused(intake: Intake) -> None:
+    with pytest.raises(ValueError, match="40-hex"):
+        intake.keyring.encrypt(b"x", [intake.fingerprint[-16:]])
 
 
 def test_several_processes_share_the_intake_key(intake: Intake, signed_tip: str) -> None:
