@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crypto import packets
 from crypto.errors import MalformedMessage, TooManySessionKeys
 from crypto.packets import MAX_SESSION_KEY_PACKETS, dearmor, read_encrypted_message
 from tests.crypto.conftest import _key_block, gpg, stop_agent
@@ -105,6 +106,15 @@ def test_the_armor_is_read_exactly_as_gpg_reads_it(recipients: tuple[Path, list[
     )
     assert dearmor(with_headers) == binary
     assert dearmor(armor(binary, checksum=False)) == binary
+
+
+def test_the_armor_checksum_is_rfc_4880s_crc_24(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table is built when the module is imported, before mutmut switches a mutant in:
+    built again here, so that a mistake in building it is seen."""
+    monkeypatch.setattr(packets, "_CRC24_TABLE", packets._crc24_table())
+
+    # The check value of CRC-24/OPENPGP (the catalogue's, for the bytes "123456789").
+    assert packets.crc24(b"123456789") == 0x21CF02
 
 
 def test_damaged_armor_is_refused_with_a_reason(recipients: tuple[Path, list[str]]) -> None:
