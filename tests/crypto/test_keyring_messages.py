@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +23,15 @@ from crypto.errors import (
 )
 from crypto.keyring import Keyring, SignatureStatus
 from crypto.packets import dearmor
-from tests.crypto.conftest import NARRATIVE, Intake, Partners, gpg, public_key_fingerprints
+from tests.crypto.conftest import (
+    NARRATIVE,
+    Intake,
+    Partners,
+    _key_block,
+    gpg,
+    public_key_fingerprints,
+    stop_agent,
+)
 from tests.partners import armor, split_first_packet
 from tests.support import gpg_wrapper
 
@@ -74,6 +84,99 @@ def test_signature_by_a_key_we_never_pinned_is_not_valid(
     assert not message.signature_valid
 
 
+def _seal(home: Path, recipient_key: Path, *signers: str, options: tuple[str, ...] = ()) -> bytes:
+    """A tip sealed by a partner's own gpg: signed by each of ``signers``, encrypted to the
+    public key in the file ``recipient_key``."""
+    return gpg(
+        home,
+        *("--trust-model", "always", "--armor", "--encrypt", "--sign"),
+        *(option for signer in signers for option in ("--local-user", signer)),
+        *("--recipient-file", str(recipient_key), *options),
+        stdin=b"a tip",
+    )
+
+
+def _fingerprint_of(home: Path, email: str) -> str:
+    listing = gpg(home, "--with-colons", "--list-keys", email).decode().splitlines()
+    [fingerprint] = [line.split(":")[9] for line in listing if line.startswith("fpr:")][:1]
+    return fingerprint
+
+
+def test_a_tip_signed_twice_is_not_valid(
+    intake: Intake, partners: Partners, tmp_path: Path
+) -> None:
+    recipient_key = tmp_path / "intake.asc"
+    recipient_key.write_text(intake.keyring.export_public_key(intake.fingerprint))
+    # The pinned key and another: one good signature does not make the tip valid.
+    signers = (partners.fingerprint, partners.stranger_fingerprint)
+    sealed = _seal(partners.home, recipient_key, *signers)
+
+    message = intake.keyring.decrypt_and_verify(sealed)
+
+    assert message.signature_status is SignatureStatus.MULTIPLE_SIGNATURES
+    assert not message.signature_valid and message.signer_fingerprint is None
+
+
+def test_a_tip_signed_by_a_key_that_has_since_expired_is_not_valid(
+    empty_keyring: Keyring, partners: Partners, tmp_path: Path
+) -> None:
+    """Signed on 1 January 2020 by a key that expired the next day (the keyring's own key
+    is older, so that gpg seals to it on that day)."""
+    gpg(
+        empty_keyring.home,
+        *("--faked-system-time", "20191231T000000", "--gen-key"),
+        stdin=_key_block("Intake").encode(),
+    )
+    recipient_key = tmp_path / "intake.asc"
+    recipient_key.write_text(
+        empty_keyring.export_public_key(_fingerprint_of(empty_keyring.home, "intake@x.example"))
+    )
+    gpg(empty_keyring.home, "--import", stdin=partners.rejected["expired"])
+    expired = _fingerprint_of(empty_keyring.home, "expired@x.example")
+    sealed = _seal(
+        partners.home,
+        recipient_key,
+        expired,
+        options=("--faked-system-time", "20200101T120000"),
+    )
+
+    message = empty_keyring.decrypt_and_verify(sealed)
+
+    assert message.plaintext == b"a tip"
+    assert message.signature_status is SignatureStatus.SIGNER_KEY_EXPIRED
+    assert not message.signature_valid and message.signer_fingerprint is None
+
+
+def test_a_tip_signed_by_a_key_that_has_since_been_revoked_is_not_valid(
+    empty_keyring: Keyring, tmp_path: Path
+) -> None:
+    intake_key = empty_keyring.generate_intake_key(name="Intake", email="intake@tl.test")
+    recipient_key = tmp_path / "intake.asc"
+    recipient_key.write_text(empty_keyring.export_public_key(intake_key))
+    partner_home = Path(tempfile.mkdtemp(prefix="tlr-", dir="/tmp"))
+    try:
+        gpg(partner_home, "--gen-key", stdin=_key_block("Leaver").encode())
+        leaver = _fingerprint_of(partner_home, "leaver@x.example")
+        sealed = _seal(partner_home, recipient_key, leaver)
+        gpg(empty_keyring.home, "--import", stdin=gpg(partner_home, "--armor", "--export", leaver))
+        revocation = (partner_home / "openpgp-revocs.d" / f"{leaver}.rev").read_text()
+    finally:
+        stop_agent(partner_home)
+        shutil.rmtree(partner_home, ignore_errors=True)
+    assert empty_keyring.decrypt_and_verify(sealed).signature_status is SignatureStatus.VALID
+    # The partner revokes the key afterwards (its certificate is kept "disarmed" by a colon).
+    gpg(
+        empty_keyring.home,
+        "--import",
+        stdin=revocation.replace(":-----BEGIN", "-----BEGIN").encode(),
+    )
+
+    message = empty_keyring.decrypt_and_verify(sealed)
+
+    assert message.signature_status is SignatureStatus.SIGNER_KEY_REVOKED
+    assert not message.signature_valid and message.signer_fingerprint is None
+
+
 def test_message_for_another_key_is_refused_with_its_recipients(
     intake: Intake, partners: Partners, partner_keyring: Keyring, tip: bytes
 ) -> None:
@@ -123,6 +226,36 @@ def test_tampered_ciphertext_is_refused(intake: Intake, signed_tip: str) -> None
         intake.keyring.decrypt_and_verify(bytes(raw))
 
     assert not isinstance(caught.value, NotEncryptedToUs)
+
+
+def test_a_tip_altered_before_it_was_encrypted_is_refused(
+    intake: Intake, partners: Partners
+) -> None:
+    """The signature no longer matches the content, though the encryption is intact: GnuPG
+    2.2 stops at the bad signature, before it says the decryption was good, so this is a
+    DecryptError (the partner's fault), never a message with a BAD signature status."""
+    signed = gpg(
+        partners.home,
+        *("--compress-algo", "none", "--sign", "--local-user", partners.fingerprint),
+        stdin=b"a tip from a partner",
+    )
+
+    def seal(packets: bytes) -> bytes:
+        # --no-literal: encrypt these packets as they are, not as the content of a message.
+        return gpg(
+            partners.home,
+            *("--trust-model", "always", "--no-literal", "--armor", "--encrypt"),
+            *("--recipient", intake.fingerprint),
+            stdin=packets,
+        )
+
+    assert intake.keyring.decrypt_and_verify(seal(signed)).signature_valid
+    altered = signed.replace(b"a tip from a partner", b"A tip from a partner")
+
+    with pytest.raises(DecryptError) as caught:
+        intake.keyring.decrypt_and_verify(seal(altered))
+
+    assert type(caught.value) is DecryptError
 
 
 def test_symmetrically_encrypted_message_is_malformed(intake: Intake, tip: bytes) -> None:
