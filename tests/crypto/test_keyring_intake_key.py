@@ -113,6 +113,11 @@ def test_the_key_ids_a_message_to_the_intake_key_names_are_those_gpg_lists(
     assert str(caught.value) == f"no public key {partners.stranger_fingerprint} in the keyring"
 
 
+def test_a_keyring_shows_its_home_and_never_its_passphrase(intake: Intake) -> None:
+    assert repr(intake.keyring) == f"Keyring(home={str(intake.home)!r})"
+    assert intake.passphrase not in repr(intake.keyring)
+
+
 def test_passphrase_file_is_private_and_round_trips(intake: Intake) -> None:
     assert stat.S_IMODE(intake.passphrase_file.stat().st_mode) == 0o600
     assert read_passphrase_file(intake.passphrase_file) == intake.passphrase
