@@ -523,7 +523,8 @@ class Keyring:
         """
         fingerprint = normalise_fingerprint(fingerprint)
         # GnuPG 2.2 imports a protected secret key as it is: no passphrase needed (or sent).
-        result = self._gpg.import_keys(armored.encode("ascii"))
+        # Armor is ASCII: a codec name in capitals encodes it the same.
+        result = self._gpg.import_keys(armored.encode("ascii"))  # pragma: no mutate
         imported = {str(fpr).upper() for fpr in result.fingerprints}
         if result.returncode != 0 or imported != {fingerprint} or not result.sec_read:
             raise MalformedKey(f"GnuPG did not import the secret key {fingerprint}")

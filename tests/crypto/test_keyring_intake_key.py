@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from crypto.errors import CryptoError, EncryptError, KeyNotFound, SecretKeyLocked
+from crypto.errors import (
+    CryptoError,
+    EncryptError,
+    KeyNotFound,
+    MalformedKey,
+    SecretKeyLocked,
+)
 from crypto.keyring import Keyring
 from crypto.passphrase import create_passphrase_file, read_passphrase_file
 from tests.crypto.conftest import Intake, Partners, gpg
@@ -192,8 +198,25 @@ def test_a_secret_key_moves_to_another_home_with_its_passphrase_only(intake: Int
 def test_exporting_a_secret_key_this_keyring_lacks_fails(
     intake: Intake, partners: Partners
 ) -> None:
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(KeyNotFound) as caught:
         intake.keyring.export_secret_key(partners.fingerprint)
+
+    assert str(caught.value) == f"no secret key {partners.fingerprint} in the keyring"
+
+
+def test_importing_anything_but_the_named_secret_key_fails(
+    intake: Intake, partners: Partners, empty_keyring: Keyring
+) -> None:
+    exported = intake.keyring.export_secret_key(intake.fingerprint)
+    public_only = intake.keyring.export_public_key(intake.fingerprint)
+
+    for armored, fingerprint in [
+        (public_only, intake.fingerprint),  # the public half only
+        (exported, partners.fingerprint),  # another key than the one named
+    ]:
+        with pytest.raises(MalformedKey) as caught:
+            empty_keyring.import_secret_key(armored, fingerprint=fingerprint)
+        assert str(caught.value) == f"GnuPG did not import the secret key {fingerprint}"
 
 
 def test_keys_are_generated_even_when_generation_straddles_a_second() -> None:
