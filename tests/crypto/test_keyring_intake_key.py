@@ -195,6 +195,17 @@ def test_a_secret_key_moves_to_another_home_with_its_passphrase_only(intake: Int
         shutil.rmtree(home, ignore_errors=True)
 
 
+def test_a_secret_key_is_exported_only_with_its_passphrase(
+    intake: Intake, partner_keyring: Keyring, partners: Partners
+) -> None:
+    with pytest.raises(SecretKeyLocked) as caught:
+        Keyring(intake.home, passphrase="not-the-passphrase").export_secret_key(intake.fingerprint)
+    assert str(caught.value) == f"the secret key {intake.fingerprint} could not be exported"
+    # An unprotected key (the partners' own, here) needs none.
+    exported = partner_keyring.export_secret_key(partners.fingerprint)
+    assert exported.startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----")
+
+
 def test_exporting_a_secret_key_this_keyring_lacks_fails(
     intake: Intake, partners: Partners
 ) -> None:
