@@ -570,7 +570,7 @@ class Keyring:
             MalformedKey: GnuPG did not import exactly that one public key.
         """
         fingerprint = normalise_fingerprint(fingerprint)
-        data = armored.encode("utf-8")
+        data = armored.encode("utf-8")  # pragma: no mutate (codec names ignore case)
         if not data.strip() or len(data) > _MAX_KEY_BYTES:
             raise MalformedKey(f"the stored copy of key {fingerprint} is empty or too large")
         # import-minimal: third-party signatures are of no use without the web of trust.

@@ -153,6 +153,23 @@ def test_exporting_a_key_the_keyring_lacks_names_it(
     assert str(caught.value) == f"no public key {partners.stranger_fingerprint} in the keyring"
 
 
+def test_a_stored_copy_is_refused_when_empty_or_over_a_mebibyte(
+    empty_keyring: Keyring, partners: Partners
+) -> None:
+    pin = empty_keyring.inspect_partner_key(partners.public_key)
+    # The most inspect_partner_key accepts: its copy must import too.
+    at_the_limit = pin.armored + "\n" * (1024 * 1024 - len(pin.armored.encode()))
+
+    for copy in ["", " \n", at_the_limit + "\n"]:
+        with pytest.raises(MalformedKey) as caught:
+            empty_keyring.import_pinned_key(copy, fingerprint=pin.fingerprint)
+        assert str(caught.value) == (
+            f"the stored copy of key {pin.fingerprint} is empty or too large"
+        )
+    empty_keyring.import_pinned_key(at_the_limit, fingerprint=pin.fingerprint)
+    assert public_key_fingerprints(empty_keyring.home) == [partners.fingerprint]
+
+
 def test_a_pinned_copy_that_is_not_the_pinned_key_is_refused(
     empty_keyring: Keyring, partners: Partners
 ) -> None:
