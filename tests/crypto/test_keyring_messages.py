@@ -356,7 +356,7 @@ def test_signing_with_a_locked_key_fails(intake: Intake, partners: Partners) -> 
 
 @pytest.mark.parametrize("recipients", [[], "ABCD"])
 def test_encrypting_needs_a_list_of_fingerprints(intake: Intake, recipients: list[str]) -> None:
-    with pytest.raises(EncryptError):
+    with pytest.raises(EncryptError, match="^give a non-empty list of recipient fingerprints$"):
         intake.keyring.encrypt(b"x", recipients)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ from crypto.errors import (
     SecretKeyRefused,
 )
 from crypto.keyring import Keyring
-from tests.crypto.conftest import Partners, gpg, public_key_fingerprints
+from tests.crypto.conftest import Partners, gpg, public_key_fingerprints, stop_agent
+from tests.support import gpg_wrapper
 
 
 def test_partner_key_is_pinned_by_its_full_fingerprint(
@@ -124,11 +127,12 @@ def test_inspecting_a_key_leaves_the_keyring_unchanged_and_gives_a_copy_to_pin(
     assert verified.signature_valid and verified.signer_fingerprint == partners.fingerprint
 
 
-def test_a_key_exported_from_the_keyring_carries_no_third_party_signatures(
+def test_third_party_signatures_go_neither_into_a_keyring_nor_out_of_it(
     empty_keyring: Keyring, partners: Partners
 ) -> None:
     """What `agency keys` stores for a key a keyring already held (imported by hand, say,
-    with another key's certification): the same minimal copy inspecting it would give."""
+    with another key's certification) is the minimal copy inspecting it would give; and a
+    copy that carries one is imported without it."""
     home = empty_keyring.home
     gpg(home, "--import", stdin=partners.public_key.encode())
     gpg(home, "--import", stdin=partners.rejected["secret key"])  # the stranger's
@@ -142,6 +146,29 @@ def test_a_key_exported_from_the_keyring_carries_no_third_party_signatures(
     exported = empty_keyring.export_public_key(partners.fingerprint)
     assert not certified_by_stranger(exported.encode())
     assert empty_keyring.inspect_partner_key(exported).fingerprint == partners.fingerprint
+
+    certified = gpg(home, "--armor", "--export", partners.fingerprint).decode()
+    other_home = Path(tempfile.mkdtemp(prefix="tlm-", dir="/tmp")) / "g"
+    try:
+        Keyring(other_home).import_pinned_key(certified, fingerprint=partners.fingerprint)
+        assert not certified_by_stranger(gpg(other_home, "--export", partners.fingerprint))
+    finally:
+        stop_agent(other_home)
+        shutil.rmtree(other_home.parent, ignore_errors=True)
+
+
+def test_a_key_imported_here_is_known_present_without_asking_gpg_again(
+    empty_keyring: Keyring, partners: Partners, tmp_path: Path
+) -> None:
+    """make_available runs before every signature check: once a key is known, no gpg."""
+    wrapper, calls = gpg_wrapper(tmp_path)
+    keyring = Keyring(empty_keyring.home, gpg_binary=wrapper)
+    pin = keyring.inspect_partner_key(partners.public_key)
+    keyring.import_pinned_key(pin.armored, fingerprint=pin.fingerprint)
+    runs = calls.read_text().count("\n")
+
+    assert keyring.make_available(pin.fingerprint, None) is True
+    assert calls.read_text().count("\n") == runs
 
 
 def test_exporting_a_key_the_keyring_lacks_names_it(
