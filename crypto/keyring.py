@@ -685,8 +685,9 @@ class Keyring:
             bytes(plaintext),
             targets,
             sign=signer,
-            passphrase=self._passphrase if signer else None,
-            armor=True,
+            # gpg uses a passphrase only to sign: sent always, it would change nothing seen.
+            passphrase=self._passphrase if signer else None,  # pragma: no mutate
+            armor=True,  # pragma: no mutate (python-gnupg's default)
             # python-gnupg names the signer with --default-key, which gpg ignores when it
             # holds no usable secret key for it: it then signs with another secret key of
             # this home (the intake key, say) and succeeds. --local-user fails instead.

@@ -451,3 +451,14 @@ def test_gpg_exiting_with_an_error_after_a_good_signature_is_an_error(
 
     with pytest.raises(DecryptError, match="GnuPG reported an error"):
         keyring.decrypt_and_verify(signed_tip)
+
+
+def test_gpg_exiting_with_an_error_after_writing_a_message_is_an_error(
+    intake: Intake, partners: Partners, tmp_path: Path
+) -> None:
+    """What gpg wrote may be cut short: a message is returned only when gpg says it is done."""
+    wrapper, _ = gpg_wrapper(tmp_path, exit_after_encrypt=2)
+    keyring = Keyring(intake.home, gpg_binary=wrapper, passphrase=intake.passphrase)
+
+    with pytest.raises(EncryptError, match="^encryption failed$"):
+        keyring.encrypt(b"feedback", [partners.fingerprint])
