@@ -101,11 +101,15 @@ def test_the_armor_is_read_exactly_as_gpg_reads_it(recipients: tuple[Path, list[
     message = encrypt(home, fingerprints[:1])
     binary = gpg(home, "--dearmor", stdin=message)
     assert dearmor(message) == binary
-    with_headers = message.replace(
-        b"-----\n\n", b"-----\nVersion: Example 1.0\nComment: tip 4417\n\n", 1
-    )
-    assert dearmor(with_headers) == binary
+    # Headers as gpg takes them: "Key: value" (colons after the first one's space are
+    # the value's), "Key:" alone; and the base64 may follow them without a blank line.
+    for headers in [b"Version: Example 1.0\nComment: tip: 4417\nComment:\n\n", b""]:
+        assert dearmor(message.replace(b"-----\n\n", b"-----\n" + headers, 1)) == binary
     assert dearmor(armor(binary, checksum=False)) == binary
+    # gpg calls these invalid armor headers: refused, never read past.
+    for header in [b"Comment:tip: 4417", b": tip 4417"]:
+        with pytest.raises(MalformedMessage, match="not valid base64"):
+            dearmor(message.replace(b"-----\n\n", b"-----\n" + header + b"\n\n", 1))
 
 
 def test_the_armor_checksum_is_rfc_4880s_crc_24(monkeypatch: pytest.MonkeyPatch) -> None:
