@@ -481,7 +481,11 @@ class Keyring:
             KeyNotFound: no such key in this keyring.
         """
         fingerprint = normalise_fingerprint(fingerprint)
-        armored = self._gpg.export_keys([fingerprint], armor=True, minimal=True)
+        armored = self._gpg.export_keys(
+            [fingerprint],
+            armor=True,  # pragma: no mutate (python-gnupg's default)
+            minimal=True,
+        )
         # gpg exports nothing for a key it lacks: "and" for "or" would change nothing seen.
         if not armored or "BEGIN PGP PUBLIC KEY BLOCK" not in armored:  # pragma: no mutate
             raise KeyNotFound(f"no public key {fingerprint} in the keyring")
@@ -649,7 +653,12 @@ class Keyring:
             imported = {str(fpr).upper() for fpr in result.fingerprints}
             if result.returncode != 0 or imported != {pin.fingerprint} or result.sec_read:
                 raise MalformedKey("GnuPG did not import the key")
-            armored = str(gpg.export_keys([pin.fingerprint], armor=True, minimal=True) or "")
+            exported = gpg.export_keys(
+                [pin.fingerprint],
+                armor=True,  # pragma: no mutate (python-gnupg's default)
+                minimal=True,
+            )
+            armored = str(exported or "")
         finally:
             self._kill_agent(scratch)
             shutil.rmtree(scratch, ignore_errors=True)

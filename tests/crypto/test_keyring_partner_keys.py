@@ -132,7 +132,7 @@ def test_third_party_signatures_go_neither_into_a_keyring_nor_out_of_it(
 ) -> None:
     """What `agency keys` stores for a key a keyring already held (imported by hand, say,
     with another key's certification) is the minimal copy inspecting it would give; and a
-    copy that carries one is imported without it."""
+    copy that carries one is pinned and imported without it."""
     home = empty_keyring.home
     gpg(home, "--import", stdin=partners.public_key.encode())
     gpg(home, "--import", stdin=partners.rejected["secret key"])  # the stranger's
@@ -148,6 +148,7 @@ def test_third_party_signatures_go_neither_into_a_keyring_nor_out_of_it(
     assert empty_keyring.inspect_partner_key(exported).fingerprint == partners.fingerprint
 
     certified = gpg(home, "--armor", "--export", partners.fingerprint).decode()
+    assert not certified_by_stranger(empty_keyring.inspect_partner_key(certified).armored.encode())
     other_home = Path(tempfile.mkdtemp(prefix="tlm-", dir="/tmp")) / "g"
     try:
         Keyring(other_home).import_pinned_key(certified, fingerprint=partners.fingerprint)
