@@ -66,6 +66,19 @@ def test_user_id_cannot_inject_key_parameters(
         empty_keyring.generate_intake_key(name=name, email=email)
 
 
+def test_a_key_name_is_1_to_200_printable_characters_without_user_id_syntax(
+    empty_keyring: Keyring,
+) -> None:
+    for name in ["X", "N" * 200]:
+        fingerprint = empty_keyring.generate_signing_key(name=name, email="web@tl.test")
+        listing = gpg(empty_keyring.home, "--with-colons", "--list-keys", fingerprint).decode()
+        assert f"{name} <web@tl.test>" in listing
+    for name in ["N" * 201, "Tab\there", "Intake (test)", "<Intake>", 'The "intake"']:
+        with pytest.raises(ValueError) as caught:
+            empty_keyring.generate_signing_key(name=name, email="web@tl.test")
+        assert str(caught.value) == 'name must be 1-200 printable characters without <>()"'
+
+
 def test_gnupg_home_is_created_private(gnupg_home: Path) -> None:
     Keyring(gnupg_home)
 

@@ -347,9 +347,14 @@ def test_signing_with_a_key_whose_secret_is_not_here_fails(
     )
 
 
-def test_signing_with_a_locked_key_fails(intake: Intake, partners: Partners) -> None:
+@pytest.mark.parametrize("passphrase", [None, "not-the-passphrase"])
+def test_signing_with_a_locked_key_fails(
+    intake: Intake, partners: Partners, passphrase: str | None
+) -> None:
+    keyring = Keyring(intake.home, passphrase=passphrase)
+
     with pytest.raises(SecretKeyLocked) as caught:
-        Keyring(intake.home).encrypt(b"x", [partners.fingerprint], sign_with=intake.fingerprint)
+        keyring.encrypt(b"x", [partners.fingerprint], sign_with=intake.fingerprint)
 
     assert str(caught.value) == "the signing key could not be unlocked (check its passphrase)"
 
@@ -437,8 +442,14 @@ def test_a_message_with_too_many_session_keys_never_reaches_gpg(
     assert keyring.decrypt_and_verify(armor(session_key * 8 + rest)).plaintext == b"a tip"
     assert calls.read_text().count("--decrypt") == 1
 
-    with pytest.raises(TooManySessionKeys, match="more than 8 session-key packets"):
+    with pytest.raises(TooManySessionKeys) as caught:
         keyring.decrypt_and_verify(armor(session_key * 9 + rest))
+
+    # Given to the partner as the reason the tip was rejected.
+    assert str(caught.value) == (
+        "the message carries more than 8 session-key packets (one per recipient): "
+        "encrypt it to the intake key and at most a few other keys"
+    )
 
     assert calls.read_text().count("--decrypt") == 1
 
