@@ -79,6 +79,29 @@ def test_a_key_name_is_1_to_200_printable_characters_without_user_id_syntax(
         assert str(caught.value) == 'name must be 1-200 printable characters without <>()"'
 
 
+def test_a_key_email_is_one_address_of_at_most_254_characters(empty_keyring: Keyring) -> None:
+    longest = "i" * 239 + "@tl.example.org"  # 254 characters
+    fingerprint = empty_keyring.generate_signing_key(name="Web form", email=longest)
+    assert fingerprint in gpg(empty_keyring.home, "--with-colons", "--list-keys", longest).decode()
+    for email in ["i" + longest, "two@tl.test three@tl.test", "tl.test"]:
+        with pytest.raises(ValueError) as caught:
+            empty_keyring.generate_signing_key(name="Web form", email=email)
+        assert str(caught.value) == "email must be a single address like intake@example.org"
+
+
+@pytest.mark.parametrize("passphrase", ["p" * 43, None])
+def test_a_generated_key_is_stored_protected_by_the_keyrings_passphrase(
+    gnupg_home: Path, passphrase: str | None
+) -> None:
+    """A copy of the GnuPG home alone must not yield the key (see crypto.keyring)."""
+    Keyring(gnupg_home, passphrase=passphrase).generate_signing_key(
+        name="Web form", email="web@tl.test"
+    )
+
+    [stored] = (gnupg_home / "private-keys-v1.d").glob("*.key")
+    assert (b"protected-private-key" in stored.read_bytes()) is (passphrase is not None)
+
+
 def test_gnupg_home_is_created_private(gnupg_home: Path) -> None:
     Keyring(gnupg_home)
 
