@@ -89,11 +89,15 @@ def tip(tip_id: str) -> str:
     if found is None:
         # Also for another agency's tip: whether it exists is not this partner's to know.
         abort(404)
-    messages = database.session().scalars(
-        select(Message)
-        .where(Message.tip_id == found.id, Message.direction == Direction.TO_PARTNER.value)
-        .order_by(Message.id)
-    ).all()
+    messages = (
+        database.session()
+        .scalars(
+            select(Message)
+            .where(Message.tip_id == found.id, Message.direction == Direction.TO_PARTNER.value)
+            .order_by(Message.id)
+        )
+        .all()
+    )
     return render_template(
         "partner/tip.html",
         tip=found,
@@ -118,9 +122,7 @@ def message(tip_id: str, message_id: int) -> Response:
     return Response(
         found.armored,
         mimetype="application/pgp-encrypted",
-        headers={
-            "Content-Disposition": f'attachment; filename="tipline-message-{found.id}.asc"'
-        },
+        headers={"Content-Disposition": f'attachment; filename="tipline-message-{found.id}.asc"'},
     )
 
 
