@@ -5,6 +5,8 @@ partner."""
 from __future__ import annotations
 
 import dataclasses
+import logging
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ from flask.testing import FlaskClient
 from rq.job import JobStatus
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InvalidRequestError, OperationalError
+from sqlalchemy.orm import Session
 
 from crypto import Keyring
 from referrals.audit.models import AuditRecord
@@ -32,6 +35,7 @@ from tipline.runtime import Runtime
 
 PGP = "application/pgp-encrypted"
 REFERENCE = "ECA-2024-CSE-004417"
+UNEXPECTED = "RuntimeError: unexpected; its message is not kept (it could quote the tip)"
 
 
 @pytest.fixture
@@ -156,6 +160,122 @@ def test_an_unexpected_error_is_recorded_without_its_message(
     tip = load(runtime, tip_id)
     assert tip.status == TipStatus.PROCESSING
     assert tip.fault == "RuntimeError: unexpected; its message is not kept (it could quote the tip)"
+
+
+def test_a_fault_is_recorded_on_its_own_tip_only_and_logged_for_operators(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    sealed: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another tip being processed at the same moment keeps its own record; the back-off
+    counts from when the attempt failed, not from when it began."""
+    clock = ManualClock()
+
+    class SlowFailingIndex:
+        def compute(self, *_args: object, **_kwargs: object) -> str:
+            clock.advance(seconds=90)
+            raise RuntimeError(f"cannot index {SELECTOR_MARKS[0]}")
+
+    failing = receive(runtime, agencies["agency-a"], sealed)
+    with runtime.session_factory() as session:
+        receiver = TipReceiver(session, queue=runtime.queue, clock=runtime.clock)
+        other = receiver.receive(agencies["agency-b"].id, sealed).tip.id
+    with runtime.session_factory.begin() as session:
+        session.execute(update(Tip).where(Tip.id == other).values(status=TipStatus.PROCESSING))
+    context = dataclasses.replace(
+        runtime.job_context(),
+        blind_index=SlowFailingIndex(),  # type: ignore[arg-type]
+        clock=clock,
+    )
+
+    with (
+        caplog.at_level(logging.WARNING, logger="referrals.intake.processing"),
+        pytest.raises(RuntimeError),
+    ):
+        tasks.process_tip(context, failing)
+
+    tip = load(runtime, failing)
+    assert (tip.fault, tip.updated_at) == (UNEXPECTED, clock.now())
+    assert load(runtime, other).fault is None
+    assert [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "referrals.intake.processing"
+    ] == [f"tip {failing}: processing failed on our side ({UNEXPECTED}); it will be retried"]
+
+
+def test_a_fault_is_not_recorded_on_a_tip_a_duplicate_delivery_has_finished(
+    runtime: Runtime, agencies: dict[str, RegisteredAgency], sealed: bytes
+) -> None:
+    """rq delivers at least once: while this attempt fails, another delivery of the same job
+    processes the tip. The finished tip carries no fault of the failed attempt."""
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+
+    class DuplicateThenFail:
+        def compute(self, *_args: object, **_kwargs: object) -> str:
+            tasks.process_tip(runtime.job_context(), tip_id)  # the other delivery
+            raise RuntimeError("this delivery fails")
+
+    context = dataclasses.replace(runtime.job_context(), blind_index=DuplicateThenFail())  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError):
+        tasks.process_tip(context, tip_id)
+
+    tip = load(runtime, tip_id)
+    assert (tip.status, tip.fault) == (TipStatus.IN_TRIAGE, None)
+
+
+def test_a_database_gone_mid_attempt_fails_the_job_with_its_own_fault(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    sealed: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The fault cannot be written down when the database itself is gone: the job still fails
+    with the database's error (so rq retries it), and the log says the note is missing."""
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+    gone = OperationalError("BEGIN", {}, OSError("connection lost"))
+
+    class Database:
+        """The runtime's sessions until the database goes away."""
+
+        def __init__(self) -> None:
+            self.up = True
+
+        def __call__(self) -> Session:
+            return runtime.session_factory()
+
+        def begin(self) -> AbstractContextManager[Session]:
+            if not self.up:
+                raise gone
+            return runtime.session_factory.begin()
+
+    database = Database()
+
+    class IndexLosingTheDatabase:
+        def compute(self, *_args: object, **_kwargs: object) -> str:
+            database.up = False
+            raise gone
+
+    context = dataclasses.replace(
+        runtime.job_context(),
+        session_factory=database,  # type: ignore[arg-type]
+        blind_index=IndexLosingTheDatabase(),  # type: ignore[arg-type]
+    )
+    with (
+        caplog.at_level(logging.WARNING, logger="referrals.intake.processing"),
+        pytest.raises(OperationalError) as raised,
+    ):
+        tasks.process_tip(context, tip_id)
+
+    assert raised.value is gone
+    assert f"tip {tip_id}: the fault could not be recorded" in [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "referrals.intake.processing"
+    ]
+    tip = load(runtime, tip_id)
+    assert (tip.status, tip.attempts, tip.fault) == (TipStatus.PROCESSING, 1, None)
 
 
 def _age(runtime: Runtime, tip_id: str, *, attempts: int, clock: ManualClock) -> None:
@@ -297,6 +417,10 @@ def test_a_tips_job_has_its_own_time_limit_whoever_queues_it(
             "OperationalError: the database failed (OSError)",
         ),
         (
+            InvalidRequestError(f"Object '<Tip region={NARRATIVE_MARK}>' is not persisted"),
+            "InvalidRequestError: the database layer failed",
+        ),
+        (
             redis.ConnectionError(f"while sending {SELECTOR_MARKS[0]}"),
             "ConnectionError: Redis failed",
         ),
@@ -304,6 +428,7 @@ def test_a_tips_job_has_its_own_time_limit_whoever_queues_it(
             FileNotFoundError(2, "No such file or directory", "/usr/bin/gpg"),
             "FileNotFoundError: No such file or directory",
         ),
+        (OSError(NARRATIVE_MARK), "OSError: an operating system call failed"),
         (
             JobTimeoutException(f"{NARRATIVE_MARK}"),
             "JobTimeoutException: the job ran past its time limit",
@@ -313,7 +438,15 @@ def test_a_tips_job_has_its_own_time_limit_whoever_queues_it(
             "KeyError: unexpected; its message is not kept (it could quote the tip)",
         ),
     ],
-    ids=["database", "redis", "gpg missing", "time limit", "unexpected"],
+    ids=[
+        "database",
+        "database layer",
+        "redis",
+        "gpg missing",
+        "operating system",
+        "time limit",
+        "unexpected",
+    ],
 )
 def test_a_fault_is_described_by_its_type_never_by_what_it_quotes(
     exc: Exception, expected: str
