@@ -24,7 +24,7 @@ from crypto import Keyring
 from referrals.audit.models import AuditRecord
 from referrals.intake import tasks
 from referrals.intake.models import Tip, TipStatus
-from referrals.intake.processing import MAX_ATTEMPTS, describe_fault
+from referrals.intake.processing import MAX_ATTEMPTS, describe_fault, quarantine
 from referrals.intake.receiving import TipReceiver
 from referrals.intake.sweep import PROCESS_TIP_TIMEOUT, TipSweeper, process_tip_job_id
 from referrals.jobs import INTAKE_QUEUE, JobContext, TiplineJob
@@ -276,6 +276,64 @@ def test_a_database_gone_mid_attempt_fails_the_job_with_its_own_fault(
     ]
     tip = load(runtime, tip_id)
     assert (tip.status, tip.attempts, tip.fault) == (TipStatus.PROCESSING, 1, None)
+
+
+@pytest.mark.parametrize(
+    ("status", "attempts", "quarantined"),
+    [
+        (TipStatus.PROCESSING, MAX_ATTEMPTS, True),
+        (TipStatus.RECEIVED, MAX_ATTEMPTS + 1, True),
+        (TipStatus.PROCESSING, MAX_ATTEMPTS - 1, False),  # attempts left: processed again
+        (TipStatus.RECEIVED, 0, False),  # an operator has just retried it
+        (TipStatus.IN_TRIAGE, MAX_ATTEMPTS, False),  # its last attempt succeeded
+        (TipStatus.REJECTED, MAX_ATTEMPTS, False),
+    ],
+)
+def test_quarantine_takes_only_the_unfinished_tip_out_of_attempts_it_is_given(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    sealed: bytes,
+    status: TipStatus,
+    attempts: int,
+    quarantined: bool,
+) -> None:
+    """The sweep decides from a list read a moment earlier: whatever happened to the tip
+    since (processed, retried by an operator), quarantine judges it as it is now. Another tip
+    out of attempts, with its own fault, is neither moved nor read."""
+    clock = ManualClock()
+    neighbour = receive(runtime, agencies["agency-b"], sealed)
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+    with runtime.session_factory.begin() as session:
+        session.execute(
+            update(Tip)
+            .where(Tip.id == neighbour)
+            .values(status=TipStatus.PROCESSING, attempts=MAX_ATTEMPTS, fault=UNEXPECTED)
+        )
+        session.execute(
+            update(Tip).where(Tip.id == tip_id).values(status=status, attempts=attempts)
+        )
+    clock.advance(hours=1)
+
+    with runtime.session_factory.begin() as session:
+        assert quarantine(session, tip_id, audit_key=runtime.audit_key, clock=clock) is quarantined
+
+    tip = load(runtime, tip_id)
+    if quarantined:
+        assert (tip.status, tip.quarantined_at, tip.updated_at) == (
+            TipStatus.QUARANTINED,
+            clock.now(),
+            clock.now(),
+        )
+        assert tip.fault is not None and tip.fault.startswith("Stopped: ")
+        assert audit_records(runtime, tip_id) == [
+            ("tip.quarantined", {"attempts": attempts, "fault_type": "Stopped"})
+        ]
+    else:
+        assert (tip.status, tip.quarantined_at, tip.fault) == (status, None, None)
+        assert audit_records(runtime, tip_id) == []
+    other = load(runtime, neighbour)
+    assert (other.status, other.fault) == (TipStatus.PROCESSING, UNEXPECTED)
+    assert audit_records(runtime, neighbour) == []
 
 
 def _age(runtime: Runtime, tip_id: str, *, attempts: int, clock: ManualClock) -> None:
