@@ -454,7 +454,7 @@ def quarantine(session: Session, tip_id: str, *, audit_key: bytes, clock: Clock)
         "tip.quarantined",
         actor="system:worker",
         subject=f"tip:{tip_id}",
-        details={"attempts": attempts, "fault_type": fault.split(":", 1)[0][:64]},
+        details={"attempts": attempts, "fault_type": fault.partition(":")[0][:64]},
     )
     logger.error(
         "tip %s quarantined after %s attempts: an operator must look (tipline tip quarantined)",

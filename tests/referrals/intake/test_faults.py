@@ -336,6 +336,59 @@ def test_quarantine_takes_only_the_unfinished_tip_out_of_attempts_it_is_given(
     assert audit_records(runtime, neighbour) == []
 
 
+LONG_NAME = "Partner" * 10 + "Error"
+
+
+@pytest.mark.parametrize(
+    ("fault", "fault_type"),
+    [
+        (None, "Stopped"),
+        ("IntakeKeyMissing: no current intake key: run `tipline init`", "IntakeKeyMissing"),
+        (f"{LONG_NAME}: unexpected; its message is not kept", LONG_NAME[:64]),
+    ],
+    ids=["no fault recorded", "a message with colons", "a very long type name"],
+)
+def test_a_quarantine_is_audited_by_the_worker_with_the_fault_type_and_logged(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    sealed: bytes,
+    caplog: pytest.LogCaptureFixture,
+    fault: str | None,
+    fault_type: str,
+) -> None:
+    tip_id = receive(runtime, agencies["agency-a"], sealed)
+    with runtime.session_factory.begin() as session:
+        session.execute(
+            update(Tip)
+            .where(Tip.id == tip_id)
+            .values(status=TipStatus.PROCESSING, attempts=MAX_ATTEMPTS + 1, fault=fault)
+        )
+
+    with (
+        caplog.at_level(logging.ERROR, logger="referrals.intake.processing"),
+        runtime.session_factory.begin() as session,
+    ):
+        quarantine(session, tip_id, audit_key=runtime.audit_key, clock=runtime.clock)
+
+    with runtime.session_factory() as session:
+        [record] = session.scalars(
+            select(AuditRecord).where(AuditRecord.subject == f"tip:{tip_id}")
+        ).all()
+        assert (record.action, record.actor, record.details) == (
+            "tip.quarantined",
+            "system:worker",
+            {"attempts": MAX_ATTEMPTS + 1, "fault_type": fault_type},
+        )
+    assert [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "referrals.intake.processing"
+    ] == [
+        f"tip {tip_id} quarantined after {MAX_ATTEMPTS + 1} attempts: an operator must look "
+        "(tipline tip quarantined)"
+    ]
+
+
 def _age(runtime: Runtime, tip_id: str, *, attempts: int, clock: ManualClock) -> None:
     """As if the tip's last attempt (its ``attempts``-th) was claimed at ``clock``'s time and
     its job then lost."""
