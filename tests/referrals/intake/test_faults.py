@@ -26,7 +26,12 @@ from referrals.intake import tasks
 from referrals.intake.models import Tip, TipStatus
 from referrals.intake.processing import MAX_ATTEMPTS, describe_fault, quarantine
 from referrals.intake.receiving import TipReceiver
-from referrals.intake.sweep import PROCESS_TIP_TIMEOUT, TipSweeper, process_tip_job_id
+from referrals.intake.sweep import (
+    PROCESS_TIP_TIMEOUT,
+    TipSweeper,
+    process_tip_job_id,
+    queue_processing,
+)
 from referrals.jobs import INTAKE_QUEUE, JobContext, TiplineJob
 from tests.clock import ManualClock
 from tests.conftest import IntakeKeyring, RegisteredAgency
@@ -433,6 +438,41 @@ def test_the_sweep_waits_at_most_an_hour(
 
     clock.advance(minutes=61)
     assert sweeper.sweep(grace=timedelta(minutes=10)).requeued == [tip_id]
+
+
+def test_one_sweep_deals_with_every_tip_past_a_covered_one_and_a_quarantined_one(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    sealed: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Oldest first: a tip whose job is still queued is left to it, one out of attempts is
+    quarantined, and the sweep goes on to the lost tip after them."""
+    clock = ManualClock()
+    with runtime.session_factory() as session:
+        receiver = TipReceiver(session, queue=runtime.queue, clock=runtime.clock)
+        covered, exhausted, lost = (
+            receiver.receive(agencies["agency-a"].id, sealed).tip.id for _ in range(3)
+        )
+    _age(runtime, covered, attempts=1, clock=clock)
+    clock.advance(seconds=1)
+    _age(runtime, exhausted, attempts=MAX_ATTEMPTS, clock=clock)
+    clock.advance(seconds=1)
+    _age(runtime, lost, attempts=1, clock=clock)
+    job_id = queue_processing(runtime.queue, covered)  # _age emptied Redis: only this job
+    sweeper = TipSweeper(
+        runtime.session_factory, queue=runtime.queue, clock=clock, audit_key=runtime.audit_key
+    )
+    clock.advance(minutes=3)
+
+    with caplog.at_level(logging.WARNING, logger="referrals.intake.sweep"):
+        swept = sweeper.sweep(grace=timedelta(minutes=2))
+
+    assert (swept.requeued, swept.quarantined) == ([lost], [exhausted])
+    assert runtime.queue.queue(INTAKE_QUEUE).job_ids == [job_id, process_tip_job_id(lost)]
+    assert [
+        record.getMessage() for record in caplog.records if record.name == "referrals.intake.sweep"
+    ] == ["sweep: 1 unfinished tip(s) queued again"]
 
 
 def test_the_sweep_quarantines_a_tip_out_of_attempts_instead_of_queueing_it(
