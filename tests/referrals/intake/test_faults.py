@@ -28,7 +28,9 @@ from referrals.intake.processing import MAX_ATTEMPTS, describe_fault, quarantine
 from referrals.intake.receiving import TipReceiver
 from referrals.intake.sweep import (
     PROCESS_TIP_TIMEOUT,
+    Swept,
     TipSweeper,
+    due,
     process_tip_job_id,
     queue_processing,
 )
@@ -421,7 +423,9 @@ def test_the_sweep_waits_longer_after_each_attempt(
 
     clock.advance(seconds=wait.total_seconds() - 1)
     assert sweeper.sweep(grace=grace).requeued == []
-    clock.advance(seconds=2)
+    clock.advance(seconds=1)
+    assert sweeper.sweep(grace=grace).requeued == []  # waited exactly its back-off: not more
+    clock.advance(seconds=1)
     assert sweeper.sweep(grace=grace).requeued == [tip_id]
     assert runtime.queue.queue(INTAKE_QUEUE).job_ids == [process_tip_job_id(tip_id)]
 
@@ -484,7 +488,10 @@ def test_the_sweep_quarantines_a_tip_out_of_attempts_instead_of_queueing_it(
     sweeper = TipSweeper(
         runtime.session_factory, queue=runtime.queue, clock=clock, audit_key=runtime.audit_key
     )
-    clock.advance(minutes=3)
+    clock.advance(minutes=2)
+    # Its last attempt may still be starting: it waits out the grace like any other.
+    assert sweeper.sweep(grace=timedelta(minutes=2)) == Swept()
+    clock.advance(seconds=1)
 
     swept = sweeper.sweep(grace=timedelta(minutes=2))
 
@@ -496,7 +503,25 @@ def test_the_sweep_quarantines_a_tip_out_of_attempts_instead_of_queueing_it(
     assert audit_records(runtime, tip_id) == [
         ("tip.quarantined", {"attempts": MAX_ATTEMPTS, "fault_type": "Stopped"})
     ]
-    assert sweeper.sweep(grace=timedelta(minutes=2)) == type(swept)()
+    assert sweeper.sweep(grace=timedelta(minutes=2)) == Swept()
+
+
+def test_the_sweep_takes_the_longest_waiting_tips_first_a_batch_at_a_time(
+    runtime: Runtime, agencies: dict[str, RegisteredAgency], sealed: bytes
+) -> None:
+    clock = ManualClock()
+    with runtime.session_factory() as session:
+        receiver = TipReceiver(session, queue=runtime.queue, clock=runtime.clock)
+        tip_ids = [receiver.receive(agencies["agency-a"].id, sealed).tip.id for _ in range(3)]
+    for tip_id in reversed(tip_ids):  # the last received has waited longest
+        _age(runtime, tip_id, attempts=1, clock=clock)
+        clock.advance(seconds=1)
+    clock.advance(hours=1)
+
+    with runtime.session_factory() as session:
+        batch = due(session, clock.now(), timedelta(minutes=2), limit=2)
+
+    assert batch == [(tip_ids[2], 1), (tip_ids[1], 1)]
 
 
 def test_the_sweep_requeues_a_tip_whose_job_rq_marked_failed(
