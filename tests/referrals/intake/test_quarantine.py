@@ -10,6 +10,7 @@ import pytest
 import redis
 from sqlalchemy import update
 
+from referrals.intake import quarantine as quarantine_module
 from referrals.intake.models import Tip, TipStatus
 from referrals.intake.processing import MAX_ATTEMPTS
 from referrals.intake.quarantine import TipQuarantine
@@ -92,3 +93,36 @@ def test_a_retry_while_redis_is_down_releases_the_tip_for_the_sweep_to_queue(
     )
     assert sweeper.sweep(grace=timedelta(0)).requeued == [held]
     assert runtime.queue.queue(INTAKE_QUEUE).job_ids == [process_tip_job_id(held)]
+
+
+def test_retry_all_answers_every_tip_it_released_batch_after_batch(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The count an operator reads (`N tip(s) queued again`) is every tip released, not the
+    last batch's: batches of one here, as if thousands were held."""
+    body = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a")
+    with runtime.session_factory() as session:
+        receiver = TipReceiver(session, queue=runtime.queue, clock=runtime.clock)
+        tip_ids = [receiver.receive(agencies["agency-a"].id, body).tip.id for _ in range(3)]
+    with runtime.session_factory.begin() as session:
+        session.execute(
+            update(Tip)
+            .where(Tip.id.in_(tip_ids))
+            .values(status=TipStatus.QUARANTINED, attempts=MAX_ATTEMPTS, fault=FAULT)
+        )
+    runtime.redis.flushdb()
+    monkeypatch.setattr(quarantine_module, "RETRY_BATCH", 1)
+
+    with runtime.session_factory() as session:
+        retried = TipQuarantine(
+            session, queue=runtime.queue, clock=runtime.clock, audit=runtime.audit(session)
+        ).retry_all(actor="cli:operator")
+
+    assert sorted(retried) == sorted(tip_ids)
+    assert sorted(runtime.queue.queue(INTAKE_QUEUE).job_ids) == sorted(
+        process_tip_job_id(tip_id) for tip_id in tip_ids
+    )
