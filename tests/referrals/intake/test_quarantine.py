@@ -126,3 +126,37 @@ def test_retry_all_answers_every_tip_it_released_batch_after_batch(
     assert sorted(runtime.queue.queue(INTAKE_QUEUE).job_ids) == sorted(
         process_tip_job_id(tip_id) for tip_id in tip_ids
     )
+
+
+def test_held_tips_are_listed_longest_held_first_up_to_the_limit(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    body = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a")
+    with runtime.session_factory() as session:
+        receiver = TipReceiver(session, queue=runtime.queue, clock=runtime.clock)
+        tip_ids = [receiver.receive(agencies["agency-a"].id, body).tip.id for _ in range(3)]
+    with runtime.session_factory.begin() as session:
+        # Held in an order that is neither the order they came in nor its reverse.
+        for tip_id, hours in zip(tip_ids, (5, 1, 9), strict=True):
+            held_at = runtime.clock.now() - timedelta(hours=hours)
+            session.execute(
+                update(Tip)
+                .where(Tip.id == tip_id)
+                .values(
+                    status=TipStatus.QUARANTINED,
+                    attempts=MAX_ATTEMPTS,
+                    fault=FAULT,
+                    quarantined_at=held_at,
+                    updated_at=held_at,
+                )
+            )
+
+    with runtime.session_factory() as session:
+        listed = TipQuarantine(
+            session, queue=runtime.queue, clock=runtime.clock, audit=runtime.audit(session)
+        ).quarantined(limit=2)
+
+    assert [tip.id for tip in listed] == [tip_ids[2], tip_ids[0]]
