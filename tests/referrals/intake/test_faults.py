@@ -516,12 +516,18 @@ def test_the_sweep_takes_the_longest_waiting_tips_first_a_batch_at_a_time(
     for tip_id in reversed(tip_ids):  # the last received has waited longest
         _age(runtime, tip_id, attempts=1, clock=clock)
         clock.advance(seconds=1)
+    with runtime.session_factory.begin() as session:
+        # Never claimed (its job was lost before a worker saw it): oldest of all the same,
+        # whatever its status.
+        session.execute(
+            update(Tip).where(Tip.id == tip_ids[2]).values(status=TipStatus.RECEIVED, attempts=0)
+        )
     clock.advance(hours=1)
 
     with runtime.session_factory() as session:
         batch = due(session, clock.now(), timedelta(minutes=2), limit=2)
 
-    assert batch == [(tip_ids[2], 1), (tip_ids[1], 1)]
+    assert batch == [(tip_ids[2], 0), (tip_ids[1], 1)]
 
 
 def test_the_sweep_requeues_a_tip_whose_job_rq_marked_failed(
