@@ -435,11 +435,8 @@ def quarantine(session: Session, tip_id: str, *, audit_key: bytes, clock: Clock)
     """Quarantine the tip if it is unfinished and its attempts are used up, auditing it in the
     caller's transaction. Returns whether it was quarantined."""
     now = clock.now()
-    fault = session.scalar(
-        select(Tip.fault).where(
-            Tip.id == tip_id, Tip.status.in_(UNFINISHED), Tip.attempts >= MAX_ATTEMPTS
-        )
-    )
+    # The UPDATE below is the guard; the fault is read only to keep it (or to say why none).
+    fault = session.scalar(select(Tip.fault).where(Tip.id == tip_id))
     # No fault recorded: every attempt was stopped before it could say why.
     fault = fault or STOPPED
     moved = session.execute(
@@ -454,7 +451,7 @@ def quarantine(session: Session, tip_id: str, *, audit_key: bytes, clock: Clock)
         "tip.quarantined",
         actor="system:worker",
         subject=f"tip:{tip_id}",
-        details={"attempts": attempts, "fault_type": fault.split(":", 1)[0][:64]},
+        details={"attempts": attempts, "fault_type": fault.partition(":")[0][:64]},
     )
     logger.error(
         "tip %s quarantined after %s attempts: an operator must look (tipline tip quarantined)",

@@ -295,63 +295,179 @@ def _lone_surrogate(tip: dict[str, Any]) -> bytes:
     return encode(tip).replace(b"NARRATIVE_MARK", b"abc \\ud800 def")
 
 
+TWICE = "a key appears twice in the same object; send it once"
+SURROGATE = "text contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)"
 DOCUMENT_ERRORS: dict[str, tuple[Callable[[dict[str, Any]], bytes], str, str]] = {
-    "not UTF-8": (lambda tip: encode(tip).replace(b"Angeles", b"Angel\xe9s"), "", "UTF-8"),
-    "not JSON": (lambda tip: encode(tip)[:-2], "", "not valid JSON"),
-    "empty": (lambda tip: b"", "", "not valid JSON"),
-    "top-level list": (lambda tip: encode([tip]), "", "JSON object"),
-    "top-level string": (lambda tip: encode(CANARY), "", "JSON object"),
-    "NaN": (lambda tip: encode(tip).replace(b"false", b"NaN", 1), "", "NaN"),
-    "huge number": (lambda tip: encode(tip).replace(b"2,", b"2" * 5000 + b",", 1), "", "too long"),
-    "duplicate top-level key": (_duplicated_summary, "/summary", "twice"),
-    "duplicate nested key": (_duplicated_urgency_flag, "/urgency/live_streaming", "twice"),
+    "not UTF-8": (
+        lambda tip: b'{"city": "Angel\xe9s"}',
+        "",
+        "the document is not valid UTF-8 (first bad byte at offset 15)",
+    ),
+    "not JSON": (
+        lambda tip: b'{\n "schema" "tipline.tip/1"}',
+        "",
+        "not valid JSON: Expecting ':' delimiter at line 2 column 11",
+    ),
+    "empty": (lambda tip: b"", "", "not valid JSON: Expecting value at line 1 column 1"),
+    "top-level list": (lambda tip: encode([tip]), "", "the document must be a JSON object"),
+    "top-level string": (lambda tip: encode(CANARY), "", "the document must be a JSON object"),
+    "NaN": (
+        lambda tip: encode(tip).replace(b"false", b"NaN", 1),
+        "",
+        "not valid JSON: NaN is not a JSON number",
+    ),
+    "huge number": (
+        lambda tip: encode(tip).replace(b"2,", b"2" * 5000 + b",", 1),
+        "",
+        "not valid JSON: a number is too long",
+    ),
+    "duplicate top-level key": (_duplicated_summary, "/summary", TWICE),
+    "duplicate nested key": (_duplicated_urgency_flag, "/urgency/live_streaming", TWICE),
     "duplicate odd key": (
         lambda tip: ('{"' + CANARY + '": 1, "' + CANARY + '": 2}').encode(),
         "",
-        "twice",
+        TWICE,
     ),
-    "unpaired surrogate": (_lone_surrogate, "/narrative", "surrogate"),
+    "unpaired surrogate": (_lone_surrogate, "/narrative", SURROGATE),
     "oversize": (
         lambda tip: encode(tip | {"narrative": "x" * MAX_DOCUMENT_BYTES}),
         "",
-        "larger than 5 MiB",
+        "the document is larger than 5 MiB",
     ),
-    "deep nesting": (lambda tip: b"[" * 40 + b"]" * 40, "/0" * 16, "nested deeper"),
-    "very deep nesting": (lambda tip: b"[" * 100_000 + b"]" * 100_000, "", "nested deeper"),
+    "deep nesting": (lambda tip: b"[" * 40 + b"]" * 40, "/0" * 16, "nested deeper than 16"),
+    "very deep nesting": (
+        lambda tip: b"[" * 100_000 + b"]" * 100_000,
+        "",
+        "nested deeper than 16 levels",
+    ),
     "deep nesting in a field": (
         lambda tip: encode(tip | {"narrative": json.loads("[" * 30 + "]" * 30)}),
         "/narrative" + "/0" * 15,
-        "nested deeper",
+        "nested deeper than 16",
     ),
     # The partner's own key names (here a person's name) are not quoted in the pointer.
     "deep nesting under a partner's key": (
         lambda tip: encode(tip | {"narrative": {CANARY: json.loads("[" * 30 + "]" * 30)}}),
         "/narrative",
-        "nested deeper",
+        "nested deeper than 16",
     ),
     "unpaired surrogate under a partner's key": (
         lambda tip: encode(tip | {"urgency": {CANARY: {"x": "NARRATIVE_MARK"}}}).replace(
             b"NARRATIVE_MARK", b"\\udfff"
         ),
         "/urgency",
-        "surrogate",
+        SURROGATE,
     ),
 }
 
 
 @pytest.mark.parametrize(
-    ("make", "path", "hint"), DOCUMENT_ERRORS.values(), ids=list(DOCUMENT_ERRORS)
+    ("make", "path", "message"), DOCUMENT_ERRORS.values(), ids=list(DOCUMENT_ERRORS)
 )
 def test_unreadable_document_is_refused_with_a_reason(
-    tip: dict[str, Any], make: Callable[[dict[str, Any]], bytes], path: str, hint: str
+    tip: dict[str, Any], make: Callable[[dict[str, Any]], bytes], path: str, message: str
 ) -> None:
     with pytest.raises(InvalidTipDocument) as raised:
         parse_tip_document(make(tip))
 
-    assert raised.value.path == path
-    assert hint in raised.value.message
+    assert (raised.value.path, raised.value.message) == (path, message)
     assert CANARY not in str(raised.value)
     assert str(raised.value).startswith(f"schema error at {path or '/'}: ")
+
+
+# What the partner reads, word for word, for each kind of mistake the schema can find: partners'
+# systems show it to the officer who wrote the tip, and docs/tip-document.md quotes it.
+MESSAGES = {
+    "unknown field": (
+        _set(("urgency", "flagged"), True),
+        "/urgency/flagged",
+        "unknown field (allowed here: imminent_danger, live_streaming, ongoing_abuse)",
+    ),
+    "missing field": (
+        _delete(("urgency", "live_streaming")),
+        "/urgency/live_streaming",
+        "required, but missing",
+    ),
+    "one type": (_set(("urgency",), "yes"), "/urgency", "must be an object"),
+    "one of two types": (
+        _set(("victims", 0, "approx_age"), "seven"),
+        "/victims/0/approx_age",
+        "must be an integer or null",
+    ),
+    "not a choice": (
+        _set(("handling", "tlp"), "ORANGE"),
+        "/handling/tlp",
+        "must be one of: CLEAR, GREEN, AMBER, AMBER+STRICT, RED",
+    ),
+    "a pattern": (
+        _set(("files", 0, "hashes", "md5"), "abc"),
+        "/files/0/hashes/md5",
+        "must be 32 hexadecimal digits",
+    ),
+    "a date-time": (
+        _set(("reported_at",), "yesterday"),
+        "/reported_at",
+        "must be an RFC 3339 date-time with a UTC offset, like 2024-05-01T09:30:00Z",
+    ),
+    "too long": (
+        _set(("narrative",), "x" * 100_001),
+        "/narrative",
+        "must be at most 100000 characters",
+    ),
+    "too few items": (
+        _set(("offence_types",), []),
+        "/offence_types",
+        "must list at least 1 item(s)",
+    ),
+    "the same item twice": (
+        _set(("offence_types",), ["grooming", "grooming"]),
+        "/offence_types",
+        "must not list the same value twice",
+    ),
+    "too small": (
+        _set(("victims", 0, "approx_age"), -1),
+        "/victims/0/approx_age",
+        "must be at least 0",
+    ),
+    "too large": (
+        _set(("handling", "information_accuracy"), 5),
+        "/handling/information_accuracy",
+        "must be at most 4",
+    ),
+    "a field for other selectors": (
+        _set(("selectors", 1, "port"), 80),
+        "/selectors/1/port",
+        "does not apply to this type of selector; see docs/tip-document.md",
+    ),
+    "empty object": (_set(("files", 0, "hashes"), {}), "/files/0/hashes", "must not be empty"),
+    "unknown suspect": (
+        _set(("selectors", 0, "suspect"), 2),
+        "/selectors/0/suspect",
+        "there is no suspect with this index (the document lists 2)",
+    ),
+    "unsupported version": (
+        _set(("schema",), "tipline.tip/2"),
+        "/schema",
+        "unsupported document format version (supported: tipline.tip/1)",
+    ),
+    "no version": (
+        _delete(("schema",)),
+        "/schema",
+        "required: the document format version (supported: tipline.tip/1)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("change", "path", "message"), MESSAGES.values(), ids=list(MESSAGES))
+def test_each_kind_of_schema_error_reads_as_partners_are_told(
+    tip: dict[str, Any], change: Callable[[dict[str, Any]], None], path: str, message: str
+) -> None:
+    change(tip)
+
+    with pytest.raises(InvalidTipDocument) as raised:
+        parse_tip_document(encode(tip))
+
+    assert (raised.value.path, raised.value.message) == (path, message)
 
 
 def test_error_is_a_value_error_for_callers_that_catch_bad_input(tip: dict[str, Any]) -> None:
