@@ -37,18 +37,23 @@ AREAS: dict[str, tuple[str, ...]] = {
 }
 # Caught, one way or another: a test failed, the mutant hung past its time, or crashed.
 CAUGHT = {"killed", "timeout", "segfault"}
-# Not judged: mutmut could not run them (interrupted, or skipped by configuration).
-NOT_JUDGED = {"skipped", "check was interrupted by user", "not checked"}
+# Left out by configuration: not mutants of the area at all.
+SKIPPED = {"skipped"}
+# Not judged yet: the run stopped before them. They count in the total, as not (yet) caught,
+# so a partial run's score is a lower bound of the full run's, and a floor recorded from one
+# can only be met or beaten by a full run of the same code.
+NOT_JUDGED = {"check was interrupted by user", "not checked"}
 
 
 @dataclass(frozen=True)
 class AreaScore:
     caught: int
     survived: int
+    not_judged: int = 0
 
     @property
     def total(self) -> int:
-        return self.caught + self.survived
+        return self.caught + self.survived + self.not_judged
 
     @property
     def score(self) -> float:
@@ -76,13 +81,16 @@ def parse_results(lines: list[str]) -> dict[str, Counter[str]]:
 
 
 def scores(counts: dict[str, Counter[str]]) -> dict[str, AreaScore]:
-    """Each area's score; a status that is neither caught nor not-judged counts as survived
-    (``survived``, ``no tests``, ``suspicious``: nothing stopped the mutant)."""
+    """Each area's score; a status that is neither caught, skipped nor not yet judged counts as
+    survived (``survived``, ``no tests``, ``suspicious``: nothing stopped the mutant)."""
     result = {}
     for area, statuses in counts.items():
         caught = sum(n for status, n in statuses.items() if status in CAUGHT)
-        survived = sum(n for status, n in statuses.items() if status not in CAUGHT | NOT_JUDGED)
-        result[area] = AreaScore(caught=caught, survived=survived)
+        not_judged = sum(n for status, n in statuses.items() if status in NOT_JUDGED)
+        survived = sum(
+            n for status, n in statuses.items() if status not in CAUGHT | NOT_JUDGED | SKIPPED
+        )
+        result[area] = AreaScore(caught=caught, survived=survived, not_judged=not_judged)
     return result
 
 
@@ -107,6 +115,7 @@ def main(argv: list[str]) -> int:
             failed.append(area)
         print(
             f"{area:15} {score.caught:5} caught {score.survived:4} survived "
+            f"{score.not_judged:5} not judged  "
             f"score {score.score:7.2%}  floor {floor:7.2%}  {mark}"
         )
     if failed:
@@ -117,6 +126,7 @@ def main(argv: list[str]) -> int:
             recorded[area] = {
                 "caught": score.caught,
                 "survived": score.survived,
+                "not_judged": score.not_judged,
                 "score": round(score.score, 4),
                 "floor": max(
                     float(recorded.get(area, {}).get("floor", 0.0)), round(score.score, 4)

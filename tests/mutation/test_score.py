@@ -19,6 +19,8 @@ RESULTS = """\
     referrals.audit.services.x_chain_hash__mutmut_1: killed
     referrals.intake.receiving.x_receive__mutmut_1: survived
     tipline.access.x__enforce__mutmut_9: skipped
+    referrals.intake.processing.xǁTipProcessorǁjudge__mutmut_1: killed
+    referrals.intake.processing.xǁTipProcessorǁjudge__mutmut_2: not checked
 """
 
 
@@ -27,8 +29,12 @@ def test_mutants_are_counted_in_their_area_and_others_ignored() -> None:
     assert (found["crypto"].caught, found["crypto"].survived) == (2, 1)
     assert (found["accounts"].caught, found["accounts"].survived) == (0, 1)  # no test: survived
     assert (found["audit log"].caught, found["audit log"].survived) == (1, 0)
-    assert found["access"].total == 0  # skipped: not judged
-    assert found["tip processing"].total == 0  # receiving is not in the area
+    # Not checked yet: in the total, not caught, so a partial run's score is a lower bound.
+    processing = found["tip processing"]
+    assert (processing.caught, processing.survived, processing.not_judged) == (1, 0, 1)
+    assert processing.score == pytest.approx(1 / 2)
+    assert found["access"].total == 0  # skipped by configuration: not a mutant of the area
+    assert processing.total == 2  # receiving is not in the area
     assert found["crypto"].score == pytest.approx(2 / 3)
 
 
@@ -57,8 +63,15 @@ def test_recording_raises_floors_never_lowers_them_and_keeps_areas_not_run(
 ) -> None:
     status, recorded = _run(tmp_path, RESULTS, "--record")
     assert status == 0
-    assert recorded["crypto"] == {"caught": 2, "survived": 1, "score": 0.6667, "floor": 0.6667}
+    assert recorded["crypto"] == {
+        "caught": 2,
+        "survived": 1,
+        "not_judged": 0,
+        "score": 0.6667,
+        "floor": 0.6667,
+    }
     assert recorded["audit log"]["floor"] == 1.0
+    assert recorded["tip processing"]["not_judged"] == 1
     assert recorded["accounts"]["floor"] == 0.0  # 0 of 1: recorded as it is, a floor of 0
     assert "access" not in recorded  # not run: nothing to record
 
