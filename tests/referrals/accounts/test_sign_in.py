@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from referrals.accounts import totp
-from referrals.accounts.lockout import LOCK_AFTER_FAILURES, LOCK_DURATION
+from referrals.accounts.lockout import LOCK_AFTER_FAILURES, LOCK_DURATION, minutes_left
 from referrals.accounts.models import PendingSignIn, TrustedDevice, User, UserSession
 from referrals.accounts.passwords import PasswordHashing
 from referrals.accounts.services import (
@@ -104,6 +106,31 @@ def test_a_few_wrong_codes_end_the_pending_sign_in(
     assert right.outcome is CodeOutcome.RESTART
 
 
+def test_a_sign_in_refused_at_the_code_step_must_start_again_once_allowed_again(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    """The password step is over for good when the code step refuses it (account disabled, or
+    locked): an administrator enabling or unlocking the account does not revive it."""
+    ana = enrol(accounts, clock)
+    clock.advance(seconds=30)
+    disabled = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS).pending_token
+    locked = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS).pending_token
+    assert disabled and locked
+    accounts.disable(ana.user, actor="user:1")
+    assert accounts.check_code(disabled, ana.code(clock), address=ADDRESS).outcome is (
+        CodeOutcome.RESTART
+    )
+    accounts.enable(ana.user, actor="user:1")
+    _lock_out(accounts, ana)
+    assert accounts.check_code(locked, ana.code(clock), address=ADDRESS).outcome is (
+        CodeOutcome.LOCKED
+    )
+    accounts.unlock(ana.user, actor="user:1")
+    for pending in (disabled, locked):
+        again = accounts.check_code(pending, ana.code(clock), address=ADDRESS)
+        assert again.outcome is CodeOutcome.RESTART and again.session_token is None
+
+
 def test_two_requests_racing_with_the_same_code_sign_in_once(
     service_on: ServiceFactory, runtime: Runtime, clock: ManualClock
 ) -> None:
@@ -165,6 +192,24 @@ def test_a_lock_runs_out_and_one_wrong_password_then_does_not_lock_again(
     (locked,) = _records(session, "account.locked")
     assert locked.details["scope"] == "untrusted_browsers"
     assert locked.details["until"] == (locked.at + LOCK_DURATION).isoformat(timespec="seconds")
+
+
+@pytest.mark.parametrize(
+    ("left", "minutes"),
+    [
+        (LOCK_DURATION, 15),
+        (timedelta(minutes=14, seconds=1), 15),
+        (timedelta(seconds=61), 2),
+        (timedelta(seconds=60), 1),
+        (timedelta(seconds=1), 1),
+        (timedelta(0), 1),  # never "0 minutes from now"
+    ],
+)
+def test_the_minutes_a_lock_has_left_are_rounded_up(
+    clock: ManualClock, left: timedelta, minutes: int
+) -> None:
+    """What the sign-in page tells a locked-out person: the lock has surely run out by then."""
+    assert minutes_left(clock.now() + left, clock.now()) == minutes
 
 
 def test_concurrent_failures_all_count(
