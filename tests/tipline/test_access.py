@@ -72,7 +72,7 @@ def declared(app: Flask) -> Flask:
     app.add_url_rule("/test/analysts", "test_analysts", analysts, methods=["GET", "POST"])
     app.add_url_rule(FORM_PAGE, "test_form_page", form_page)
     app.add_url_rule("/test/sensitive", "test_sensitive", sensitive, methods=["GET", "POST"])
-    app.add_url_rule("/test/kept", "test_kept", kept, methods=["POST"])
+    app.add_url_rule("/test/kept", "test_kept", kept, methods=["GET", "POST"])
     app.add_url_rule("/test/not-kept", "test_not_kept", not_kept, methods=["POST"])
     return app
 
@@ -172,7 +172,17 @@ def test_only_a_keep_form_rule_keeps_a_form_sent_after_a_timeout(
     with runtime.session_factory() as session:
         assert session.scalars(select(KeptForm)).all() == []
 
+    # A page (a GET) has nothing to keep, even on a view that keeps its form.
+    browser = signed_in_client(declared, runtime, ana)
+    clock.advance(seconds=SESSION_IDLE.total_seconds() + 60)
+    reopened = browser.get("/test/kept")
+    assert reopened.headers["Location"] == "/login?next=/test/kept"
+    assert flashed(browser.get(reopened.headers["Location"]).get_data(as_text=True)) == []
+    with runtime.session_factory() as session:
+        assert session.scalars(select(KeptForm)).all() == []
+
     location, page = _timed_out_post(declared, runtime, clock, ana, "/test/kept")
+    assert location == "/login?next=/test/kept"
     minutes = int(KEPT_FORM_LIFETIME.total_seconds() // 60)
     assert flashed(page) == [
         (
