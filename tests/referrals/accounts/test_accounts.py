@@ -17,13 +17,14 @@ from referrals.accounts.services import (
     SESSION_IDLE,
     AccountError,
     AccountService,
+    ApprovalRule,
     CodeOutcome,
     EnrolmentInvalid,
 )
 from referrals.audit.models import AuditRecord
 from tests.clock import ManualClock
 from tests.conftest import RegisteredAgency
-from tests.referrals.accounts.conftest import ADDRESS, PASSWORD, enrol
+from tests.referrals.accounts.conftest import ADDRESS, PASSWORD, ServiceFactory, enrol
 from tests.referrals.accounts.test_totp import rfc6238_code
 
 
@@ -224,6 +225,36 @@ def test_first_admin_is_created_once_and_not_again_after_enrolling(
         address=None,
     )
     assert accounts.first_admin(email="root@centre.example", actor="cli:root") is None
+
+
+def test_the_first_admins_link_works_at_once_even_under_four_eyes(
+    service_on: ServiceFactory, session: Session, clock: ManualClock
+) -> None:
+    """There is no second administrator to approve it yet; a reissued link is recorded."""
+    four_eyes = service_on(session, ApprovalRule.ON)
+    created = four_eyes.first_admin(email="root@centre.example", actor="cli:root")
+    assert created is not None and not created.awaiting_approval
+    assert four_eyes.enrolment_for(created.token).user_id == created.user.id
+    reissued = four_eyes.first_admin(email="root@centre.example", actor="cli:operator")
+    assert reissued is not None and not reissued.awaiting_approval
+    link = four_eyes.enrolment_for(reissued.token)
+    assert (link.purpose, link.requested_by) == ("first_admin", "cli:operator")
+    (record,) = session.scalars(
+        select(AuditRecord).where(AuditRecord.action == "account.enrolment_reissued")
+    )
+    assert (record.actor, record.subject) == ("cli:operator", f"user:{created.user.id}")
+
+
+def test_a_disabled_admin_does_not_count_as_the_first_admin(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    root = enrol(accounts, clock, "root@centre.example", "admin").user
+    accounts.disable(root, actor="cli:root")
+    # Nobody can administer the instance: a new first admin is made (the old one stays off).
+    replacement = accounts.first_admin(email="new-root@centre.example", actor="cli:root")
+    assert replacement is not None and replacement.user.email == "new-root@centre.example"
+    assert replacement.user.role == "admin"
+    assert accounts.enrolment_for(replacement.token).user_id == replacement.user.id
 
 
 def test_an_enrolment_link_for_a_disabled_account_is_refused(
