@@ -233,10 +233,10 @@ def test_the_first_admins_link_works_at_once_even_under_four_eyes(
     """There is no second administrator to approve it yet; a reissued link is recorded."""
     four_eyes = service_on(session, ApprovalRule.ON)
     created = four_eyes.first_admin(email="root@centre.example", actor="cli:root")
-    assert created is not None and not created.awaiting_approval
+    assert created is not None and created.awaiting_approval is False
     assert four_eyes.enrolment_for(created.token).user_id == created.user.id
     reissued = four_eyes.first_admin(email="root@centre.example", actor="cli:operator")
-    assert reissued is not None and not reissued.awaiting_approval
+    assert reissued is not None and reissued.awaiting_approval is False
     link = four_eyes.enrolment_for(reissued.token)
     assert (link.purpose, link.requested_by) == ("first_admin", "cli:operator")
     (record,) = session.scalars(

@@ -106,6 +106,22 @@ def test_a_few_wrong_codes_end_the_pending_sign_in(
     assert right.outcome is CodeOutcome.RESTART
 
 
+def test_ending_one_pending_sign_in_leaves_the_others(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    ana = enrol(accounts, clock)
+    bo = enrol(accounts, clock, "bo@centre.example")
+    clock.advance(seconds=30)
+    guessed = accounts.check_password(ana.user.email, PASSWORD, address=ATTACKER).pending_token
+    waiting = accounts.check_password(bo.user.email, PASSWORD, address=ADDRESS).pending_token
+    assert guessed and waiting
+    for _ in range(SIGN_IN_CODE_ATTEMPTS):
+        accounts.check_code(guessed, "000000", address=ATTACKER)
+    assert accounts.check_code(waiting, bo.code(clock), address=ADDRESS).outcome is (
+        CodeOutcome.SIGNED_IN
+    )
+
+
 def test_a_sign_in_refused_at_the_code_step_must_start_again_once_allowed_again(
     accounts: AccountService, clock: ManualClock
 ) -> None:
