@@ -196,6 +196,29 @@ def test_sessions_end_when_idle_too_long_or_too_old_or_logged_out(
     assert accounts.timed_out_owner(ended) is None  # signed out, not timed out
 
 
+def test_a_session_ends_only_past_its_limits_and_each_visit_keeps_it_alive(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    user = enrol(accounts, clock).user
+    quiet = accounts.start_session(user, address=ADDRESS)
+    clock.advance(seconds=SESSION_IDLE.total_seconds())
+    assert accounts.session_user(quiet) is not None  # idle exactly that long: still live
+    # A visit a minute and more after the last is remembered: the idle time starts again.
+    busy = accounts.start_session(user, address=ADDRESS)
+    clock.advance(seconds=61)
+    assert accounts.session_user(busy) is not None
+    clock.advance(seconds=SESSION_IDLE.total_seconds() - 1)
+    assert accounts.session_user(busy) is not None
+    # Busy all along, it lasts exactly its absolute lifetime, not a moment longer.
+    old = accounts.start_session(user, address=ADDRESS)
+    for _ in range(int(SESSION_ABSOLUTE / timedelta(minutes=10))):
+        clock.advance(minutes=10)
+        assert accounts.session_user(old) is not None
+    clock.advance(microseconds=1)
+    assert accounts.session_user(old) is None
+    assert accounts.timed_out_owner(old) == user.id
+
+
 def test_resetting_the_second_factor_needs_a_new_enrolment(
     accounts: AccountService, clock: ManualClock
 ) -> None:
