@@ -337,3 +337,83 @@ def test_wrong_step_up_codes_lock_the_account_and_end_the_session(
     assert accounts.step_up(token, ana.code(clock), address=ADDRESS).outcome is (
         StepUpOutcome.ENDED
     )
+
+
+# -- the audit trail -------------------------------------------------------------------------
+
+
+def test_every_sign_in_attempt_is_audited_with_its_facts(
+    accounts: AccountService, session: Session, clock: ManualClock
+) -> None:
+    """What an investigator reads afterwards: who, from where, what happened and why."""
+    ana = enrol(accounts, clock)
+    me = f"user:{ana.user.id}"
+    first_new = session.scalars(select(AuditRecord.id).order_by(AuditRecord.id.desc())).first()
+    clock.advance(seconds=30)
+    accounts.check_password("nobody@centre.example", PASSWORD, address=ATTACKER)
+    _lock_out(accounts, ana)
+    accounts.check_password(ana.user.email, PASSWORD, address=ATTACKER)  # locked
+    accounts.unlock(ana.user, actor="user:1", address=ADDRESS)
+    pending = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS).pending_token
+    assert pending is not None
+    accounts.check_code(pending, "000000", address=ADDRESS)
+    token = accounts.check_code(pending, ana.code(clock), address=ADDRESS).session_token
+    assert token is not None
+    accounts.step_up(token, "000000", address=ADDRESS)
+    clock.advance(seconds=30)
+    accounts.step_up(token, ana.code(clock), address=ADDRESS)
+    accounts.end_session(token, address=ADDRESS)
+    accounts.disable(ana.user, actor="user:1", address=ADDRESS)
+    accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS)
+
+    def failed(
+        reason: str, failures: int, *, locked: bool = False, trusted: bool = False
+    ) -> dict[str, object]:
+        return {
+            "reason": reason,
+            "failures": failures,
+            "locked": locked,
+            "trusted_browser": trusted,
+        }
+
+    until = (clock.now() - timedelta(seconds=30) + LOCK_DURATION).isoformat(timespec="seconds")
+    expected = [
+        ("login.failed", "anonymous", None, ATTACKER, {"reason": "unknown account"}),
+        *[
+            ("login.failed", me, me, ATTACKER, failed("password", n))
+            for n in range(1, LOCK_AFTER_FAILURES)
+        ],
+        ("login.failed", me, me, ATTACKER, failed("password", LOCK_AFTER_FAILURES, locked=True)),
+        (
+            "account.locked",
+            me,
+            me,
+            ATTACKER,
+            {
+                "scope": "untrusted_browsers",
+                "device": None,
+                "until": until,
+                "failures": LOCK_AFTER_FAILURES,
+            },
+        ),
+        ("login.refused", me, me, ATTACKER, {"reason": "locked", "trusted_browser": False}),
+        ("account.unlocked", "user:1", me, ADDRESS, None),
+        ("login.failed", me, me, ADDRESS, failed("code", 1)),
+        ("login.succeeded", me, me, ADDRESS, {"trusted_browser": False}),
+        # Signed in, the browser is trusted: its own failures count.
+        ("login.failed", me, me, ADDRESS, failed("step-up code", 1, trusted=True)),
+        ("session.stepped_up", me, me, ADDRESS, None),
+        ("session.logged_out", me, me, ADDRESS, {"reason": "signed_out"}),
+        ("account.disabled", "user:1", me, ADDRESS, None),
+        (
+            "login.refused",
+            me,
+            me,
+            ADDRESS,
+            {"reason": "disabled or not enrolled", "trusted_browser": False},
+        ),
+    ]
+    records = session.scalars(
+        select(AuditRecord).where(AuditRecord.id > (first_new or 0)).order_by(AuditRecord.id)
+    )
+    assert [(r.action, r.actor, r.subject, r.address, r.details) for r in records] == expected
