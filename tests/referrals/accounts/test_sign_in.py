@@ -26,6 +26,7 @@ from referrals.accounts.services import (
 from referrals.audit.models import AuditRecord
 from tests.clock import ManualClock
 from tests.referrals.accounts.conftest import ADDRESS, PASSWORD, Enrolled, ServiceFactory, enrol
+from tests.referrals.accounts.test_totp import rfc6238_code
 from tipline.runtime import Runtime
 
 WRONG = "wrong password!!"
@@ -295,6 +296,53 @@ def test_a_trusted_browser_has_its_own_failure_budget(
     assert elsewhere.pending_token is not None  # ...and the account, elsewhere, is not
     (locked,) = _records(session, "account.locked")
     assert locked.details["scope"] == "trusted_browser"
+
+
+def test_an_unlock_frees_the_accounts_browsers_and_no_one_elses(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    ana, bo = enrol(accounts, clock), enrol(accounts, clock, "bo@centre.example")
+    clock.advance(seconds=30)
+    browsers = {person: _sign_in(accounts, person, clock) for person in (ana, bo)}
+    for person, device in browsers.items():
+        for _ in range(LOCK_AFTER_FAILURES):
+            accounts.check_password(
+                person.user.email, WRONG, address=ADDRESS, device_tokens=(device,)
+            )
+    accounts.unlock(ana.user, actor="user:1")
+    for person, still_locked in ((ana, False), (bo, True)):
+        checked = accounts.check_password(
+            person.user.email, PASSWORD, address=ADDRESS, device_tokens=(browsers[person],)
+        )
+        assert checked.locked is still_locked
+
+
+def test_a_second_factor_reset_forgets_the_trusted_browsers_and_the_lock(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    ana, bo = enrol(accounts, clock), enrol(accounts, clock, "bo@centre.example")
+    clock.advance(seconds=30)
+    anas_browser, bos_browser = (_sign_in(accounts, person, clock) for person in (ana, bo))
+    _lock_out(accounts, ana)
+    reset = accounts.reset_second_factor(ana.user, actor="user:1")
+    secret = totp.new_secret()
+    clock.advance(seconds=30)
+    user = accounts.complete_enrolment(
+        reset.token,
+        password=PASSWORD,
+        totp_secret=secret,
+        code=rfc6238_code(secret, clock.now()),
+        address=ADDRESS,
+    )
+    # Enrolled again, the account has its whole budget of failures...
+    for _ in range(LOCK_AFTER_FAILURES - 1):
+        accounts.check_password(user.email, WRONG, address=ATTACKER)
+    clock.advance(seconds=30)
+    # ...and the browser it trusted before is a stranger now: it is trusted anew.
+    again = Enrolled(user=user, secret=secret)
+    assert _sign_in(accounts, again, clock, devices=(anas_browser,)) != anas_browser
+    # Bo's browser is still his trusted one.
+    assert _sign_in(accounts, bo, clock, devices=(bos_browser,)) == bos_browser
 
 
 # -- step-up ---------------------------------------------------------------------------------
