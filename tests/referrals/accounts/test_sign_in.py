@@ -211,6 +211,23 @@ def test_a_lock_runs_out_and_one_wrong_password_then_does_not_lock_again(
     assert locked.details["until"] == (locked.at + LOCK_DURATION).isoformat(timespec="seconds")
 
 
+def test_a_lock_lasts_to_the_moment_and_failures_then_count_from_one(
+    accounts: AccountService, session: Session, clock: ManualClock
+) -> None:
+    ana = enrol(accounts, clock)
+    _lock_out(accounts, ana)
+    clock.advance(seconds=LOCK_DURATION.total_seconds() - 0.000001)
+    assert accounts.check_password(ana.user.email, WRONG, address=ATTACKER).locked
+    clock.advance(microseconds=1)  # exactly the lock's end
+    for attempt in range(1, LOCK_AFTER_FAILURES):
+        assert not accounts.check_password(ana.user.email, WRONG, address=ATTACKER).locked
+        assert _records(session, "login.failed")[-1].details["failures"] == attempt
+    assert accounts.check_password(ana.user.email, WRONG, address=ATTACKER).locked
+    # Each lock is audited, from its own start.
+    _, second = _records(session, "account.locked")
+    assert second.details["until"] == (clock.now() + LOCK_DURATION).isoformat(timespec="seconds")
+
+
 @pytest.mark.parametrize(
     ("left", "minutes"),
     [
