@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,6 +17,9 @@ from referrals.accounts.lockout import LOCK_AFTER_FAILURES, LOCK_DURATION, minut
 from referrals.accounts.models import PendingSignIn, TrustedDevice, User, UserSession
 from referrals.accounts.passwords import PasswordHashing
 from referrals.accounts.services import (
+    DEVICE_TRUST_LIFETIME,
+    MAX_DEVICE_TOKENS,
+    MAX_NEXT_PATH,
     SIGN_IN_CODE_ATTEMPTS,
     SIGN_IN_LIFETIME,
     STEP_UP_WINDOW,
@@ -174,6 +178,69 @@ def test_two_requests_racing_with_the_same_code_sign_in_once(
     with runtime.session_factory() as check:
         assert check.scalar(select(UserSession.id).where(UserSession.ended_at.is_(None)))
         assert len(list(check.scalars(select(UserSession)))) == 1
+
+
+def test_a_password_hashed_with_old_costs_is_hashed_anew_when_it_is_next_right(
+    accounts: AccountService, session: Session, clock: ManualClock
+) -> None:
+    older = PasswordHashing(PasswordHasher(time_cost=1, memory_cost=512))
+    accounts.hashing, current = older, accounts.hashing
+    ana = enrol(accounts, clock)
+    accounts.hashing = current
+    old_hash = ana.user.password_hash
+    assert old_hash is not None and current.needs_rehash(old_hash)
+    accounts.check_password(ana.user.email, WRONG, address=ADDRESS)
+    session.refresh(ana.user)
+    assert ana.user.password_hash == old_hash  # a wrong password changes nothing
+    assert accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS).pending_token
+    session.refresh(ana.user)
+    new_hash = ana.user.password_hash
+    assert new_hash is not None and not current.needs_rehash(new_hash)
+    assert current.verify(new_hash, PASSWORD)
+
+
+def test_a_trusted_browser_stays_trusted_while_used_and_only_the_first_few_count(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    ana = enrol(accounts, clock)
+    clock.advance(seconds=30)
+    trusted = _sign_in(accounts, ana, clock)
+    _lock_out(accounts, ana)  # for every browser it has not signed in with
+    # Each sign-in renews the trust: used again well within its lifetime, it lasts longer.
+    clock.advance(seconds=DEVICE_TRUST_LIFETIME.total_seconds() - 60)
+    assert _sign_in(accounts, ana, clock, devices=(trusted,)) == trusted
+    clock.advance(seconds=DEVICE_TRUST_LIFETIME.total_seconds() - 60)
+    _lock_out(accounts, ana)
+    # A browser presenting more tokens than a shared computer would: only the first few count.
+    crowded = tuple(f"made-up-{n}" for n in range(MAX_DEVICE_TOKENS)) + (trusted,)
+    assert accounts.check_password(
+        ana.user.email, PASSWORD, address=ADDRESS, device_tokens=crowded
+    ).locked
+    fewer = accounts.check_password(
+        ana.user.email, PASSWORD, address=ADDRESS, device_tokens=crowded[1:]
+    )
+    assert fewer.pending_token is not None and not fewer.locked
+    # Unused for its whole lifetime, the browser is a stranger again.
+    clock.advance(seconds=DEVICE_TRUST_LIFETIME.total_seconds())
+    _lock_out(accounts, ana)
+    assert accounts.check_password(
+        ana.user.email, PASSWORD, address=ADDRESS, device_tokens=(trusted,)
+    ).locked
+
+
+def test_where_to_go_after_signing_in_is_kept_unless_it_is_too_long(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    ana = enrol(accounts, clock)
+    longest = "/" + "x" * (MAX_NEXT_PATH - 1)
+    for asked, kept in ((longest, longest), (longest + "x", "/")):
+        clock.advance(seconds=30)
+        checked = accounts.check_password(
+            ana.user.email, PASSWORD, address=ADDRESS, next_path=asked
+        )
+        assert checked.pending_token is not None
+        done = accounts.check_code(checked.pending_token, ana.code(clock), address=ADDRESS)
+        assert done.next_path == kept
 
 
 # -- lockout ---------------------------------------------------------------------------------
