@@ -320,7 +320,8 @@ class AuditLog:
         record: otherwise two writers could both read the same predecessor."""
         dialect = self.session.get_bind().dialect.name
         # Mutants of this branch are caught only on PostgreSQL (test_concurrency.py with
-        # TIPLINE_TEST_DATABASE_URL set), not by the SQLite suite mutmut runs: checked by hand.
+        # TIPLINE_TEST_DATABASE_URL set), not by the SQLite suite mutmut runs: checked by hand
+        # (the SQL in lower case means the same).
         if dialect == "postgresql":  # pragma: no mutate (PostgreSQL only: see above)
             self.session.execute(  # pragma: no mutate (PostgreSQL only: see above)
                 text("SELECT pg_advisory_xact_lock(:lock)"),  # pragma: no mutate (see above)
