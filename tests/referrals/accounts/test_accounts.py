@@ -45,20 +45,35 @@ def test_an_account_is_created_with_a_one_time_link_and_audited(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"email": "not-an-email", "role": "analyst"}, "valid e-mail"),
-        ({"email": "a@b.example", "role": "boss"}, "role must be one of"),
-        ({"email": "a@b.example", "role": "partner"}, "belongs to an agency"),
-        ({"email": "a@b.example", "role": "analyst", "agency_id": 1}, "only partner"),
+        ({"email": "not-an-email", "role": "analyst"}, "not a valid e-mail address"),
+        (
+            {"email": "a@b.example", "role": "boss"},
+            "role must be one of partner, analyst, lead, admin",
+        ),
+        (
+            {"email": "a@b.example", "role": "partner"},
+            "a partner account belongs to an agency: give --agency",
+        ),
+        (
+            {"email": "a@b.example", "role": "analyst", "agency_id": 1},
+            "only partner accounts belong to an agency",
+        ),
         ({"email": "a@b.example", "role": "partner", "agency_id": 999}, "no agency 999"),
-        ({"email": "a@b.example", "role": "analyst", "team": "Nowhere"}, "no team"),
-        ({"email": "a@b.example", "role": "admin", "team": "Any"}, "only analysts and leads"),
+        ({"email": "a@b.example", "role": "analyst", "team": "Nowhere"}, "no team 'Nowhere'"),
+        (
+            {"email": "a@b.example", "role": "admin", "team": "Any"},
+            "only analysts and leads belong to a team",
+        ),
+        ({"email": "taken@centre.example", "role": "lead"}, "an account with that e-mail exists"),
     ],
 )
 def test_a_bad_account_request_is_refused(
     accounts: AccountService, kwargs: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(AccountError, match=message):
+    accounts.create(email="Taken@Centre.Example", role="analyst", actor="cli:root")
+    with pytest.raises(AccountError) as refused:
         accounts.create(actor="cli:root", **kwargs)  # type: ignore[arg-type]
+    assert str(refused.value) == message
 
 
 def test_a_partner_account_belongs_to_its_agency(
@@ -69,6 +84,15 @@ def test_a_partner_account_belongs_to_its_agency(
         email="officer@agency-a.example", role="partner", agency_id=agency.id, actor="cli:root"
     )
     assert enrolment.user.agency_id == agency.id
+    with pytest.raises(AccountError) as refused:
+        accounts.create(
+            email="other@agency-a.example",
+            role="partner",
+            agency_id=agency.id,
+            team="Manila",
+            actor="cli:root",
+        )
+    assert str(refused.value) == "only analysts and leads belong to a team"
 
 
 def test_enrolment_needs_a_good_password_and_a_valid_code_and_works_once(
