@@ -243,6 +243,20 @@ def test_a_session_ends_only_past_its_limits_and_each_visit_keeps_it_alive(
     assert accounts.timed_out_owner(old) == user.id
 
 
+def test_a_timed_out_session_of_an_account_disabled_since_has_no_owner(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    """Nothing is kept for an account that can no longer sign in to take it back."""
+    user = enrol(accounts, clock).user
+    token = accounts.start_session(user, address=ADDRESS)
+    clock.advance(seconds=SESSION_IDLE.total_seconds() + 1)
+    assert accounts.session_user(token) is None
+    assert accounts.timed_out_owner(token) == user.id
+    accounts.disable(user, actor="user:1")
+    assert accounts.timed_out_owner(token) is None
+    assert accounts.timed_out_owner("no such session") is None
+
+
 def test_resetting_the_second_factor_needs_a_new_enrolment(
     accounts: AccountService, clock: ManualClock
 ) -> None:
