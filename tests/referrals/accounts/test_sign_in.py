@@ -549,3 +549,27 @@ def test_every_sign_in_attempt_is_audited_with_its_facts(
         select(AuditRecord).where(AuditRecord.id > (first_new or 0)).order_by(AuditRecord.id)
     )
     assert [(r.action, r.actor, r.subject, r.address, r.details) for r in records] == expected
+
+
+def test_step_up_from_a_trusted_browser_is_not_blocked_by_the_accounts_lock(
+    accounts: AccountService, session: Session, clock: ManualClock
+) -> None:
+    ana = enrol(accounts, clock)
+    clock.advance(seconds=30)
+    checked = accounts.check_password(ana.user.email, PASSWORD, address=ADDRESS)
+    assert checked.pending_token is not None
+    token = accounts.check_code(checked.pending_token, ana.code(clock), address=ADDRESS)
+    assert token.session_token is not None
+    _lock_out(accounts, ana)  # someone else's guesses, from browsers Ana never used
+    clock.advance(seconds=30)
+    done = accounts.step_up(token.session_token, ana.code(clock), address=ADDRESS)
+    assert done.outcome is StepUpOutcome.DONE
+    # Her own browser's failures lock it, and end the session they were made in.
+    outcomes = [
+        accounts.step_up(token.session_token, "000000", address=ADDRESS).outcome
+        for _ in range(LOCK_AFTER_FAILURES)
+    ]
+    assert outcomes == [StepUpOutcome.WRONG] * (LOCK_AFTER_FAILURES - 1) + [StepUpOutcome.LOCKED]
+    locked = _records(session, "account.locked")[-1]
+    assert locked.details["scope"] == "trusted_browser"
+    assert accounts.session_user(token.session_token) is None
