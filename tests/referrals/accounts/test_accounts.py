@@ -20,12 +20,15 @@ from referrals.accounts.services import (
     ApprovalRule,
     CodeOutcome,
     EnrolmentInvalid,
+    TeamService,
 )
 from referrals.audit.models import AuditRecord
+from referrals.audit.services import AuditLog
 from tests.clock import ManualClock
 from tests.conftest import RegisteredAgency
 from tests.referrals.accounts.conftest import ADDRESS, PASSWORD, ServiceFactory, enrol
 from tests.referrals.accounts.test_totp import rfc6238_code
+from tipline.runtime import Runtime
 
 
 def actions(session: Session) -> list[str]:
@@ -335,3 +338,34 @@ def test_an_enrolment_link_for_a_disabled_account_is_refused(
             address=ADDRESS,
         )
     assert accounts.find("ana@centre.example").enrolled_at is None
+
+
+def test_a_team_works_a_country_or_some_of_its_regions_and_its_name_is_unique(
+    session: Session, runtime: Runtime, clock: ManualClock
+) -> None:
+    teams = TeamService(session, audit=AuditLog(session, key=runtime.audit_key, clock=clock))
+    team = teams.add(
+        name="  Visayas ",
+        country=" ph",
+        regions=[" Cebu", "Bohol ", "", "Cebu", "  "],
+        actor="user:1",
+    )
+    assert (team.name, team.country, team.regions) == ("Visayas", "PH", ["Bohol", "Cebu"])
+    (record,) = session.scalars(select(AuditRecord).where(AuditRecord.action == "team.created"))
+    assert (record.actor, record.subject, record.details) == (
+        "user:1",
+        f"team:{team.id}",
+        {"country": "PH"},
+    )
+    refusals = [
+        ({"name": " ", "country": "PH"}, "a team needs a name"),
+        ({"name": "Visayas", "country": "PH"}, "a team named 'Visayas' exists"),
+        (
+            {"name": "Luzon", "country": "Philippines"},
+            "'Philippines' is not an ISO 3166-1 alpha-2 country code",
+        ),
+    ]
+    for fields, reason in refusals:
+        with pytest.raises(AccountError) as refused:
+            teams.add(regions=[], actor="user:1", **fields)
+        assert str(refused.value) == reason
