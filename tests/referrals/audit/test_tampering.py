@@ -243,6 +243,19 @@ def test_verify_reads_in_batches(
     assert verify(log).first_broken_id == 5
 
 
+def test_an_unreadable_record_inside_a_batch_is_found_one_by_one(
+    log: AuditLog, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("referrals.audit.services._VERIFY_BATCH", 2)
+    if engine.dialect.name == "sqlite":
+        bad = text("UPDATE audit_log SET details = 'not json' WHERE id = 4")
+    else:
+        bad = text("UPDATE audit_log SET at = 'infinity' WHERE id = 4")
+    tamper(engine, bad)
+    result = verify(log)  # the batch of 3 and 4 cannot be read: record 3 is fine
+    assert (result.first_broken_id, result.checked, result.last_id) == (4, 4, 3)
+
+
 def test_the_test_cleanup_empties_the_log_and_keeps_it_append_only(
     log: AuditLog, engine: Engine
 ) -> None:
