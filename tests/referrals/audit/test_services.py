@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -74,7 +74,7 @@ def test_the_hash_is_an_hmac_of_the_previous_hash_and_the_fields(
 
 
 def test_the_hashed_form_is_utf8_as_is_and_in_utc_whatever_the_hosts_time_zone(
-    audit_key: bytes, monkeypatch: pytest.MonkeyPatch
+    session: Session, audit_key: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Anyone holding the key can check a record with the format documented above; two
     hosts in different time zones write the same form."""
@@ -82,6 +82,11 @@ def test_the_hashed_form_is_utf8_as_is_and_in_utc_whatever_the_hosts_time_zone(
     monkeypatch.setenv("TZ", "America/Lima")  # the host's zone, neither UTC nor the clock's
     time.tzset()
     try:
+        recorded = AuditLog(
+            session, key=audit_key, clock=SteppingClock(datetime(2026, 12, 1, 17, tzinfo=manila))
+        ).record("team.created", actor="user:3")
+        assert recorded.at == datetime(2026, 12, 1, 9, tzinfo=UTC)
+        assert recorded.at.utcoffset() == timedelta(0)  # the time a record says is in UTC
         canonical = canonical_json(
             id=7,
             at=datetime(2026, 12, 1, 17, 0, 0, 5, tzinfo=manila),
