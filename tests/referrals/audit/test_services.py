@@ -292,3 +292,11 @@ def test_search_pages_by_id(populated: AuditLog) -> None:
     assert ids(page) == [1]
     assert ids(populated.search(limit=0)) == [7]
     assert len(populated.search(limit=10_000)) == 7
+
+
+def test_search_gives_the_newest_hundred_unless_told(audit: AuditLog, session: Session) -> None:
+    for number in range(101):
+        audit.record("tip.viewed", actor=f"user:{number}")
+    session.commit()
+    newest = audit.search()
+    assert len(newest) == 100 and (newest[0].id, newest[-1].id) == (101, 2)
