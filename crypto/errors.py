@@ -88,7 +88,6 @@ class TooManySessionKeys(DecryptError):
     tries them (each one naming a key we hold costs gpg-agent a private-key operation)."""
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
         super().__init__(
             f"the message carries more than {limit} session-key packets (one per recipient): "
             "encrypt it to the intake key and at most a few other keys"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -38,6 +39,29 @@ DEFAULT_RETRY = Retry(max=5, interval=[5, 15, 60, 180, 600])
 
 class ForbiddenJob(RuntimeError):
     """A job named a function that is not a Tipline task."""
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """A job rq gave up on, as operators see it: what it was for (its task and ids: a job
+    carries nothing else) and the type of its last error (never its message or traceback, which
+    could quote what the job was working on)."""
+
+    id: str
+    queue: str
+    task: str
+    ids: tuple[object, ...]
+    failed_at: datetime | None
+    error: str
+
+
+def error_type(exc_string: str | None) -> str:
+    """The exception's class name from rq's traceback text (``pkg.mod.Error: message``)."""
+    lines = [line for line in (exc_string or "").splitlines() if line.strip()]
+    if not lines:
+        return "unknown"
+    head = lines[-1].split(":", 1)[0].strip()
+    return head.rsplit(".", 1)[-1][:80] or "unknown"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,6 +206,40 @@ class JobQueue:
                 raise TypeError("jobs take ids (int or str) only")
         job = self.queue(queue).enqueue(func, *ids, job_id=job_id, retry=retry, job_timeout=timeout)
         return str(job.id)
+
+    def failed(self, *, limit: int = 500) -> list[FailedJob]:
+        """Jobs rq gave up on (their retries used up), newest first, on every queue."""
+        found: list[FailedJob] = []
+        for name in QUEUE_NAMES:
+            queue = self.queue(name)
+            for job in queue.failed_job_registry.get_job_ids(0, limit - 1):
+                fetched = queue.fetch_job(job)
+                if fetched is None:
+                    continue  # expired between the two calls
+                result = fetched.latest_result()
+                found.append(
+                    FailedJob(
+                        id=fetched.id,
+                        queue=name,
+                        task=fetched.func_name or "?",
+                        ids=tuple(fetched.args or ()),
+                        failed_at=fetched.ended_at.replace(tzinfo=UTC)
+                        if fetched.ended_at and fetched.ended_at.tzinfo is None
+                        else fetched.ended_at,
+                        error=error_type(result.exc_string if result else None),
+                    )
+                )
+        found.sort(key=lambda job: job.failed_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+        return found[:limit]
+
+    def requeue(self, job_id: str) -> bool:
+        """Send a failed job back to its queue (fresh retries). Returns whether it was failed."""
+        for name in QUEUE_NAMES:
+            registry = self.queue(name).failed_job_registry
+            if job_id in registry.get_job_ids():
+                registry.requeue(job_id)
+                return True
+        return False
 
     @property
     def serializer(self) -> type[JSONSerializer]:

@@ -10,6 +10,7 @@ from referrals.accounts.models import (
     UserSession,
 )
 from referrals.audit.models import AuditRecord
+from referrals.casework.models import Referral
 from referrals.database import Base
 from referrals.health.models import QueueProbe
 from referrals.intake.models import (
@@ -23,6 +24,7 @@ from referrals.intake.models import (
     TipSelector,
     WebFormKey,
 )
+from referrals.messages.models import Message
 from referrals.triage.models import SelectorValue, TipLink, TriageRuleSet
 
 __all__ = [
@@ -48,4 +50,6 @@ __all__ = [
     "SelectorValue",
     "TipLink",
     "TriageRuleSet",
+    "Referral",
+    "Message",
 ]

@@ -54,6 +54,10 @@ PG_URL = os.environ.get("TIPLINE_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("TIPLINE_TEST_REDIS_URL")
 
 
+# Fixtures shared across folders: tips made directly in the database (no gpg), teams.
+pytest_plugins = ["tests.referrals.triage.fixtures"]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("TIPLINE_TEST_REQUIRE_SERVICES") == "1" and not (PG_URL and REDIS_URL):
         raise pytest.UsageError(

@@ -153,9 +153,12 @@ def hang_guard(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def gpg_wrapper(folder: Path, *, exit_after_decrypt: int | None = None) -> tuple[str, Path]:
-    """A `gpg` that runs the real one, logging each call's arguments, and (for a decryption)
-    exits with ``exit_after_decrypt`` instead of gpg's own status: to use as ``gpg_binary``.
+def gpg_wrapper(
+    folder: Path, *, exit_after_decrypt: int | None = None, exit_after_encrypt: int | None = None
+) -> tuple[str, Path]:
+    """A `gpg` that runs the real one, logging each call's arguments, and (for a decryption,
+    an encryption) exits with ``exit_after_decrypt`` (``exit_after_encrypt``) instead of
+    gpg's own status: to use as ``gpg_binary``.
 
     Returns:
         The wrapper's path and the log file's.
@@ -164,10 +167,10 @@ def gpg_wrapper(folder: Path, *, exit_after_decrypt: int | None = None) -> tuple
     assert real is not None
     log = folder / "gpg-calls.log"
     wrapper = folder / "gpg"
-    override = (
-        ""
-        if exit_after_decrypt is None
-        else f'case " $* " in *" --decrypt "*) exit {exit_after_decrypt};; esac\n'
+    override = "".join(
+        f'case " $* " in *" {option} "*) exit {status};; esac\n'
+        for option, status in [("--decrypt", exit_after_decrypt), ("--encrypt", exit_after_encrypt)]
+        if status is not None
     )
     wrapper.write_text(
         f'#!/bin/sh\necho "$*" >> "{log}"\n"{real}" "$@"\nstatus=$?\n{override}exit $status\n'

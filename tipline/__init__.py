@@ -27,6 +27,7 @@ from tipline.auth import sessions
 from tipline.auth.views import blueprint as auth_blueprint
 from tipline.auth.views import limit_sign_in
 from tipline.config import Settings
+from tipline.desk import blueprint as desk_blueprint
 from tipline.instance import FLASK_SECRET_KEY, read_secret
 from tipline.partner import blueprint as partner_blueprint
 from tipline.runtime import Runtime
@@ -89,6 +90,7 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
     if rt.face.serves_staff:
         app.register_blueprint(admin_blueprint)
         app.register_blueprint(audit_log_blueprint)
+        app.register_blueprint(desk_blueprint)
         limit_verification(app, limiter)
     if rt.face.serves_partners:
         app.register_blueprint(partner_blueprint)

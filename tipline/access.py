@@ -47,6 +47,9 @@ class RoleRule:
 
     allowed: frozenset[Role]
     step_up: bool = False
+    # Shows tip content: a code is asked for after a quiet period (see
+    # ``LiveSession.needs_step_up_for_content``), not every few minutes of steady reading.
+    content: bool = False
     back: str | None = None
     keep_form: bool = False
 
@@ -64,7 +67,11 @@ def agency_token(view: F) -> F:
 
 
 def roles(
-    *allowed: Role, step_up: bool = False, back: str | None = None, keep_form: bool = False
+    *allowed: Role,
+    step_up: bool = False,
+    back: str | None = None,
+    keep_form: bool = False,
+    content: bool = False,
 ) -> Callable[[F], F]:
     """Only people signed in with one of these roles may reach this view (see ``RoleRule``)."""
 
@@ -72,7 +79,13 @@ def roles(
         setattr(
             view,
             RULE,
-            RoleRule(frozenset(allowed), step_up=step_up, back=back, keep_form=keep_form),
+            RoleRule(
+                frozenset(allowed),
+                step_up=step_up,
+                back=back,
+                keep_form=keep_form,
+                content=content,
+            ),
         )
         return view
 
@@ -107,7 +120,10 @@ def _enforce() -> Response | None:
         return answer
     if person.user.role_enum not in rule.allowed:
         abort(403)
-    if rule.step_up and person.needs_step_up(database.runtime().clock.now()):
+    now = database.runtime().clock.now()
+    if (rule.step_up and person.needs_step_up(now)) or (
+        rule.content and person.needs_step_up(now, content=True)
+    ):
         refresh: Response = login_manager().needs_refresh()
         return refresh
     return None

@@ -24,10 +24,13 @@ NAVIGATION[Role.ADMIN] += [
     ("Agencies", "admin.agencies"),
     ("Teams", "admin.teams"),
     ("Held tips", "admin.held_tips"),
+    ("Failed jobs", "admin.failed_jobs"),
     ("Triage rules", "admin.triage_rules"),
+    ("Selector values", "admin.selectors"),
     ("Audit log", "audit_log.index"),
 ]
-NAVIGATION[Role.LEAD] += [("Audit log", "audit_log.index")]
+NAVIGATION[Role.ANALYST] += [("Triage queue", "desk.queue")]
+NAVIGATION[Role.LEAD] += [("Triage queue", "desk.queue"), ("Audit log", "audit_log.index")]
 
 
 @blueprint.get("/")

@@ -179,6 +179,9 @@ class UserSession(Base):
     # for another before sensitive actions once this is older than a few minutes.
     last_code_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     end_reason: Mapped[str | None] = mapped_column(String(24), default=None)
+    # When tip content was last shown in this session: reading on keeps it open without a
+    # new code; after a quiet period, content asks for one again (step-up).
+    last_content_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     device_id: Mapped[int | None] = mapped_column(ForeignKey("trusted_devices.id"), default=None)
 
 

@@ -44,6 +44,8 @@ SIGN_IN_LIFETIME = timedelta(minutes=5)
 SIGN_IN_CODE_ATTEMPTS = 3  # wrong codes before the password step must be done again
 # How long a code given (at sign-in or step-up) covers sensitive actions.
 STEP_UP_WINDOW = timedelta(minutes=10)
+# Reading tip content keeps it open; this long without a code or a read asks for a code again.
+CONTENT_QUIET = timedelta(minutes=15)
 # How long a browser stays trusted after its last sign-in.
 DEVICE_TRUST_LIFETIME = timedelta(days=90)
 MAX_NEXT_PATH = 2000
@@ -144,10 +146,20 @@ class LiveSession:
 
     user: User
     last_code_at: datetime | None
+    last_content_at: datetime | None = None
 
     def needs_step_up(self, now: datetime, *, window: timedelta = STEP_UP_WINDOW) -> bool:
         """Whether a sensitive action must first ask for a current code."""
         return self.last_code_at is None or now - self.last_code_at > window
+
+    def needs_step_up_for_content(self, now: datetime) -> bool:
+        """Whether tip content must first ask for a current code: after a quiet period
+        (``CONTENT_QUIET`` with neither a code given nor content read), not while someone
+        reads on."""
+        latest = max(
+            (t for t in (self.last_code_at, self.last_content_at) if t is not None), default=None
+        )
+        return latest is None or now - latest > CONTENT_QUIET
 
 
 class AccountService:
@@ -778,7 +790,18 @@ class AccountService:
         if now - row.last_seen_at > timedelta(minutes=1):
             row.last_seen_at = now
             self.session.commit()
-        return LiveSession(user=user, last_code_at=row.last_code_at)
+        return LiveSession(
+            user=user, last_code_at=row.last_code_at, last_content_at=row.last_content_at
+        )
+
+    def content_read(self, token: str) -> None:
+        """Note that this session was shown tip content now (it keeps content open for the
+        next ``CONTENT_QUIET``); committed with the caller's transaction."""
+        self.session.execute(
+            update(UserSession)
+            .where(UserSession.id == digest(token))
+            .values(last_content_at=self.clock.now())
+        )
 
     def timed_out_owner(self, token: str) -> int | None:
         """The account whose session this token was, if that session ended by timing out

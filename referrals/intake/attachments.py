@@ -14,6 +14,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from crypto.errors import MalformedMessage, TooManySessionKeys
+from crypto.packets import read_encrypted_file
+
 ARMOR_HEADER = b"-----BEGIN PGP MESSAGE-----"
 
 
@@ -113,6 +116,13 @@ class AttachmentStore:
                     raise AttachmentRefused("the body is empty")
                 out.flush()
                 os.fsync(out.fileno())
+            try:
+                # The shape of an encrypted message, as for a tip: a few session keys, then
+                # one encrypted data packet (else it could hold thousands of session keys
+                # for gpg-agent to try, or a file in clear).
+                read_encrypted_file(partial)
+            except (MalformedMessage, TooManySessionKeys) as exc:
+                raise AttachmentRefused(str(exc)) from None
             final = self.path(storage_name)
             final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.replace(partial, final)

@@ -125,6 +125,10 @@ class TipStatus(enum.StrEnum):
     IN_TRIAGE = "in_triage"
     REJECTED = "rejected"
     QUARANTINED = "quarantined"
+    # Decided in triage (final for intake): taken on in a referral, or declined with a reason
+    # the partner sees (a duplicate, out of scope, not enough to act on).
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
 
 
 #: The partner cannot act on a fault of ours: they are told the tip is held, and not to resend.
@@ -210,6 +214,10 @@ class Tip(Base):
     # The analyst who claimed it.
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The referral an accepted tip was taken into (or merged into).
+    referral_id: Mapped[int | None] = mapped_column(
+        ForeignKey("referrals.id"), default=None, index=True
+    )
 
     # How many times processing was started (each claim counts, also one whose worker was
     # killed); at the cap the tip is quarantined instead of processed again.

@@ -28,15 +28,20 @@ def _engine() -> Engine:
 
 def run_migrations() -> None:
     engine = _engine()
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
             # SQLite cannot ALTER most things: batch mode rebuilds the table instead.
             render_as_batch=engine.dialect.name == "sqlite",
             compare_type=True,
+            # Each revision commits on its own: a revision that rebuilds a table on SQLite
+            # turns foreign keys off first, which SQLite ignores inside an open transaction
+            # (the one the previous revision's bookkeeping would otherwise have left open).
+            transaction_per_migration=True,
         )
-        context.run_migrations()
+        with context.begin_transaction():
+            context.run_migrations()
 
 
 if context.is_offline_mode():

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
 from referrals.intake.models import Tip, TipSelector, TipStatus
-from referrals.triage.correlation import Correlator, linked_tip_count
+from referrals.triage.correlation import Correlator, linked_referral_count, linked_tip_count
 from referrals.triage.priority import Assessment, TriageFacts, assess
 from referrals.triage.routing import route
 from referrals.triage.rules import RuleBook, RuleVersion
@@ -86,6 +86,7 @@ class TriageAdmission:
             selectors=int(indexed or 0) + (tip.unindexed_selectors or 0),
             tlp=tip.tlp,
             linked_tips=linked_tip_count(self.session, tip.id),
+            linked_referrals=linked_referral_count(self.session, tip.id),
         )
         return assess(facts, rules.rules)
 

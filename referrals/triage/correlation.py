@@ -21,8 +21,11 @@ from sqlalchemy.orm import Session
 from crypto import BlindIndex
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
-from referrals.intake.models import TipSelector
+from referrals.intake.models import Tip, TipSelector
 from referrals.triage.models import SelectorRule, SelectorValue, TipLink
+
+#: The most tips one allowed value links a new tip to (the most recent).
+ALLOWED_LINKS = 500
 
 
 @dataclass(frozen=True)
@@ -61,30 +64,38 @@ class Correlator:
             TipSelector(tip_id=tip_id, selector_type=kind, blind_index=index)
             for index, kind in selectors.items()
         )
+        # Links are written for excluded values too (at most the cap's worth): an exclusion
+        # hides them when read, and clearing it brings them back. A value past the cap writes
+        # none (that is what the cap is for) unless an administrator allowed it; then the most
+        # recent ALLOWED_LINKS tips carrying it, so one value cannot make a tip's processing
+        # unbounded.
         linkable = [
             index
             for index, (count, rule) in counts.items()
-            if rule == SelectorRule.ALLOWED or (rule is None and count <= cap)
+            if rule == SelectorRule.ALLOWED or count <= cap
         ]
         linked: set[str] = set()
         if linkable:
             self.session.flush()
-            earlier = self.session.execute(
-                select(TipSelector.tip_id, TipSelector.blind_index).where(
-                    TipSelector.blind_index.in_(linkable), TipSelector.tip_id != tip_id
+            for index in linkable:
+                earlier = self.session.scalars(
+                    select(TipSelector.tip_id)
+                    .where(TipSelector.blind_index == index, TipSelector.tip_id != tip_id)
+                    .order_by(TipSelector.id.desc())
+                    .limit(ALLOWED_LINKS)
+                ).all()
+                self.session.add_all(
+                    TipLink(
+                        tip_id=tip_id,
+                        earlier_tip_id=other,
+                        blind_index=index,
+                        selector_type=selectors[index],
+                        linked_at=now,
+                    )
+                    for other in earlier
                 )
-            ).all()
-            self.session.add_all(
-                TipLink(
-                    tip_id=tip_id,
-                    earlier_tip_id=row.tip_id,
-                    blind_index=row.blind_index,
-                    selector_type=selectors[row.blind_index],
-                    linked_at=now,
-                )
-                for row in earlier
-            )
-            linked = {row.tip_id for row in earlier}
+                if counts[index][1] != SelectorRule.EXCLUDED:
+                    linked.update(earlier)
         return Correlation(
             linked_tips=len(linked),
             over_correlating=sum(
@@ -213,7 +224,9 @@ class SelectorRulings:
             actor=actor,
             subject=f"selector:{reference_of(row.blind_index)}",
             address=address,
-            details={"type": row.selector_type, "tips": row.tip_count},
+            # Never how many tips carry it: an administrator who typed the value would learn
+            # whether tips hold it (admins see no tip content).
+            details={"type": row.selector_type},
         )
         return row
 
@@ -232,9 +245,9 @@ def _ruled(rule: SelectorRule | None) -> Select[SelectorValue]:
     return select(SelectorValue).where(condition)
 
 
-def linked_tip_count(session: Session, tip_id: str) -> int:
-    """How many other tips share a value with this one, either way, not counting values an
-    administrator has excluded since."""
+def _linked_tips(tip_id: str) -> Select[tuple[str]]:
+    """Ids of the tips sharing a value with this one, either way, through values nobody has
+    excluded since."""
     live = select(SelectorValue.blind_index).where(
         (SelectorValue.rule.is_(None)) | (SelectorValue.rule != SelectorRule.EXCLUDED.value)
     )
@@ -244,5 +257,24 @@ def linked_tip_count(session: Session, tip_id: str) -> int:
     earlier = select(TipLink.earlier_tip_id.label("other")).where(
         TipLink.tip_id == tip_id, TipLink.blind_index.in_(live)
     )
-    others = later.union(earlier).subquery()
+    return later.union(earlier)  # type: ignore[return-value]
+
+
+def linked_referral_count(session: Session, tip_id: str) -> int:
+    """How many open referrals hold a tip sharing a value with this one."""
+    others = _linked_tips(tip_id).subquery()
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(Tip.referral_id))).where(
+                Tip.id.in_(select(others.c.other)), Tip.referral_id.is_not(None)
+            )
+        )
+        or 0
+    )
+
+
+def linked_tip_count(session: Session, tip_id: str) -> int:
+    """How many other tips share a value with this one, either way, not counting values an
+    administrator has excluded since."""
+    others = _linked_tips(tip_id).subquery()
     return int(session.scalar(select(func.count()).select_from(others)) or 0)

@@ -25,7 +25,8 @@ class TriageFacts:
     location_precision: str  # "country", "region" or "city"
     selectors: int  # every selector the tip names, indexed or not
     tlp: str | None
-    linked_tips: int  # earlier tips it shares a selector value with
+    linked_tips: int  # other tips it shares a selector value with
+    linked_referrals: int = 0  # open referrals holding such a tip
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,14 @@ def assess(facts: TriageFacts, rules: TriageRules) -> Assessment:
     if facts.linked_tips:
         plural = "s" if facts.linked_tips != 1 else ""
         count(
-            f"shares identifiers with {facts.linked_tips} earlier tip{plural}",
+            f"shares identifiers with {facts.linked_tips} other tip{plural}",
             rules.matches_earlier_tips,
+        )
+    if facts.linked_referrals:
+        plural = "s" if facts.linked_referrals != 1 else ""
+        count(
+            f"shares identifiers with {facts.linked_referrals} open referral{plural}",
+            rules.matches_open_referrals,
         )
     if facts.tlp == "RED":
         count("partner marked it TLP:RED", rules.tlp_red)

@@ -54,6 +54,8 @@ class TriageRules:
     location_city: int = 10
     location_region: int = 5
     matches_earlier_tips: int = 10
+    # A tip about something the centre is already working on.
+    matches_open_referrals: int = 20
     # The partner's Traffic Light Protocol marking: the most guarded ones signal live work.
     tlp_red: int = 10
     tlp_amber_strict: int = 5

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
+from referrals.database import rows_matched
 from referrals.intake.models import Tip, TipStatus
 from referrals.triage.admission import TriageAdmission
 from referrals.triage.routing import route
@@ -42,11 +43,14 @@ class Rescorer:
                     return done
                 # Keyset over ids: each batch commits, and a tip scored already is not
                 # scored twice by the same run.
+                # Tips scored under an older version (or none): a tip admitted while this
+                # version was being made, under the one before, is found too.
                 tips = session.scalars(
                     select(Tip)
                     .where(
                         Tip.status == TipStatus.IN_TRIAGE,
                         Tip.triaged_at.is_(None),
+                        or_(Tip.rules_version.is_(None), Tip.rules_version < rules.version),
                         Tip.id > after,
                     )
                     .order_by(Tip.id)
@@ -57,10 +61,29 @@ class Rescorer:
                 admission = TriageAdmission(session, audit=audit, clock=self.clock)
                 for tip in tips:
                     if tip.team_id is None:
-                        tip.team_id = route(session, country=tip.country, region=tip.region)
-                        session.flush()
+                        self._route(session, audit, tip)
                     admission.rescore(tip, rules)
                 done += len(tips)
                 after = tips[-1].id
         logger.info("re-scored %s open tips", done)
         return done
+
+    def _route(self, session: Session, audit: AuditLog, tip: Tip) -> None:
+        """Route a tip that had no team, if one covers it now (guarded: a lead may have taken
+        it on meanwhile; audited: it changes who may read it)."""
+        team_id = route(session, country=tip.country, region=tip.region)
+        if team_id is None:
+            return
+        moved = session.execute(
+            update(Tip)
+            .where(Tip.id == tip.id, Tip.team_id.is_(None), Tip.status == TipStatus.IN_TRIAGE)
+            .values(team_id=team_id)
+        )
+        if rows_matched(moved):
+            session.refresh(tip)
+            audit.record(
+                "tip.routed",
+                actor="system:worker",
+                subject=f"tip:{tip.id}",
+                details={"team_id": team_id},
+            )

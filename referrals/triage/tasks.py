@@ -15,6 +15,12 @@ def rescore_open_tips(context: JobContext, version: int) -> None:
     )
 
 
+def rescore_stale(context: JobContext) -> None:
+    """Score open tips left under an older rules version (the job queued with a change was
+    lost, or tips came from before triage existed): run by the workers' maintenance."""
+    Rescorer(context.session_factory, audit_key=context.audit_key, clock=context.clock).rescore()
+
+
 def flag_sla_breaches(context: JobContext) -> None:
     """Mark open tips whose first triage is overdue (run by the workers' maintenance)."""
     SlaClock(context.session_factory, audit_key=context.audit_key, clock=context.clock).flag()

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crypto import packets
 from crypto.errors import MalformedMessage, TooManySessionKeys
 from crypto.packets import MAX_SESSION_KEY_PACKETS, dearmor, read_encrypted_message
 from tests.crypto.conftest import _key_block, gpg, stop_agent
@@ -100,11 +101,24 @@ def test_the_armor_is_read_exactly_as_gpg_reads_it(recipients: tuple[Path, list[
     message = encrypt(home, fingerprints[:1])
     binary = gpg(home, "--dearmor", stdin=message)
     assert dearmor(message) == binary
-    with_headers = message.replace(
-        b"-----\n\n", b"-----\nVersion: Example 1.0\nComment: tip 4417\n\n", 1
-    )
-    assert dearmor(with_headers) == binary
+    # Headers as gpg takes them: "Key: value" (colons after the first one's space are
+    # the value's), "Key:" alone; and the base64 may follow them without a blank line.
+    for headers in [b"Version: Example 1.0\nComment: tip: 4417\nComment:\n\n", b""]:
+        assert dearmor(message.replace(b"-----\n\n", b"-----\n" + headers, 1)) == binary
     assert dearmor(armor(binary, checksum=False)) == binary
+    # gpg calls these invalid armor headers: refused, never read past.
+    for header in [b"Comment:tip: 4417", b": tip 4417"]:
+        with pytest.raises(MalformedMessage, match="not valid base64"):
+            dearmor(message.replace(b"-----\n\n", b"-----\n" + header + b"\n\n", 1))
+
+
+def test_the_armor_checksum_is_rfc_4880s_crc_24(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table is built when the module is imported, before mutmut switches a mutant in:
+    built again here, so that a mistake in building it is seen."""
+    monkeypatch.setattr(packets, "_CRC24_TABLE", packets._crc24_table())
+
+    # The check value of CRC-24/OPENPGP (the catalogue's, for the bytes "123456789").
+    assert packets.crc24(b"123456789") == 0x21CF02
 
 
 def test_damaged_armor_is_refused_with_a_reason(recipients: tuple[Path, list[str]]) -> None:

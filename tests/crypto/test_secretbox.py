@@ -33,12 +33,24 @@ def test_a_value_moved_to_another_row_does_not_open() -> None:
 def test_an_altered_value_or_another_key_does_not_open() -> None:
     sealed = SecretBox(KEY).seal(b"seed", context=b"c")
     altered = sealed[:-1] + bytes([sealed[-1] ^ 1])
-    with pytest.raises(SealedValueInvalid):
-        SecretBox(KEY).open(altered, context=b"c")
-    with pytest.raises(SealedValueInvalid):
-        SecretBox(os.urandom(32)).open(sealed, context=b"c")
-    with pytest.raises(SealedValueInvalid):
-        SecretBox(KEY).open(b"short", context=b"c")
+    for box, value in [(SecretBox(KEY), altered), (SecretBox(os.urandom(32)), sealed)]:
+        with pytest.raises(SealedValueInvalid, match="^the sealed value does not open with"):
+            box.open(value, context=b"c")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"short",
+        b"\x01" + bytes(27),  # our version byte, but shorter than a nonce and a tag
+        b"\x02" + bytes(40),  # long enough, another version
+    ],
+)
+def test_what_was_never_sealed_is_refused_before_decrypting(value: bytes) -> None:
+    with pytest.raises(SealedValueInvalid) as caught:
+        SecretBox(KEY).open(value, context=b"c")
+
+    assert str(caught.value) == "not a sealed value"
 
 
 def test_a_short_key_is_refused() -> None:

@@ -242,7 +242,7 @@ def test_a_partner_officer_enrols_signs_in_and_sends_a_tip_that_reaches_triage(
                 page.reload()
                 status = page.locator("#tip-status").get_attribute("data-status")
             assert status == "in_triage"
-            assert page.locator("#tip-status").inner_text().startswith("Accepted")
+            assert page.locator("#tip-status").inner_text().startswith("Received and valid")
             page.screenshot(path=str(tmp_path / "tip-status.png"), full_page=True)
 
             page.get_by_role("link", name="Your agency's tips").first.click()

@@ -4,20 +4,15 @@ every handling marking readable, no request for something missing (the icon)."""
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
-from referrals.accounts.models import User
 from tests.conftest import RegisteredAgency
-from tests.functional.chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
-from tests.tipline.admin.people import Person, account_service, enrolled
+from tests.functional.chromium import require_chromium
+from tests.functional.conftest import LiveServer
+from tests.tipline.admin.people import Person, enrolled
 from tipline import create_app
-from tipline.auth.sessions import USER_ID
 from tipline.partner.forms import TLP_LABELS
 from tipline.runtime import Runtime
 
@@ -34,54 +29,6 @@ def app(runtime: Runtime) -> Flask:
     application = create_app(runtime=dataclasses.replace(runtime, settings=settings))
     application.config["TESTING"] = True
     return application
-
-
-class LiveServer:
-    """The test's app served on a loopback port, noting every answer's status."""
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self.answers: list[tuple[str, int]] = []
-        inner = app.wsgi_app
-
-        def noting(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-            def start(status: str, headers: Any, *args: Any) -> Any:
-                self.answers.append((environ["PATH_INFO"], int(status.split()[0])))
-                return start_response(status, headers, *args)
-
-            return inner(environ, start)
-
-        self.server = make_server("127.0.0.1", 0, noting, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def cookie_for(self, runtime: Runtime, person: Person) -> dict[str, str]:
-        """A signed-in browser's session cookie for ``person``."""
-        with runtime.session_factory() as session:
-            user = session.get(User, person.id)
-            assert user is not None
-            token = account_service(runtime, session).start_session(user, address="127.0.0.1")
-        serializer = self.app.session_interface.get_signing_serializer(self.app)  # type: ignore[attr-defined]
-        # Flask-Login's user id in the cookie: here, the server-side session's token.
-        value = serializer.dumps({USER_ID: token})
-        return {"name": self.app.config["SESSION_COOKIE_NAME"], "value": value, "url": self.url}
-
-
-@pytest.fixture
-def live(app: Flask) -> Iterator[LiveServer]:
-    server = LiveServer(app)
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[sync_api.Browser]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _page_as(

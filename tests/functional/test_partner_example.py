@@ -31,7 +31,14 @@ def test_the_served_openapi_description_is_valid_openapi_3_1(client: FlaskClient
     validate(spec)
     assert spec["openapi"] == "3.1.0"
     assert spec["servers"] == [{"url": "/api/v1", "description": "This server."}]
-    assert set(spec["paths"]) == {"/tips", "/tips/{id}", "/tips/{id}/attachments"}
+    assert set(spec["paths"]) == {
+        "/tips",
+        "/tips/{id}",
+        "/tips/{id}/attachments",
+        "/tips/{id}/messages",
+        "/tips/{id}/messages/{message_id}",
+        "/messages",
+    }
 
 
 def _rewrite_refs(node: Any, names: dict[str, str]) -> Any:

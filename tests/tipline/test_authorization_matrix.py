@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from referrals.accounts.models import EnrolmentToken
 from referrals.accounts.services import ApprovalRule
+from referrals.intake.tasks import process_tip
 from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys, valid_tip
 from tests.tipline.admin.people import (
@@ -45,7 +46,12 @@ PARTNERS = (PARTNER_A, PARTNER_B)
 
 Expect = int | str  # a status code, or the path a 302 redirects to
 LOGIN = "/login"  # where a role-gated page sends someone not signed in
-TIP_ENDPOINTS = ("partner.", "api.tips.")  # prefixes of endpoints that show or take tips
+TIP_ENDPOINTS = (
+    "partner.",
+    "api.tips.",
+    "api.messages.",
+    "desk.",
+)  # prefixes of endpoints that show or take tips
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,13 @@ def _enrolment(world: World) -> dict[str, Any]:
     return {"enrolment_id": world.enrolment_id}
 
 
+NO_TIP = "00000000-0000-0000-0000-000000000000"  # a decision is tried on no tip: nothing changes
+
+
+def _no_tip(world: World) -> dict[str, Any]:
+    return {"tip_id": NO_TIP}
+
+
 TABLE: dict[tuple[str, str], Case] = {
     # Public: the sign-in and enrolment pages, health, the API description, static files.
     ("static", "GET"): Case(everyone(200), values=lambda w: {"filename": "tipline.css"}),
@@ -116,11 +129,21 @@ TABLE: dict[tuple[str, str], Case] = {
     ("api.tips.listing", "GET"): Case(everyone(401), tip_content=True),
     ("api.tips.status", "GET"): Case(everyone(401), values=_tip, tip_content=True),
     ("api.tips.attach", "POST"): Case(everyone(401), values=_tip, csrf=False, tip_content=True),
+    ("api.tips.reply", "POST"): Case(everyone(401), values=_tip, csrf=False, tip_content=True),
+    ("api.tips.reply_status", "GET"): Case(
+        everyone(401), values=lambda w: {"tip_id": w.tip_id, "message_id": 1}, tip_content=True
+    ),
+    ("api.messages.listing", "GET"): Case(everyone(401), tip_content=True),
     # Partner pages: partners only, and only their own agency's tips.
     ("partner.tips", "GET"): Case(only(*PARTNERS), tip_content=True),
     ("partner.tip", "GET"): Case(
         only(*PARTNERS, partner_b=404), values=_tip, tip_content=True
     ),  # another agency's tip is "not found"
+    ("partner.message", "GET"): Case(
+        only(*PARTNERS, ok=404),
+        values=lambda w: {"tip_id": w.tip_id, "message_id": 1},
+        tip_content=True,
+    ),  # no message yet: "not found"
     ("partner.new_tip", "GET"): Case(only(*PARTNERS), tip_content=True),
     ("partner.new_tip", "POST"): Case(only(*PARTNERS, ok=400), tip_content=True),  # empty form
     # Administration: admins only.
@@ -150,8 +173,49 @@ TABLE: dict[tuple[str, str], Case] = {
     # The tip is not held: the answer says so, and goes back to the list.
     ("admin.retry_held_tip", "POST"): Case(only(ADMIN, ok="/admin/held-tips"), values=_tip),
     ("admin.retry_all_held_tips", "POST"): Case(only(ADMIN, ok="/admin/held-tips")),
+    ("admin.failed_jobs", "GET"): Case(only(ADMIN)),
+    # No such failed job: the page says so.
+    ("admin.requeue_job", "POST"): Case(
+        only(ADMIN, ok="/admin/failed-jobs"), values=lambda w: {"job_id": "no-such-job"}
+    ),
+    ("admin.selectors", "GET"): Case(only(ADMIN)),
+    ("admin.exclude_selector", "POST"): Case(only(ADMIN, ok=400)),  # no value typed
+    # No value has this reference: the page says so.
+    ("admin.exclude_held_selector", "POST"): Case(
+        only(ADMIN, ok="/admin/selectors"), values=lambda w: {"reference": "0" * 16}
+    ),
+    ("admin.allow_selector", "POST"): Case(
+        only(ADMIN, ok="/admin/selectors"), values=lambda w: {"reference": "0" * 16}
+    ),
+    ("admin.clear_selector", "POST"): Case(
+        only(ADMIN, ok="/admin/selectors"), values=lambda w: {"reference": "0" * 16}
+    ),
     ("admin.triage_rules", "GET"): Case(only(ADMIN)),
     ("admin.change_triage_rules", "POST"): Case(only(ADMIN, ok=400)),  # no rules given
+    # The analysts' desk: the team's analysts and leads; never admins or partners.
+    ("desk.queue", "GET"): Case(only(ANALYST, LEAD), tip_content=True),
+    ("desk.tip", "GET"): Case(only(ANALYST, LEAD), values=_tip, tip_content=True),
+    ("desk.claim", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
+    ("desk.release", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
+    ("desk.attachment", "GET"): Case(
+        only(ANALYST, LEAD, ok=404),
+        values=lambda w: {"tip_id": NO_TIP, "attachment_id": NO_TIP},
+        tip_content=True,
+    ),
+    ("desk.download_attachment", "POST"): Case(
+        only(ANALYST, LEAD, ok=404),
+        values=lambda w: {"tip_id": NO_TIP, "attachment_id": NO_TIP},
+        tip_content=True,
+    ),
+    ("desk.ask", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
+    ("desk.accept", "POST"): Case(only(ANALYST, LEAD, ok=404), values=_no_tip, tip_content=True),
+    # Without a reason or a reference the form is refused first: back to the (missing) tip.
+    ("desk.merge", "POST"): Case(
+        only(ANALYST, LEAD, ok=f"/desk/tips/{NO_TIP}"), values=_no_tip, tip_content=True
+    ),
+    ("desk.decline", "POST"): Case(
+        only(ANALYST, LEAD, ok=f"/desk/tips/{NO_TIP}"), values=_no_tip, tip_content=True
+    ),
     # The audit log: admins and team leads.
     ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
     ("audit_log.verify", "POST"): Case(only(ADMIN, LEAD)),
@@ -199,6 +263,8 @@ def world(
         headers=agencies["agency-a"].headers,
     )
     assert sent.status_code == 202
+    # Processed, so it is in the team's triage queue (PH: the people's team covers it).
+    process_tip(runtime.job_context(), sent.get_json()["id"])
     target = enrolled(runtime, "target@centre.example", "analyst")
     with runtime.session_factory() as session:
         waiting = account_service(runtime, session, approval=ApprovalRule.ON).create(

@@ -123,7 +123,8 @@ TRIAGE_RULE_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
             ("victims_5_or_more", "5 victims or more", "points"),
             ("location_city", "Located to a city", "points"),
             ("location_region", "Located to a region", "points"),
-            ("matches_earlier_tips", "Shares identifiers with earlier tips", "points"),
+            ("matches_earlier_tips", "Shares identifiers with other tips", "points"),
+            ("matches_open_referrals", "Shares identifiers with an open referral", "points"),
             ("tlp_red", "Partner marked it TLP:RED", "points"),
             ("tlp_amber_strict", "Partner marked it TLP:AMBER+STRICT", "points"),
         ),
@@ -178,3 +179,39 @@ for _heading, _rules in TRIAGE_RULE_GROUPS:
                 _label, validators=[InputRequired("Give a whole number.")], description=_unit
             ),
         )
+
+
+SELECTOR_TYPE_LABELS = {
+    "email": "E-mail address",
+    "phone": "Phone number",
+    "username": "Username (on a platform)",
+    "ip": "IP address",
+    "url": "URL",
+    "payment_account": "Payment account",
+    "device_id": "Device id",
+}
+
+
+class ExcludeSelectorForm(FlaskForm):
+    """A value to exclude from correlation, typed by an administrator. Only its blind index is
+    kept; the value is never stored, logged or shown again."""
+
+    kind = SelectField(
+        "Type",
+        choices=[SelectChoice(value, label) for value, label in SELECTOR_TYPE_LABELS.items()],
+    )
+    value = StringField(
+        "Value",
+        validators=[DataRequired("Type the value to exclude."), Length(max=2048)],
+        render_kw={"spellcheck": "false", "autocomplete": "off"},
+    )
+    platform = StringField(
+        "Platform (usernames only)",
+        validators=[Optional(), Length(max=100)],
+        render_kw={"spellcheck": "false", "autocomplete": "off"},
+    )
+    region = StringField(
+        "Country of a phone number written without +country code (e.g. PH)",
+        validators=[Optional(), Length(min=2, max=2)],
+        render_kw={"spellcheck": "false", "autocomplete": "off"},
+    )

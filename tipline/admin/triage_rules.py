@@ -58,9 +58,13 @@ def change_triage_rules() -> Response | tuple[str, int]:
     if not form.validate():
         return _page(form, book, current.version, 400)
     values = {field.name: form[field.name].data for field in dataclasses.fields(TriageRules)}
+    based_on_text = form.based_on.data or ""
+    if not (based_on_text.isascii() and based_on_text.isdigit() and len(based_on_text) <= 9):
+        flash("The page was out of date: here are the rules as they are now.", "error")
+        return redirect(url_for("admin.triage_rules"))
     try:
         rules = TriageRules(**values)
-        based_on = int(form.based_on.data or 0)
+        based_on = int(based_on_text)
         version = book.change(rules, based_on=based_on, actor=actor(), address=client_address())
     except InvalidRules as exc:
         name = str(exc).split(" ", 1)[0]

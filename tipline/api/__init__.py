@@ -12,10 +12,11 @@ from flask import Blueprint, Flask, Response
 from flask_limiter import Limiter
 
 from tipline import access
-from tipline.api import auth, tips
+from tipline.api import auth, messages, tips
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 blueprint.register_blueprint(tips.blueprint)
+blueprint.register_blueprint(messages.blueprint)
 
 
 def init_app(app: Flask, limiter: Limiter) -> None:

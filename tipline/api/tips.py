@@ -142,9 +142,9 @@ def status(tip_id: str) -> Response:
 @access.agency_token
 def listing() -> Response:
     agency_id = require_agency()
-    since = _since(request.args.get("since"))
+    since = since_param(request.args.get("since"))
     cursor = _cursor(request.args.get("cursor"))
-    limit = _limit(request.args.get("limit"))
+    limit = limit_param(request.args.get("limit"))
     tips = _receiver().updated_since(agency_id, since=since, after=cursor, limit=limit + 1)
     page, more = tips[:limit], len(tips) > limit
     following = None
@@ -215,7 +215,7 @@ def _chunks() -> Iterator[bytes]:
         yield chunk
 
 
-def _since(value: str | None) -> datetime | None:
+def since_param(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
@@ -238,7 +238,7 @@ def _cursor(value: str | None) -> Cursor | None:
         raise ApiBadRequest("bad_cursor", str(exc)) from None
 
 
-def _limit(value: str | None) -> int:
+def limit_param(value: str | None) -> int:
     if value is None:
         return PAGE_DEFAULT
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= PAGE_MAX:

@@ -49,8 +49,11 @@ class SignedInPerson(UserMixin):  # type: ignore[misc]  # Flask-Login is untyped
     def is_active(self) -> bool:
         return self.user.disabled_at is None
 
-    def needs_step_up(self, now: datetime) -> bool:
-        """Whether a sensitive action must first ask for a current code."""
+    def needs_step_up(self, now: datetime, *, content: bool = False) -> bool:
+        """Whether a sensitive action (or, with ``content``, tip content after a quiet
+        period) must first ask for a current code."""
+        if content:
+            return self.live.needs_step_up_for_content(now)
         return self.live.needs_step_up(now)
 
 

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from tipline.cli import accounts, agencies, audit, faces, instance, tips, triage, workers
+from tipline.cli import accounts, agencies, audit, faces, instance, jobs, tips, triage, workers
 from tipline.config import ConfigError
 
 
@@ -34,6 +34,7 @@ for command in (
     agencies.agency,
     tips.tip,
     triage.triage,
+    jobs.jobs,
     audit.audit,
     accounts.team,
     accounts.user,

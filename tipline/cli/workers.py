@@ -22,7 +22,7 @@ from referrals.intake.housekeeping import (
 from referrals.intake.processing import MAX_ATTEMPTS
 from referrals.intake.sweep import DEFAULT_GRACE, Swept, TipSweeper
 from referrals.jobs import JobContext, at_most_every
-from referrals.triage.tasks import flag_sla_breaches
+from referrals.triage.tasks import flag_sla_breaches, rescore_stale
 from tipline.cli.environment import (
     initialised_runtime,
     read_settings,
@@ -94,6 +94,8 @@ def worker(
                 at_most_every(housekeeping_every, "attachment-housekeeping", keep_house),
                 # Every minute at most: a P1's SLA is an hour.
                 at_most_every(60, "sla-clocks", flag_sla_breaches),
+                # A rules change whose re-scoring job was lost is caught up within minutes.
+                at_most_every(300, "rescore-stale", rescore_stale),
             ),
             maintenance_interval=sweep_every,
         )

@@ -10,6 +10,7 @@ import json
 import logging
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from crypto import CryptoError
@@ -23,6 +24,7 @@ from referrals.intake.services import (
     WebFormKeyMissing,
     WebFormKeyService,
 )
+from referrals.messages.models import Direction, Message
 from tipline import access, database, request_values
 from tipline.auth import kept_forms
 from tipline.auth.sessions import client_address
@@ -36,7 +38,9 @@ PAGE_SIZE = 25
 STATUS_TEXT = {
     TipStatus.RECEIVED: "stored, waiting to be checked",
     TipStatus.PROCESSING: "being checked (decrypted, verified and validated)",
-    TipStatus.IN_TRIAGE: "accepted: with the centre's analysts for triage",
+    TipStatus.IN_TRIAGE: "received and valid: with the centre's analysts for triage",
+    TipStatus.ACCEPTED: "accepted: the centre has taken it on",
+    TipStatus.DECLINED: "declined by the centre: see the reason",
     TipStatus.REJECTED: "not accepted: see the reason, correct the tip and send it again",
     TipStatus.QUARANTINED: (
         "held by the centre after a fault on its side: it will be processed once the fault is "
@@ -85,8 +89,40 @@ def tip(tip_id: str) -> str:
     if found is None:
         # Also for another agency's tip: whether it exists is not this partner's to know.
         abort(404)
+    messages = (
+        database.session()
+        .scalars(
+            select(Message)
+            .where(Message.tip_id == found.id, Message.direction == Direction.TO_PARTNER.value)
+            .order_by(Message.id)
+        )
+        .all()
+    )
     return render_template(
-        "partner/tip.html", tip=found, status_text=STATUS_TEXT.get(TipStatus(found.status), "")
+        "partner/tip.html",
+        tip=found,
+        status_text=STATUS_TEXT.get(TipStatus(found.status), ""),
+        messages=messages,
+    )
+
+
+@blueprint.get("/tips/<tip_id>/messages/<int:message_id>.asc")
+@access.roles(Role.PARTNER)
+def message(tip_id: str, message_id: int) -> Response:
+    """A message from the centre as it was sealed: for the agency's key (this server holds no
+    key that could open it), to decrypt with ``gpg --decrypt``."""
+    found = database.session().get(Message, message_id)
+    if (
+        found is None
+        or found.agency_id != _agency_id()
+        or found.tip_id != tip_id
+        or found.direction != Direction.TO_PARTNER.value
+    ):
+        abort(404)
+    return Response(
+        found.armored,
+        mimetype="application/pgp-encrypted",
+        headers={"Content-Disposition": f'attachment; filename="tipline-message-{found.id}.asc"'},
     )
 
 

@@ -2,9 +2,10 @@
 tip its selector warnings, location precision, priority with reasons, SLA clock, team and
 assignee.
 
-Tips processed before this revision keep their selectors' blind indexes but get no links,
-and no priority or team until the triage rules are next re-scored (`tipline triage rescore`,
-which scores every open tip and routes those without a team).
+Tips processed before this revision keep their selectors' blind indexes: each value's tip
+count is filled in from them, and tips sharing a value within the cap (50) are linked, the
+later (by selector row) to the earlier. They get a priority and a team when open tips are
+re-scored (`tipline triage rescore`, or the workers within minutes).
 
 Revision ID: 0009
 Revises: 0008
@@ -12,6 +13,7 @@ Create Date: 2026-11-29
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -98,6 +100,37 @@ def upgrade() -> None:
         op.create_foreign_key(TEAM_FK, "tips", "teams", ["team_id"], ["id"])
         op.create_foreign_key(ASSIGNEE_FK, "tips", "users", ["assignee_id"], ["id"])
     op.create_index("ix_tips_queue", "tips", QUEUE_COLUMNS, unique=False)
+    _backfill(op.get_bind())
+
+
+# The correlation cap of the shipped rules when this revision was written (a revision must not
+# change with the code's defaults).
+CAP = 50
+
+
+def _backfill(connection: sa.Connection) -> None:
+    """Counts and links for the selectors of tips processed before correlation existed."""
+    now = sa.bindparam("now", type_=UTCDateTime())
+    connection.execute(
+        sa.text(
+            "INSERT INTO selector_values (blind_index, selector_type, tip_count) "
+            "SELECT blind_index, MIN(selector_type), COUNT(*) FROM tip_selectors "
+            "GROUP BY blind_index"
+        )
+    )
+    connection.execute(
+        sa.text(
+            "INSERT INTO tip_links (tip_id, earlier_tip_id, blind_index, selector_type, "
+            "linked_at) "
+            "SELECT later.tip_id, earlier.tip_id, later.blind_index, later.selector_type, :now "
+            "FROM tip_selectors AS later "
+            "JOIN tip_selectors AS earlier ON earlier.blind_index = later.blind_index "
+            "AND earlier.id < later.id AND earlier.tip_id <> later.tip_id "
+            "JOIN selector_values AS value ON value.blind_index = later.blind_index "
+            "WHERE value.tip_count <= :cap"
+        ).bindparams(now, sa.bindparam("cap", CAP)),
+        {"now": datetime.now(UTC), "cap": CAP},
+    )
 
 
 def downgrade() -> None:

@@ -16,7 +16,7 @@ from referrals.intake.receiving import TipReceiver
 from referrals.triage.models import TipLink
 from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys, valid_tip
-from tests.referrals.triage.conftest import MakeTip
+from tests.referrals.triage.fixtures import MakeTip
 from tipline.runtime import Runtime
 
 
@@ -70,7 +70,7 @@ def test_a_tip_is_scored_timed_routed_and_linked_across_agencies(
     )
     second = send(runtime, partners, intake_keyring, agencies["agency-b"], other)
     assert second.priority_reasons is not None
-    assert "shares identifiers with 1 earlier tip (+10)" in second.priority_reasons
+    assert "shares identifiers with 1 other tip (+10)" in second.priority_reasons
     assert second.team_id != luzon and second.team_id is not None  # the country's team
     with runtime.session_factory() as session:
         link = session.scalars(select(TipLink).where(TipLink.tip_id == second.id)).one()

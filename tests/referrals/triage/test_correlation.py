@@ -19,7 +19,7 @@ from referrals.triage.correlation import (
 )
 from referrals.triage.models import SelectorRule, SelectorValue, TipLink
 from referrals.triage.routing import route
-from tests.referrals.triage.conftest import MakeTip
+from tests.referrals.triage.fixtures import MakeTip
 from tests.support import PATIENCE
 from tipline.runtime import Runtime
 
@@ -94,7 +94,12 @@ def test_an_excluded_value_never_links_and_hides_links_it_made(
         assert linked_tip_count(session, first) == 0
     third = make_tip()
     assert register(runtime, third, {helpline: "phone"}) == 0
-    assert links(runtime, third) == set()
+    # Written all the same (within the cap), hidden while excluded: clearing brings them back.
+    assert links(runtime, third) == {(first, "phone"), (second, "phone")}
+    with runtime.session_factory.begin() as session:
+        rulings(runtime, session).rule(reference_of(helpline), None, actor="user:1", address=None)
+    with runtime.session_factory() as session:
+        assert linked_tip_count(session, third) == 2
 
 
 def test_a_value_can_be_excluded_before_any_tip_carries_it(

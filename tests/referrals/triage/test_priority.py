@@ -49,8 +49,10 @@ def test_a_tip_with_nothing_that_counts_is_p3_without_reasons() -> None:
         ({"victim_count": 5}, "5 victims", 20),
         ({"location_precision": "region"}, "located to a region", 5),
         ({"location_precision": "city"}, "located to a city", 10),
-        ({"linked_tips": 1}, "shares identifiers with 1 earlier tip", 10),
-        ({"linked_tips": 3}, "shares identifiers with 3 earlier tips", 10),
+        ({"linked_tips": 1}, "shares identifiers with 1 other tip", 10),
+        ({"linked_tips": 3}, "shares identifiers with 3 other tips", 10),
+        ({"linked_referrals": 1}, "shares identifiers with 1 open referral", 20),
+        ({"linked_referrals": 2}, "shares identifiers with 2 open referrals", 20),
         ({"tlp": "RED"}, "partner marked it TLP:RED", 10),
         ({"tlp": "AMBER+STRICT"}, "partner marked it TLP:AMBER+STRICT", 5),
     ],
@@ -128,6 +130,7 @@ facts_strategy = st.builds(
     selectors=st.integers(0, 5),
     tlp=st.sampled_from(["CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED"]),
     linked_tips=st.integers(0, 5),
+    linked_referrals=st.integers(0, 3),
 )
 URGENT_FLAGS = ("imminent_danger", "ongoing_abuse", "live_streaming")
 

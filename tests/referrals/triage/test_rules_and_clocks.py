@@ -16,7 +16,7 @@ from referrals.triage.clocks import SlaClock
 from referrals.triage.rules import RuleBook, RulesChangedMeanwhile, TriageRules
 from referrals.triage.scoring import Rescorer
 from tests.clock import ManualClock
-from tests.referrals.triage.conftest import MakeTip
+from tests.referrals.triage.fixtures import MakeTip
 from tipline.runtime import Runtime
 
 

@@ -8,13 +8,19 @@ from typing import Any
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from referrals.audit.models import AuditRecord
 from referrals.intake.models import Tip
 from referrals.triage.rules import TriageRules
-from tests.referrals.triage.conftest import MakeTip
+from tests.referrals.triage.fixtures import MakeTip
 from tests.support import tipline_env
 from tipline.cli import cli
 from tipline.config import Settings
 from tipline.runtime import Runtime
+
+
+def audit_records_of(runtime: Runtime, action: str) -> list[AuditRecord]:
+    with runtime.session_factory() as session:
+        return runtime.audit(session).search(action=action)
 
 
 def test_rescore_scores_and_routes_tips_processed_before_triage_existed(
@@ -31,6 +37,9 @@ def test_rescore_scores_and_routes_tips_processed_before_triage_existed(
         tip = session.scalars(select(Tip).where(Tip.id == old)).one()
         assert (tip.priority, tip.team_id, tip.rules_version) == ("P1", team, 1)
         assert tip.sla_due_at is not None
+    # Routing changes who may read it: audited.
+    [routed] = audit_records_of(runtime, "tip.routed")
+    assert (routed.subject, routed.details) == (f"tip:{old}", {"team_id": team})
     shown = json.loads(runner.invoke(cli, ["triage", "rules"], catch_exceptions=False).output)
     assert shown == {"version": 1, "rules": TriageRules().as_json()}
     flagged = runner.invoke(cli, ["triage", "flag-overdue"], catch_exceptions=False)

@@ -100,3 +100,15 @@ def test_a_change_made_on_an_old_version_is_not_applied(
     assert "Nothing was changed: version 2 was added since you opened version 1" in page
     values = form_values(page)
     assert (values["ongoing_abuse"], values["live_streaming"]) == ("40", "30")
+
+
+@pytest.mark.parametrize("based_on", ["abc", "9" * 5000, ""])
+def test_a_page_with_a_mangled_version_changes_nothing_and_says_so(
+    admin_client: FlaskClient, runtime: Runtime, based_on: str
+) -> None:
+    values = form_values(admin_client.get("/admin/triage-rules").get_data(as_text=True))
+    values["based_on"] = based_on
+    answer = admin_client.post("/admin/triage-rules", data=values)
+    assert answer.status_code in (302, 400)
+    with runtime.session_factory() as session:
+        assert session.scalars(select(TriageRuleSet.version)).all() == [1]

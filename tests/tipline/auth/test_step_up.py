@@ -114,6 +114,11 @@ def test_every_admin_change_needs_step_up(
         ("/admin/held-tips/00000000-0000-0000-0000-000000000000/retry", "/admin/held-tips"),
         ("/admin/held-tips/retry-all", "/admin/held-tips"),
         ("/admin/triage-rules", "/admin/triage-rules"),
+        ("/admin/failed-jobs/no-such-job/requeue", "/admin/failed-jobs"),
+        ("/admin/selectors/exclude", "/admin/selectors"),
+        (f"/admin/selectors/{'0' * 16}/exclude", "/admin/selectors"),
+        (f"/admin/selectors/{'0' * 16}/allow", "/admin/selectors"),
+        (f"/admin/selectors/{'0' * 16}/clear", "/admin/selectors"),
     ]
     for path, back in changes:
         answer = quiet_admin.post(path, data={"csrf_token": token})

@@ -88,7 +88,7 @@ def test_a_sent_tip_is_stored_encrypted_audited_and_processed_like_an_api_tip(
     assert processed.tlp == "AMBER"
     assert selectors == 4
     page = officer.client.get(location).get_data(as_text=True)
-    assert 'data-status="in_triage">Accepted: with the centre' in page
+    assert 'data-status="in_triage">Received and valid: with the centre' in page
     assert "Your tip is stored" not in page
 
 

@@ -1,0 +1,1 @@
+"""Messages across the border: the centre and a partner agency writing about a tip."""

@@ -1,0 +1,255 @@
+"""Writing to a partner about a tip, receiving its reply, and reading the thread.
+
+The centre's message is sealed where it is written (a staff host holds the intake key): signed
+with the intake key, encrypted to the agency's current key and to the intake key. A partner's
+reply is stored as it came by the partner-facing host (which can decrypt nothing) and checked by
+a worker like a tip: encrypted to the current intake key, signed by a key pinned to the agency
+when it arrived; else refused with a reason the partner can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from crypto import CryptoError, Keyring
+from referrals.accounts.models import User
+from referrals.audit.services import AuditLog
+from referrals.clock import Clock
+from referrals.intake.models import Agency, IntakeKey, Tip, TipStatus
+from referrals.jobs import JobQueue
+from referrals.messages import tasks
+from referrals.messages.checking import MAX_REPLY_BYTES
+from referrals.messages.models import Direction, Message, MessageKind, MessageStatus
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = "tipline.message/1"
+MAX_TEXT_CHARS = 10_000
+
+
+class MessageRefused(ValueError):
+    """The message cannot be sent or taken; the text says why."""
+
+
+@dataclass(frozen=True)
+class ThreadEntry:
+    message: Message
+    text: str | None  # None when it could not be read on this host
+
+
+class Correspondence:
+    """Args:
+    session: the caller's session (the service commits).
+    audit: the audit log in that session.
+    clock: the clock.
+    keyring: the keyring (a staff host's, to seal and read; None on a partner-facing host).
+    queue: where a reply's check is queued.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        audit: AuditLog,
+        clock: Clock,
+        keyring: Keyring | None = None,
+        queue: JobQueue | None = None,
+    ) -> None:
+        self.session = session
+        self.audit = audit
+        self.clock = clock
+        self.keyring = keyring
+        self.queue = queue
+
+    # -- the centre writes -----------------------------------------------------------------
+
+    def ask(self, person: User, tip: Tip, text: str, *, address: str | None) -> Message:
+        """Ask the tip's agency for more information (audited; committed). Counts as a first
+        triage decision: the tip's SLA clock stops.
+
+        Raises:
+            MessageRefused: no text, too long, or the agency has no key to encrypt to.
+        """
+        text = text.strip()
+        if not text:
+            raise MessageRefused("Write what you need from the partner agency.")
+        if len(text) > MAX_TEXT_CHARS:
+            raise MessageRefused(f"Write at most {MAX_TEXT_CHARS:,} characters.")
+        keyring = self._keyring()
+        agency = self.session.get(Agency, tip.agency_id)
+        key = agency.current_key if agency is not None else None
+        if key is None:
+            raise MessageRefused("The agency has no current key to encrypt to.")
+        intake = self._intake_key()
+        now = self.clock.now()
+        document = {
+            "schema": SCHEMA,
+            "kind": MessageKind.INFORMATION_REQUEST.value,
+            "tip_id": tip.id,
+            "tracking_number": tip.tracking_number,
+            "sent_at": now.isoformat(),
+            "text": text,
+        }
+        try:
+            if not keyring.make_available(key.fingerprint, key.public_key):
+                raise MessageRefused("The agency's key is not available on this host.")
+            armored = keyring.encrypt(
+                json.dumps(document, ensure_ascii=False).encode("utf-8"),
+                [key.fingerprint, intake],
+                sign_with=intake,
+            )
+        except CryptoError as exc:
+            raise MessageRefused(f"The message could not be sealed: {exc}.") from exc
+        message = Message(
+            tip_id=tip.id,
+            agency_id=tip.agency_id,
+            direction=Direction.TO_PARTNER.value,
+            kind=MessageKind.INFORMATION_REQUEST.value,
+            status=MessageStatus.SENT.value,
+            armored=armored.encode("ascii"),
+            created_at=now,
+            author_id=person.id,
+            key_fingerprint=key.fingerprint,
+        )
+        self.session.add(message)
+        self.session.execute(
+            update(Tip).where(Tip.id == tip.id, Tip.triaged_at.is_(None)).values(triaged_at=now)
+        )
+        self.session.flush()
+        self.audit.record(
+            "message.sent",
+            actor=f"user:{person.id}",
+            subject=f"tip:{tip.id}",
+            address=address,
+            details={"message": message.id, "kind": message.kind},
+        )
+        self.session.commit()
+        return message
+
+    # -- the partner fetches and replies ---------------------------------------------------
+
+    def for_agency(
+        self, agency_id: int, *, after_id: int = 0, since: datetime | None = None, limit: int = 50
+    ) -> list[Message]:
+        """The centre's messages to the agency after ``after_id`` (and ``since``), oldest
+        first; the first fetch of each is recorded (committed)."""
+        conditions = [
+            Message.agency_id == agency_id,
+            Message.direction == Direction.TO_PARTNER.value,
+            Message.id > after_id,
+        ]
+        if since is not None:
+            conditions.append(Message.created_at >= since)
+        found = list(
+            self.session.scalars(
+                select(Message).where(*conditions).order_by(Message.id).limit(limit)
+            )
+        )
+        unread = [message.id for message in found if message.fetched_at is None]
+        if unread:
+            now = self.clock.now()
+            self.session.execute(
+                update(Message)
+                .where(Message.id.in_(unread), Message.fetched_at.is_(None))
+                .values(fetched_at=now)
+            )
+            self.audit.record(
+                "message.fetched",
+                actor=f"agency:{agency_id}",
+                details={"messages": len(unread), "first": unread[0], "last": unread[-1]},
+            )
+            self.session.commit()
+        return found
+
+    def receive_reply(self, agency_id: int, tip_id: str, armored: bytes) -> Message:
+        """Store a partner's reply as it came (nothing is decrypted here), commit, then queue
+        its check.
+
+        Raises:
+            LookupError: no such tip of this agency.
+            MessageRefused: the tip was rejected (nothing to reply to), or the body is too big.
+        """
+        tip = self.session.get(Tip, tip_id)
+        if tip is None or tip.agency_id != agency_id:
+            raise LookupError(tip_id)
+        if tip.status == TipStatus.REJECTED:
+            raise MessageRefused("the tip was rejected: send a corrected tip instead")
+        if len(armored) > MAX_REPLY_BYTES:
+            raise MessageRefused(f"a reply may be at most {MAX_REPLY_BYTES} bytes")
+        message = Message(
+            tip_id=tip_id,
+            agency_id=agency_id,
+            direction=Direction.FROM_PARTNER.value,
+            kind=MessageKind.REPLY.value,
+            status=MessageStatus.RECEIVED.value,
+            armored=bytes(armored),
+            created_at=self.clock.now(),
+        )
+        self.session.add(message)
+        self.session.flush()
+        self.audit.record(
+            "message.received",
+            actor=f"agency:{agency_id}",
+            subject=f"tip:{tip_id}",
+            details={"message": message.id},
+        )
+        self.session.commit()
+        if self.queue is not None:
+            self.queue.enqueue(tasks.check_reply, message.id)
+        return message
+
+    # -- staff read the thread -------------------------------------------------------------
+
+    def thread(self, tip_id: str) -> list[ThreadEntry]:
+        """The tip's messages both ways, oldest first, decrypted in memory where this host
+        can (a reply not yet checked, or refused, is listed without its text)."""
+        messages: Sequence[Message] = self.session.scalars(
+            select(Message).where(Message.tip_id == tip_id).order_by(Message.id)
+        ).all()
+        entries = []
+        for message in messages:
+            text = None
+            readable = message.direction == Direction.TO_PARTNER.value or (
+                message.status == MessageStatus.ACCEPTED.value
+            )
+            if readable and self.keyring is not None:
+                try:
+                    plaintext = self.keyring.decrypt_and_verify(message.armored).plaintext
+                    text = _text_of(plaintext)
+                except (CryptoError, UnicodeDecodeError, ValueError):
+                    logger.warning("message %s could not be read on this host", message.id)
+            entries.append(ThreadEntry(message=message, text=text))
+        return entries
+
+    def _keyring(self) -> Keyring:
+        if self.keyring is None:
+            raise RuntimeError("this process has no keyring to seal or read messages")
+        return self.keyring
+
+    def _intake_key(self) -> str:
+        fingerprint = self.session.scalar(
+            select(IntakeKey.fingerprint).where(IntakeKey.retired_at.is_(None))
+        )
+        if fingerprint is None:
+            raise MessageRefused("The centre has no intake key: run `tipline init`.")
+        return fingerprint
+
+
+def _text_of(plaintext: bytes) -> str:
+    """Ours are JSON documents with a ``text``; a partner's reply is plain UTF-8 text (or such a
+    document, if its tooling writes one)."""
+    decoded = plaintext.decode("utf-8")
+    try:
+        document = json.loads(decoded)
+    except ValueError:
+        return decoded
+    if isinstance(document, dict) and isinstance(document.get("text"), str):
+        return str(document["text"])
+    return decoded
