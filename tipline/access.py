@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from flask import Flask, abort, current_app, flash, redirect, request, url_for
@@ -147,7 +148,7 @@ def _sign_in_first() -> Response:
     rule = rule_for(request.endpoint)
     keeps = request.method == "POST" and isinstance(rule, RoleRule) and rule.keep_form
     if keeps and kept_forms.keep(response):
-        minutes = int(KEPT_FORM_LIFETIME.total_seconds() // 60)
+        minutes = KEPT_FORM_LIFETIME // timedelta(minutes=1)
         flash(
             "Your session ended while you were writing. Sign in again within "
             f"{minutes} minutes: what you wrote is kept, encrypted, and will be back in "

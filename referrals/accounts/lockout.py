@@ -58,9 +58,10 @@ def count_failure(session: Session, row: Lockable, *, now: datetime) -> Failure:
             ),
         )
         .returning(model.failed_logins, model.locked_until)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False)  # pragma: no mutate (None: no sync too)
     ).one()
-    session.expire(row, COLUMNS)  # the row in the session now differs from the database
+    # The row in the session now differs from the database.
+    session.expire(row, COLUMNS)  # pragma: no mutate (expiring all only costs a reload)
     failures, locked_until = counted_row
     return Failure(
         failures=failures,
@@ -76,9 +77,9 @@ def reset(session: Session, row: Lockable) -> None:
         update(model)
         .where(model.id == row.id)
         .values(failed_logins=0, locked_until=None)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False)  # pragma: no mutate (None: no sync too)
     )
-    session.expire(row, COLUMNS)
+    session.expire(row, COLUMNS)  # pragma: no mutate (expiring all only costs a reload)
 
 
 def is_locked(locked_until: datetime | None, now: datetime) -> bool:

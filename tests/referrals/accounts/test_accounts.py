@@ -17,14 +17,18 @@ from referrals.accounts.services import (
     SESSION_IDLE,
     AccountError,
     AccountService,
+    ApprovalRule,
     CodeOutcome,
     EnrolmentInvalid,
+    TeamService,
 )
 from referrals.audit.models import AuditRecord
+from referrals.audit.services import AuditLog
 from tests.clock import ManualClock
 from tests.conftest import RegisteredAgency
-from tests.referrals.accounts.conftest import ADDRESS, PASSWORD, enrol
+from tests.referrals.accounts.conftest import ADDRESS, PASSWORD, ServiceFactory, enrol
 from tests.referrals.accounts.test_totp import rfc6238_code
+from tipline.runtime import Runtime
 
 
 def actions(session: Session) -> list[str]:
@@ -44,20 +48,35 @@ def test_an_account_is_created_with_a_one_time_link_and_audited(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"email": "not-an-email", "role": "analyst"}, "valid e-mail"),
-        ({"email": "a@b.example", "role": "boss"}, "role must be one of"),
-        ({"email": "a@b.example", "role": "partner"}, "belongs to an agency"),
-        ({"email": "a@b.example", "role": "analyst", "agency_id": 1}, "only partner"),
+        ({"email": "not-an-email", "role": "analyst"}, "not a valid e-mail address"),
+        (
+            {"email": "a@b.example", "role": "boss"},
+            "role must be one of partner, analyst, lead, admin",
+        ),
+        (
+            {"email": "a@b.example", "role": "partner"},
+            "a partner account belongs to an agency: give --agency",
+        ),
+        (
+            {"email": "a@b.example", "role": "analyst", "agency_id": 1},
+            "only partner accounts belong to an agency",
+        ),
         ({"email": "a@b.example", "role": "partner", "agency_id": 999}, "no agency 999"),
-        ({"email": "a@b.example", "role": "analyst", "team": "Nowhere"}, "no team"),
-        ({"email": "a@b.example", "role": "admin", "team": "Any"}, "only analysts and leads"),
+        ({"email": "a@b.example", "role": "analyst", "team": "Nowhere"}, "no team 'Nowhere'"),
+        (
+            {"email": "a@b.example", "role": "admin", "team": "Any"},
+            "only analysts and leads belong to a team",
+        ),
+        ({"email": "taken@centre.example", "role": "lead"}, "an account with that e-mail exists"),
     ],
 )
 def test_a_bad_account_request_is_refused(
     accounts: AccountService, kwargs: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(AccountError, match=message):
+    accounts.create(email="Taken@Centre.Example", role="analyst", actor="cli:root")
+    with pytest.raises(AccountError) as refused:
         accounts.create(actor="cli:root", **kwargs)  # type: ignore[arg-type]
+    assert str(refused.value) == message
 
 
 def test_a_partner_account_belongs_to_its_agency(
@@ -68,6 +87,15 @@ def test_a_partner_account_belongs_to_its_agency(
         email="officer@agency-a.example", role="partner", agency_id=agency.id, actor="cli:root"
     )
     assert enrolment.user.agency_id == agency.id
+    with pytest.raises(AccountError) as refused:
+        accounts.create(
+            email="other@agency-a.example",
+            role="partner",
+            agency_id=agency.id,
+            team="Manila",
+            actor="cli:root",
+        )
+    assert str(refused.value) == "only analysts and leads belong to a team"
 
 
 def test_enrolment_needs_a_good_password_and_a_valid_code_and_works_once(
@@ -195,6 +223,43 @@ def test_sessions_end_when_idle_too_long_or_too_old_or_logged_out(
     assert accounts.timed_out_owner(ended) is None  # signed out, not timed out
 
 
+def test_a_session_ends_only_past_its_limits_and_each_visit_keeps_it_alive(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    user = enrol(accounts, clock).user
+    quiet = accounts.start_session(user, address=ADDRESS)
+    clock.advance(seconds=SESSION_IDLE.total_seconds())
+    assert accounts.session_user(quiet) is not None  # idle exactly that long: still live
+    # A visit a minute and more after the last is remembered: the idle time starts again.
+    busy = accounts.start_session(user, address=ADDRESS)
+    clock.advance(seconds=61)
+    assert accounts.session_user(busy) is not None
+    clock.advance(seconds=SESSION_IDLE.total_seconds() - 1)
+    assert accounts.session_user(busy) is not None
+    # Busy all along, it lasts exactly its absolute lifetime, not a moment longer.
+    old = accounts.start_session(user, address=ADDRESS)
+    for _ in range(int(SESSION_ABSOLUTE / timedelta(minutes=10))):
+        clock.advance(minutes=10)
+        assert accounts.session_user(old) is not None
+    clock.advance(microseconds=1)
+    assert accounts.session_user(old) is None
+    assert accounts.timed_out_owner(old) == user.id
+
+
+def test_a_timed_out_session_of_an_account_disabled_since_has_no_owner(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    """Nothing is kept for an account that can no longer sign in to take it back."""
+    user = enrol(accounts, clock).user
+    token = accounts.start_session(user, address=ADDRESS)
+    clock.advance(seconds=SESSION_IDLE.total_seconds() + 1)
+    assert accounts.session_user(token) is None
+    assert accounts.timed_out_owner(token) == user.id
+    accounts.disable(user, actor="user:1")
+    assert accounts.timed_out_owner(token) is None
+    assert accounts.timed_out_owner("no such session") is None
+
+
 def test_resetting_the_second_factor_needs_a_new_enrolment(
     accounts: AccountService, clock: ManualClock
 ) -> None:
@@ -226,6 +291,36 @@ def test_first_admin_is_created_once_and_not_again_after_enrolling(
     assert accounts.first_admin(email="root@centre.example", actor="cli:root") is None
 
 
+def test_the_first_admins_link_works_at_once_even_under_four_eyes(
+    service_on: ServiceFactory, session: Session, clock: ManualClock
+) -> None:
+    """There is no second administrator to approve it yet; a reissued link is recorded."""
+    four_eyes = service_on(session, ApprovalRule.ON)
+    created = four_eyes.first_admin(email="root@centre.example", actor="cli:root")
+    assert created is not None and created.awaiting_approval is False
+    assert four_eyes.enrolment_for(created.token).user_id == created.user.id
+    reissued = four_eyes.first_admin(email="root@centre.example", actor="cli:operator")
+    assert reissued is not None and reissued.awaiting_approval is False
+    link = four_eyes.enrolment_for(reissued.token)
+    assert (link.purpose, link.requested_by) == ("first_admin", "cli:operator")
+    (record,) = session.scalars(
+        select(AuditRecord).where(AuditRecord.action == "account.enrolment_reissued")
+    )
+    assert (record.actor, record.subject) == ("cli:operator", f"user:{created.user.id}")
+
+
+def test_a_disabled_admin_does_not_count_as_the_first_admin(
+    accounts: AccountService, clock: ManualClock
+) -> None:
+    root = enrol(accounts, clock, "root@centre.example", "admin").user
+    accounts.disable(root, actor="cli:root")
+    # Nobody can administer the instance: a new first admin is made (the old one stays off).
+    replacement = accounts.first_admin(email="new-root@centre.example", actor="cli:root")
+    assert replacement is not None and replacement.user.email == "new-root@centre.example"
+    assert replacement.user.role == "admin"
+    assert accounts.enrolment_for(replacement.token).user_id == replacement.user.id
+
+
 def test_an_enrolment_link_for_a_disabled_account_is_refused(
     accounts: AccountService, clock: ManualClock
 ) -> None:
@@ -243,3 +338,34 @@ def test_an_enrolment_link_for_a_disabled_account_is_refused(
             address=ADDRESS,
         )
     assert accounts.find("ana@centre.example").enrolled_at is None
+
+
+def test_a_team_works_a_country_or_some_of_its_regions_and_its_name_is_unique(
+    session: Session, runtime: Runtime, clock: ManualClock
+) -> None:
+    teams = TeamService(session, audit=AuditLog(session, key=runtime.audit_key, clock=clock))
+    team = teams.add(
+        name="  Visayas ",
+        country=" ph",
+        regions=[" Cebu", "Bohol ", "", "Cebu", "  "],
+        actor="user:1",
+    )
+    assert (team.name, team.country, team.regions) == ("Visayas", "PH", ["Bohol", "Cebu"])
+    (record,) = session.scalars(select(AuditRecord).where(AuditRecord.action == "team.created"))
+    assert (record.actor, record.subject, record.details) == (
+        "user:1",
+        f"team:{team.id}",
+        {"country": "PH"},
+    )
+    refusals = [
+        ({"name": " ", "country": "PH"}, "a team needs a name"),
+        ({"name": "Visayas", "country": "PH"}, "a team named 'Visayas' exists"),
+        (
+            {"name": "Luzon", "country": "Philippines"},
+            "'Philippines' is not an ISO 3166-1 alpha-2 country code",
+        ),
+    ]
+    for fields, reason in refusals:
+        with pytest.raises(AccountError) as refused:
+            teams.add(regions=[], actor="user:1", **fields)
+        assert str(refused.value) == reason

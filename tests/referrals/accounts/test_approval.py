@@ -163,3 +163,31 @@ def test_auto_needs_two_enrolled_admins(
     ).awaiting_approval  # off
     on = service_on(session, ApprovalRule.ON)
     assert on.create(email="cy@centre.example", role="lead", actor="cli:root").awaiting_approval
+
+
+def test_only_another_enabled_administrator_decides_and_only_in_time(
+    accounts: AccountService,
+    four_eyes: AccountService,
+    clock: ManualClock,
+    admins: tuple[Enrolled, Enrolled],
+) -> None:
+    requester, subject = admins
+    four_eyes.reset_second_factor(subject.user, actor="cli:operator")
+    (waiting,) = four_eyes.pending_enrolments()
+    analyst = enrol(accounts, clock, "ana@centre.example", "analyst").user
+    disabled = enrol(accounts, clock, "third@centre.example", "admin").user
+    accounts.disable(disabled, actor="cli:operator")
+    refusals = [
+        (subject.user, "another administrator must decide on an enrolment you asked for"),
+        (analyst, "only an administrator can decide on an enrolment"),
+        (disabled, "only an administrator can decide on an enrolment"),
+    ]
+    for approver, reason in refusals:
+        with pytest.raises(AccountError) as refused:
+            four_eyes.approve_enrolment(waiting.id, approver=approver)
+        assert str(refused.value) == reason
+    clock.advance(seconds=ENROLMENT_LIFETIME.total_seconds())
+    assert four_eyes.pending_enrolments() == []  # out of time: no longer listed
+    with pytest.raises(AccountError) as late:
+        four_eyes.approve_enrolment(waiting.id, approver=requester.user)
+    assert str(late.value) == "that enrolment link has expired: ask for a new one"

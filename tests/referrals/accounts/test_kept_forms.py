@@ -6,7 +6,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from referrals.accounts.kept_forms import KEPT_FORM_LIFETIME, KeptForms, KeptFormTicket
+from referrals.accounts.kept_forms import (
+    KEPT_FORM_LIFETIME,
+    MAX_KEPT_BYTES,
+    KeptForms,
+    KeptFormTicket,
+)
 from referrals.accounts.models import KeptForm
 from referrals.accounts.services import AccountService
 from tests.clock import ManualClock
@@ -81,3 +86,47 @@ def test_a_form_too_big_to_keep_is_not_kept(
     kept = KeptForms(session, clock=clock)
     assert kept.keep(user_id=ana, path=PAGE, fields=[("narrative", "x" * 2_000_000)]) is None
     assert session.scalars(select(KeptForm)).all() == []
+
+
+def test_a_form_lasts_to_the_moment_and_others_forms_are_untouched(
+    accounts: AccountService, session: Session, clock: ManualClock
+) -> None:
+    ana, bo = _two_people(accounts)
+    kept = KeptForms(session, clock=clock)
+    anas = kept.keep(user_id=ana, path=PAGE, fields=FIELDS)
+    clock.advance(minutes=10)
+    bos = kept.keep(user_id=bo, path=PAGE, fields=FIELDS)  # sweeping leaves Ana's alone
+    assert anas is not None and bos is not None
+    clock.advance(seconds=KEPT_FORM_LIFETIME.total_seconds() - 10 * 60 - 0.000001)
+    returned = kept.take(anas, user_id=ana, path=PAGE)
+    assert returned is not None and returned.fields == FIELDS
+    clock.advance(seconds=10 * 60 + 0.000001)  # exactly Bo's form's lifetime
+    assert kept.take(bos, user_id=bo, path=PAGE) is None
+    assert session.scalars(select(KeptForm)).all() == []
+
+
+def test_sweeping_says_how_many_expired_forms_it_deleted(
+    accounts: AccountService, session: Session, clock: ManualClock
+) -> None:
+    ana, bo = _two_people(accounts)
+    kept = KeptForms(session, clock=clock)
+    for person in (ana, bo):
+        kept.keep(user_id=person, path=PAGE, fields=FIELDS)
+    assert kept.sweep() == 0
+    clock.advance(seconds=KEPT_FORM_LIFETIME.total_seconds())
+    assert kept.sweep() == 2
+
+
+def test_a_form_up_to_the_size_limit_is_kept_whatever_its_script(
+    accounts: AccountService, session: Session, clock: ManualClock
+) -> None:
+    ana, _ = _two_people(accounts)
+    kept = KeptForms(session, clock=clock)
+    # JSON of [["n", "…"]] is 11 bytes around the value; "ñ" is 2 bytes of UTF-8.
+    room = MAX_KEPT_BYTES - 11
+    largest = [("n", "ñ" * (room // 2) + "x" * (room % 2))]
+    ticket = kept.keep(user_id=ana, path=PAGE, fields=largest)
+    assert ticket is not None
+    returned = kept.take(ticket, user_id=ana, path=PAGE)
+    assert returned is not None and returned.fields == largest
+    assert kept.keep(user_id=ana, path=PAGE, fields=[("n", "x" * (room + 1))]) is None

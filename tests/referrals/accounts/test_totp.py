@@ -74,3 +74,10 @@ def test_the_provisioning_uri_names_the_issuer_and_account() -> None:
     uri = totp.provisioning_uri(seed, account="analyst@centre.example")
     assert uri.startswith("otpauth://totp/Tipline:analyst%40centre.example?")
     assert "issuer=Tipline" in uri and f"secret={seed}" in uri
+
+
+def test_a_new_seed_has_160_random_bits() -> None:
+    seeds = {totp.new_secret() for _ in range(20)}
+    assert len(seeds) == 20
+    for seed in seeds:
+        assert len(base64.b32decode(seed)) * 8 == 160

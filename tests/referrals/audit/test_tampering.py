@@ -39,6 +39,12 @@ def tamper(engine: Engine, statement: Any) -> None:
         connection.execute(statement)
 
 
+def hash_of(log: AuditLog, record_id: int) -> str:
+    record = log.session.get(AuditRecord, record_id)
+    assert record is not None
+    return record.hash
+
+
 def verify(log: AuditLog) -> VerifyResult:
     log.session.expire_all()
     return log.verify()
@@ -118,10 +124,14 @@ def test_the_database_refuses_updates_and_deletes(log: AuditLog, engine: Engine)
 )
 def test_a_changed_record_is_named(log: AuditLog, engine: Engine, change: dict[str, Any]) -> None:
     tamper(engine, update(AuditRecord).where(AuditRecord.id == 3).values(**change))
-    result = verify(log)
-    assert (result.ok, result.first_broken_id) == (False, 3)
-    assert result.problem == "hash does not match its content"
-    assert (result.checked, result.last_id) == (3, 2)
+    assert verify(log) == VerifyResult(
+        ok=False,
+        checked=3,
+        first_broken_id=3,
+        problem="hash does not match its content",
+        last_id=2,
+        last_hash=hash_of(log, 2),  # the last good record, to compare with next time
+    )
 
 
 def test_a_changed_time_is_named(log: AuditLog, engine: Engine) -> None:
@@ -198,22 +208,30 @@ def test_records_renumbered_over_a_gap_are_named(log: AuditLog, engine: Engine) 
 
 def test_a_broken_link_is_named(log: AuditLog, engine: Engine) -> None:
     tamper(engine, update(AuditRecord).where(AuditRecord.id == 1).values(prev_hash="f" * 64))
-    result = verify(log)
-    assert (result.first_broken_id, result.problem) == (
-        1,
-        "does not chain onto the start of the log",
+    assert verify(log) == VerifyResult(
+        ok=False,
+        checked=1,
+        first_broken_id=1,
+        problem="does not chain onto the start of the log",
     )
 
 
-def test_an_unreadable_record_is_named(log: AuditLog, engine: Engine) -> None:
+@pytest.mark.parametrize("record_id", [4, 1])
+def test_an_unreadable_record_is_named(log: AuditLog, engine: Engine, record_id: int) -> None:
     if engine.dialect.name == "sqlite":
-        bad = text("UPDATE audit_log SET details = 'not json' WHERE id = 4")
+        bad = text("UPDATE audit_log SET details = 'not json' WHERE id = :id")
     else:
-        bad = text("UPDATE audit_log SET at = 'infinity' WHERE id = 4")
-    tamper(engine, bad)
-    result = verify(log)
-    assert (result.ok, result.first_broken_id) == (False, 4)
-    assert result.problem == "a stored value cannot be read back"
+        bad = text("UPDATE audit_log SET at = 'infinity' WHERE id = :id")
+    good = record_id - 1
+    tamper(engine, bad.bindparams(id=record_id))
+    assert verify(log) == VerifyResult(
+        ok=False,
+        checked=record_id,
+        first_broken_id=record_id,
+        problem="a stored value cannot be read back",
+        last_id=good or None,
+        last_hash=hash_of(log, good) if good else None,
+    )
 
 
 def test_verify_reads_in_batches(
@@ -223,6 +241,19 @@ def test_verify_reads_in_batches(
     assert verify(log).checked == RECORDS
     tamper(engine, update(AuditRecord).where(AuditRecord.id == 5).values(actor="user:0"))
     assert verify(log).first_broken_id == 5
+
+
+def test_an_unreadable_record_inside_a_batch_is_found_one_by_one(
+    log: AuditLog, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("referrals.audit.services._VERIFY_BATCH", 2)
+    if engine.dialect.name == "sqlite":
+        bad = text("UPDATE audit_log SET details = 'not json' WHERE id = 4")
+    else:
+        bad = text("UPDATE audit_log SET at = 'infinity' WHERE id = 4")
+    tamper(engine, bad)
+    result = verify(log)  # the batch of 3 and 4 cannot be read: record 3 is fine
+    assert (result.first_broken_id, result.checked, result.last_id) == (4, 4, 3)
 
 
 def test_the_test_cleanup_empties_the_log_and_keeps_it_append_only(
