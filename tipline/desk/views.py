@@ -17,6 +17,7 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -25,7 +26,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy import select
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.wrappers import Response
 
 from crypto import CryptoError
@@ -158,8 +159,6 @@ def _cursor(value: str | None) -> QueueCursor | None:
 def claim(tip_id: str) -> Response:
     try:
         _desk().claim(_person(), _tip_id(tip_id), address=client_address())
-    except TipNotFound:
-        abort(404)
     except AlreadyDecided:
         flash("Someone else claimed that tip first, or it was decided.", "error")
         return redirect(url_for("desk.queue"))
@@ -172,8 +171,6 @@ def claim(tip_id: str) -> Response:
 def release(tip_id: str) -> Response:
     try:
         _desk().release(_person(), _tip_id(tip_id), address=client_address())
-    except TipNotFound:
-        abort(404)
     except (AlreadyDecided, NotAllowed) as exc:
         flash(f"The tip was not given back: {exc}.", "error")
     else:
@@ -189,10 +186,7 @@ def release(tip_id: str) -> Response:
 def tip(tip_id: str) -> str:
     person = _person()
     desk = _desk()
-    try:
-        found = desk.tip_for(person, _tip_id(tip_id))
-    except TipNotFound:
-        abort(404)
+    found = desk.tip_for(person, _tip_id(tip_id))
     document, problem = _content(found)
     rt = database.runtime()
     db_session = database.session()
@@ -246,6 +240,22 @@ def _content(found: Tip) -> tuple[dict[str, Any] | None, str | None]:
 # -- decisions ------------------------------------------------------------------------------
 
 
+@blueprint.errorhandler(TipNotFound)
+def _not_found(_exc: TipNotFound) -> Any:
+    # Also a tip of another team: whether it exists is not this person's to know. The app's
+    # own 404 answer (an error handler cannot abort).
+    return current_app.handle_user_exception(NotFound())
+
+
+@blueprint.errorhandler(AlreadyDecided)
+@blueprint.errorhandler(NotAllowed)
+def _refused(exc: Exception) -> Response:
+    """A decision someone else made first, or one this person may not make: nothing changed,
+    back to the tip (views that answer otherwise catch it themselves)."""
+    flash(f"Nothing was changed: {exc}.", "error")
+    return redirect(url_for("desk.tip", tip_id=(request.view_args or {}).get("tip_id", "")))
+
+
 def _decided(tip_id: str, done: str) -> Response:
     flash(done, "info")
     return redirect(url_for("desk.tip", tip_id=tip_id))
@@ -254,13 +264,7 @@ def _decided(tip_id: str, done: str) -> Response:
 @blueprint.post("/tips/<tip_id>/accept")
 @access.roles(*STAFF, back="desk.queue")
 def accept(tip_id: str) -> Response:
-    try:
-        referral = _desk().accept(_person(), _tip_id(tip_id), address=client_address())
-    except TipNotFound:
-        abort(404)
-    except (AlreadyDecided, NotAllowed) as exc:
-        flash(f"Nothing was changed: {exc}.", "error")
-        return redirect(url_for("desk.tip", tip_id=tip_id))
+    referral = _desk().accept(_person(), _tip_id(tip_id), address=client_address())
     return _decided(tip_id, f"Accepted: referral {referral.reference} was opened for it.")
 
 
@@ -275,13 +279,8 @@ def merge(tip_id: str) -> Response:
         referral = _desk().merge(
             _person(), _tip_id(tip_id), form.referral.data or "", address=client_address()
         )
-    except TipNotFound:
-        abort(404)
     except ReferralNotFound:
         flash("Nothing was changed: your team has no referral with that reference.", "error")
-        return redirect(url_for("desk.tip", tip_id=tip_id))
-    except (AlreadyDecided, NotAllowed) as exc:
-        flash(f"Nothing was changed: {exc}.", "error")
         return redirect(url_for("desk.tip", tip_id=tip_id))
     return _decided(tip_id, f"Merged into referral {referral.reference}.")
 
@@ -293,18 +292,9 @@ def decline(tip_id: str) -> Response:
     if not form.validate():
         flash("Nothing was changed: choose why the tip is declined.", "error")
         return redirect(url_for("desk.tip", tip_id=tip_id))
-    try:
-        _desk().decline(
-            _person(),
-            _tip_id(tip_id),
-            DeclineReason(form.reason.data),
-            address=client_address(),
-        )
-    except TipNotFound:
-        abort(404)
-    except (AlreadyDecided, NotAllowed) as exc:
-        flash(f"Nothing was changed: {exc}.", "error")
-        return redirect(url_for("desk.tip", tip_id=tip_id))
+    _desk().decline(
+        _person(), _tip_id(tip_id), DeclineReason(form.reason.data), address=client_address()
+    )
     return _decided(tip_id, "Declined: the partner agency is told why.")
 
 
@@ -324,10 +314,7 @@ def _attachments(tip_id: str) -> list[Attachment]:
 
 
 def _attachment(tip_id: str, attachment_id: str) -> tuple[Tip, Attachment]:
-    try:
-        found = _desk().tip_for(_person(), _tip_id(tip_id))
-    except TipNotFound:
-        abort(404)
+    found = _desk().tip_for(_person(), _tip_id(tip_id))
     attachment = database.session().get(Attachment, _tip_id(attachment_id))
     if attachment is None or attachment.tip_id != found.id:
         abort(404)
@@ -399,10 +386,7 @@ def _correspondence() -> Correspondence:
 def ask(tip_id: str) -> Response:
     """Ask the partner agency for more information: sealed for its key, sent to its portal and
     API. The text is never stored in clear."""
-    try:
-        found = _desk().tip_for(_person(), _tip_id(tip_id))
-    except TipNotFound:
-        abort(404)
+    found = _desk().tip_for(_person(), _tip_id(tip_id))
     form = AskForm()
     if not form.validate():
         flash(" ".join(form.text.errors) or "Write what you need.", "error")
