@@ -280,6 +280,58 @@ def _gpgconf_binary(gpg_binary: str) -> str:
     return shutil.which("gpgconf") or "gpgconf"
 
 
+# The gpg processes started by the calls running in each thread (see _StoppableGPG).
+_STARTED = threading.local()
+
+
+class _StoppableGPG(gnupg.GPG):  # type: ignore[misc,unused-ignore]
+    """python-gnupg's GPG, whose calls can stop the gpg processes they started when they are
+    interrupted: a worker's job past its time limit is stopped by an exception raised in it,
+    and python-gnupg would leave its gpg running on (for hours, given a hostile message)."""
+
+    def _open_subprocess(self, *args: Any, **kwargs: Any) -> Any:
+        process = super()._open_subprocess(*args, **kwargs)
+        started = getattr(_STARTED, "processes", None)
+        if started is not None:
+            started.append(process)
+        return process
+
+
+@contextlib.contextmanager
+def _stopping_gpg_if_interrupted() -> Iterator[None]:
+    """Kill the gpg processes the block started if it ends by an exception: what they would
+    produce is then read by no one."""
+    outer = getattr(_STARTED, "processes", None)
+    started: list[subprocess.Popen[bytes]] = []
+    _STARTED.processes = started
+    try:
+        yield
+    except BaseException:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            _close_pipes(process)
+        raise
+    finally:
+        _STARTED.processes = outer
+
+
+def _close_pipes(process: subprocess.Popen[bytes]) -> None:
+    """Close a killed gpg's pipes as python-gnupg would have, once its reader threads (which
+    read them to their end, now that gpg is gone) have stopped reading."""
+    pipes = [pipe for pipe in (process.stdout, process.stderr) if pipe is not None]
+    for thread in threading.enumerate():
+        # python-gnupg's readers take the pipe (stderr wrapped in a codecs reader) first.
+        stream = next(iter(getattr(thread, "_args", ()) or ()), None)
+        if any(stream is pipe or getattr(stream, "stream", None) is pipe for pipe in pipes):
+            thread.join(PATIENT_SECONDS)
+    for pipe in (process.stdin, *pipes):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
 class Keyring:
     """OpenPGP operations over one GnuPG home (the centre's keyring).
 
@@ -337,7 +389,7 @@ class Keyring:
     def _open(home: Path, gpg_binary: str, options: Sequence[str] = _GPG_OPTIONS) -> Any:
         # Messages in English whatever the host locale: PlaintextTooLarge is detected from one.
         env = dict(os.environ, LANGUAGE="C", LC_ALL="C")
-        gpg = gnupg.GPG(
+        gpg = _StoppableGPG(
             gpgbinary=gpg_binary,
             gnupghome=str(home),
             options=list(options),
@@ -702,18 +754,19 @@ class Keyring:
             raise EncryptError("give a non-empty list of recipient fingerprints")
         targets = [normalise_fingerprint(fpr) for fpr in recipients]
         signer = normalise_fingerprint(sign_with) if sign_with else None
-        result = self._gpg.encrypt(
-            bytes(plaintext),
-            targets,
-            sign=signer,
-            # gpg uses a passphrase only to sign: sent always, it would change nothing seen.
-            passphrase=self._passphrase if signer else None,  # pragma: no mutate
-            armor=True,  # pragma: no mutate (python-gnupg's default)
-            # python-gnupg names the signer with --default-key, which gpg ignores when it
-            # holds no usable secret key for it: it then signs with another secret key of
-            # this home (the intake key, say) and succeeds. --local-user fails instead.
-            extra_args=["--local-user", signer] if signer else None,
-        )
+        with _stopping_gpg_if_interrupted():
+            result = self._gpg.encrypt(
+                bytes(plaintext),
+                targets,
+                sign=signer,
+                # gpg uses a passphrase only to sign: sent always, it would change nothing seen.
+                passphrase=self._passphrase if signer else None,  # pragma: no mutate
+                armor=True,  # pragma: no mutate (python-gnupg's default)
+                # python-gnupg names the signer with --default-key, which gpg ignores when it
+                # holds no usable secret key for it: it then signs with another secret key of
+                # this home (the intake key, say) and succeeds. --local-user fails instead.
+                extra_args=["--local-user", signer] if signer else None,
+            )
         statuses = _statuses(result.stderr)
         if result.ok and result.returncode == 0 and result.data:
             return bytes(result.data).decode("ascii")  # pragma: no mutate (armor is ASCII)
@@ -745,11 +798,12 @@ class Keyring:
         if not raw.strip():
             raise MalformedMessage("the message is empty")
         read_encrypted_message(raw, max_session_keys=self._max_session_keys)
-        result = self._gpg.decrypt(
-            raw,
-            passphrase=self._passphrase,
-            extra_args=["--max-output", str(self._max_plaintext_bytes)],
-        )
+        with _stopping_gpg_if_interrupted():
+            result = self._gpg.decrypt(
+                raw,
+                passphrase=self._passphrase,
+                extra_args=["--max-output", str(self._max_plaintext_bytes)],
+            )
         statuses = _statuses(result.stderr)
         if not statuses or result.returncode is None or result.returncode < 0:
             # gpg always reports on a well-formed message; silence means it did not run.

@@ -589,6 +589,62 @@ def test_a_tips_job_has_its_own_time_limit_whoever_queues_it(
     assert swept.timeout == PROCESS_TIP_TIMEOUT
 
 
+def test_a_worker_stops_a_stalled_tip_at_its_time_limit_and_goes_on_to_the_next(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+    tmp_path: Path,
+) -> None:
+    """Jobs run in the worker's own process (no fork per job): rq's time limit must still end
+    a job stuck in GnuPG, with the fault recorded, and the worker must take the next job."""
+    a = agencies["agency-a"]
+    with runtime.session_factory() as session:
+        receiver = TipReceiver(session, queue=runtime.queue, clock=runtime.clock)
+        stalled, after = (
+            receiver.receive(
+                a.id,
+                partners.seal(
+                    valid_tip(external_reference=reference),
+                    recipient=intake_keyring.fingerprint,
+                    signer="agency-a",
+                ),
+                idempotency_key=reference,
+            ).tip.id
+            for reference in ("STALLED-1", "AFTER-1")
+        )
+    runtime.redis.flushdb()
+    # A gpg whose first decryption stalls (past the job's limit); later ones run normally.
+    stalling, stalled_once = tmp_path / "gpg", tmp_path / "stalled-once"
+    stalling.write_text(
+        "#!/bin/sh\n"
+        f'case " $* " in *" --decrypt "*) [ -e "{stalled_once}" ] || '
+        f'{{ echo $$ > "{stalled_once}"; exec sleep 30; }};; esac\n'
+        'exec gpg "$@"\n'
+    )
+    stalling.chmod(0o700)
+    keyring = Keyring(
+        intake_keyring.home, passphrase=intake_keyring.passphrase, gpg_binary=str(stalling)
+    )
+    for tip_id, limit in ((stalled, 2), (after, None)):
+        runtime.queue.enqueue(
+            tasks.process_tip, tip_id, queue=INTAKE_QUEUE, job_id=tip_id, retry=None, timeout=limit
+        )
+    # One worker, one process, both jobs.
+    runtime.queue.worker(dataclasses.replace(runtime.job_context(), keyring=keyring)).work(
+        burst=True
+    )
+    job = TiplineJob.fetch(stalled, connection=runtime.redis, serializer=runtime.queue.serializer)
+    assert job.get_status() == JobStatus.FAILED
+    tip = load(runtime, stalled)
+    assert (tip.status, tip.attempts) == (TipStatus.PROCESSING, 1)
+    assert tip.fault == "JobTimeoutException: the job ran past its time limit"
+    # The stalled gpg was stopped with its job, not left running.
+    assert not Path(f"/proc/{stalled_once.read_text().strip()}").exists()
+    # The worker went on to the next job, and processed it normally.
+    assert load(runtime, after).status == TipStatus.IN_TRIAGE
+
+
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
