@@ -233,7 +233,8 @@ class TipProcessor:
 
     def _open(self, work: _Work) -> tuple[TipDocument, str]:
         intake_fingerprint = self._current_intake_key()
-        self._make_signers_available(work, intake_fingerprint=intake_fingerprint)
+        signers = self._signers(work, intake_fingerprint=intake_fingerprint)
+        self._make_signers_available(signers)
         try:
             message = self.keyring.decrypt_and_verify(work.armored)
         except NotEncryptedToUs as exc:
@@ -251,7 +252,7 @@ class TipProcessor:
                 f"the tip is encrypted to a retired intake key, not the current one "
                 f"({intake_fingerprint})"
             )
-        signer = self._check_signer(message, work, intake_fingerprint=intake_fingerprint)
+        signer = self._check_signer(message, work, allowed=signers)
         return parse_tip_document(message.plaintext), signer
 
     def _current_intake_key(self) -> str:
@@ -297,13 +298,11 @@ class TipProcessor:
             )
             return {row.fingerprint: row.public_key for row in rows}
 
-    def _make_signers_available(self, work: _Work, *, intake_fingerprint: str) -> None:
+    def _make_signers_available(self, signers: dict[str, str | None]) -> None:
         """Import into this host's keyring, from the database, each key that may have signed
         the tip (GnuPG checks the signature while decrypting, so this comes first): an agency
         added or re-keyed on another host is known here too."""
-        for fingerprint, armored in self._signers(
-            work, intake_fingerprint=intake_fingerprint
-        ).items():
+        for fingerprint, armored in signers.items():
             if not self.keyring.make_available(fingerprint, armored):
                 raise SignerKeyUnavailable(
                     f"key {fingerprint} is not in this host's keyring and not stored in the "
@@ -311,10 +310,10 @@ class TipProcessor:
                 )
 
     def _check_signer(
-        self, message: DecryptedMessage, work: _Work, *, intake_fingerprint: str
+        self, message: DecryptedMessage, work: _Work, *, allowed: dict[str, str | None]
     ) -> str:
+        """The signer, if it is one of the keys ``allowed`` to sign this tip."""
         status, signer = message.signature_status, message.signer_fingerprint
-        allowed = self._signers(work, intake_fingerprint=intake_fingerprint)
         if status == SignatureStatus.VALID and signer is not None and signer in allowed:
             return signer
         if status in (SignatureStatus.VALID, SignatureStatus.UNKNOWN_SIGNER):

@@ -52,14 +52,15 @@ class TriageAdmission:
         )
         tip = self.session.get(Tip, tip_id, populate_existing=True)
         assert tip is not None  # noqa: S101 - the caller just updated it
-        assessment = self._assess(tip, rules)
+        facts = self._facts(tip)
+        assessment = assess(facts, rules.rules)
         team_id = route(self.session, country=tip.country, region=tip.region)
         # The clock starts when the tip reached triage (the same instant processing wrote).
         since = tip.processed_at or self.clock.now()
         self._write(tip, assessment, rules, team_id=team_id, since=since)
         return Admitted(
             priority=assessment.priority,
-            linked_tips=linked_tip_count(self.session, tip_id),
+            linked_tips=facts.linked_tips,
             team_id=team_id,
         )
 
@@ -67,12 +68,12 @@ class TriageAdmission:
         """Score an open tip again under ``rules`` (its team stays). Returns whether its
         priority changed."""
         before = tip.priority
-        assessment = self._assess(tip, rules)
+        assessment = assess(self._facts(tip), rules.rules)
         since = tip.processed_at or tip.received_at
         self._write(tip, assessment, rules, team_id=tip.team_id, since=since)
         return assessment.priority != before
 
-    def _assess(self, tip: Tip, rules: RuleVersion) -> Assessment:
+    def _facts(self, tip: Tip) -> TriageFacts:
         indexed = self.session.scalar(
             select(func.count()).select_from(TipSelector).where(TipSelector.tip_id == tip.id)
         )
@@ -88,7 +89,7 @@ class TriageAdmission:
             linked_tips=linked_tip_count(self.session, tip.id),
             linked_referrals=linked_referral_count(self.session, tip.id),
         )
-        return assess(facts, rules.rules)
+        return facts
 
     def _write(
         self,

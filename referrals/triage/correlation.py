@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crypto import BlindIndex
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
+from referrals.database import UTCDateTime
 from referrals.intake.models import Tip, TipSelector
 from referrals.triage.models import SelectorRule, SelectorValue, TipLink
 
@@ -51,19 +52,24 @@ class Correlator:
     def register(self, tip_id: str, selectors: Mapping[str, str], *, cap: int) -> Correlation:
         """Add the tip's selectors (blind index → selector type) and its links.
 
-        Each value's counter is bumped first, one value at a time in a fixed order: on
-        PostgreSQL that takes the value's row lock until commit, so of two tips sharing a value
-        processed at once the later waits, then sees the earlier's selectors and links to it
-        (neither can miss the other), and two tips sharing several values cannot deadlock.
+        Each value's counter is bumped first, in one statement whose rows come in a fixed
+        order: on PostgreSQL that takes each value's row lock until commit, so of two tips
+        sharing a value processed at once the later waits, then sees the earlier's selectors
+        and links to it (neither can miss the other), and two tips sharing several values
+        cannot deadlock.
         """
         now = self.clock.now()
-        counts: dict[str, tuple[int, str | None]] = {}
-        for index in sorted(selectors):
-            counts[index] = self._count(index, selectors[index], now)
-        self.session.add_all(
-            TipSelector(tip_id=tip_id, selector_type=kind, blind_index=index)
-            for index, kind in selectors.items()
-        )
+        counts = self._count(selectors, now) if selectors else {}
+        # Core INSERTs, not ORM objects: a tip sharing busy values writes hundreds of links,
+        # and building an object for each cost more than GnuPG's whole work on the tip.
+        if selectors:
+            self.session.execute(
+                insert(TipSelector),
+                [
+                    {"tip_id": tip_id, "selector_type": kind, "blind_index": index}
+                    for index, kind in selectors.items()
+                ],
+            )
         # Links are written for excluded values too (at most the cap's worth): an exclusion
         # hides them when read, and clearing it brings them back. A value past the cap writes
         # none (that is what the cap is for) unless an administrator allowed it; then the most
@@ -74,49 +80,64 @@ class Correlator:
             for index, (count, rule) in counts.items()
             if rule == SelectorRule.ALLOWED or count <= cap
         ]
-        linked: set[str] = set()
-        if linkable:
-            self.session.flush()
-            for index in linkable:
-                earlier = self.session.scalars(
-                    select(TipSelector.tip_id)
-                    .where(TipSelector.blind_index == index, TipSelector.tip_id != tip_id)
-                    .order_by(TipSelector.id.desc())
-                    .limit(ALLOWED_LINKS)
-                ).all()
-                self.session.add_all(
-                    TipLink(
-                        tip_id=tip_id,
-                        earlier_tip_id=other,
-                        blind_index=index,
-                        selector_type=selectors[index],
-                        linked_at=now,
-                    )
-                    for other in earlier
+        for index in linkable:
+            earlier = (
+                select(
+                    literal(tip_id, String),
+                    TipSelector.tip_id,
+                    literal(index, String),
+                    literal(selectors[index], String),
+                    literal(now, UTCDateTime()),
                 )
-                if counts[index][1] != SelectorRule.EXCLUDED:
-                    linked.update(earlier)
+                .where(TipSelector.blind_index == index, TipSelector.tip_id != tip_id)
+                .order_by(TipSelector.id.desc())
+                .limit(ALLOWED_LINKS)
+            )
+            self.session.execute(
+                insert(TipLink).from_select(
+                    ["tip_id", "earlier_tip_id", "blind_index", "selector_type", "linked_at"],
+                    earlier,
+                )
+            )
+        counted = [index for index in linkable if counts[index][1] != SelectorRule.EXCLUDED]
+        linked = (
+            self.session.scalar(
+                select(func.count(TipLink.earlier_tip_id.distinct())).where(
+                    TipLink.tip_id == tip_id, TipLink.blind_index.in_(counted)
+                )
+            )
+            if counted
+            else 0
+        )
         return Correlation(
-            linked_tips=len(linked),
+            linked_tips=int(linked or 0),
             over_correlating=sum(
                 1 for count, rule in counts.values() if rule is None and count > cap
             ),
             excluded=sum(1 for _, rule in counts.values() if rule == SelectorRule.EXCLUDED),
         )
 
-    def _count(self, index: str, kind: str, now: datetime) -> tuple[int, str | None]:
-        """One more tip carries the value: its new count and any ruling on it."""
-        insert = (
+    def _count(
+        self, selectors: Mapping[str, str], now: datetime
+    ) -> dict[str, tuple[int, str | None]]:
+        """One more tip carries each value: each one's new count and any ruling on it."""
+        insert_into = (
             postgresql.insert
             if self.session.get_bind().dialect.name == "postgresql"
             else sqlite.insert
         )
-        values = insert(SelectorValue).values(
-            blind_index=index,
-            selector_type=kind,
-            tip_count=1,
-            first_seen_at=now,
-            last_seen_at=now,
+        values = insert_into(SelectorValue).values(
+            [
+                {
+                    "blind_index": index,
+                    "selector_type": selectors[index],
+                    "tip_count": 1,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                }
+                # Sorted: the order the rows (and their locks) are taken in.
+                for index in sorted(selectors)
+            ]
         )
         statement = values.on_conflict_do_update(
             index_elements=[SelectorValue.blind_index],
@@ -126,9 +147,11 @@ class Correlator:
                 # A value excluded in advance has no first sighting yet.
                 "first_seen_at": func.coalesce(SelectorValue.first_seen_at, now),
             },
-        ).returning(SelectorValue.tip_count, SelectorValue.rule)
-        row = self.session.execute(statement).one()
-        return int(row.tip_count), row.rule
+        ).returning(SelectorValue.blind_index, SelectorValue.tip_count, SelectorValue.rule)
+        return {
+            row.blind_index: (int(row.tip_count), row.rule)
+            for row in self.session.execute(statement)
+        }
 
 
 class UnknownSelectorValue(LookupError):
