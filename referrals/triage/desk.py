@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, union, update
 from sqlalchemy.orm import Session
 
 from referrals.accounts.models import Role, User
@@ -202,13 +202,16 @@ class TriageDesk:
                 Tip.assignee_id,
                 Tip.unindexed_selectors,
                 Agency.name.label("agency_name"),
-                linked.label("has_matches"),
             )
             .join(Agency, Agency.id == Tip.agency_id)
             .where(*conditions)
             .order_by(*order)
             .limit(limit)
         ).all()
+        # Which of this page's tips have matches: asked for the page's rows by id (the links'
+        # indexes), not as a column of the page's query, where PostgreSQL chose to read every
+        # link once per request.
+        matched = _with_live_links(self.session, [row.id for row in rows])
         return [
             QueueRow(
                 id=row.id,
@@ -222,7 +225,7 @@ class TriageDesk:
                 country=row.country,
                 region=row.region,
                 assignee_id=row.assignee_id,
-                has_matches=bool(row.has_matches),
+                has_matches=row.id in matched,
                 unindexed_selectors=row.unindexed_selectors or 0,
             )
             for row in rows
@@ -514,6 +517,18 @@ class CorrelatedTip:
 
 
 _TRIAGED_OR_OPEN = (TipStatus.IN_TRIAGE, TipStatus.ACCEPTED, TipStatus.DECLINED)
+
+
+def _with_live_links(session: Session, tip_ids: list[str]) -> set[str]:
+    """Of these tips, those sharing a value with another tip, either way, through a value
+    nobody has excluded since."""
+    if not tip_ids:
+        return set()
+    later = select(TipLink.tip_id).where(TipLink.tip_id.in_(tip_ids), _live_link())
+    earlier = select(TipLink.earlier_tip_id).where(
+        TipLink.earlier_tip_id.in_(tip_ids), _live_link()
+    )
+    return set(session.scalars(union(later, earlier)))
 
 
 def _live_link() -> ColumnElement[bool]:
