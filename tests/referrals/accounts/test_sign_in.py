@@ -471,6 +471,54 @@ def test_wrong_step_up_codes_lock_the_account_and_end_the_session(
     )
 
 
+def test_a_locked_account_refuses_a_step_up_even_with_a_valid_code(
+    accounts: AccountService, session: Session, clock: ManualClock
+) -> None:
+    """Someone locks the account with wrong passwords while its owner is signed in (in a
+    browser the account has not trusted): the owner's valid code does not step up."""
+    ana = enrol(accounts, clock)
+    token = accounts.start_session(ana.user, address=ADDRESS)
+    clock.advance(seconds=30)
+    _lock_out(accounts, ana)
+    locked_until = clock.now() + LOCK_DURATION
+    refused = accounts.step_up(token, ana.code(clock), address=ADDRESS)
+    assert (refused.outcome, refused.locked_until) == (StepUpOutcome.LOCKED, locked_until)
+    assert _records(session, "session.stepped_up") == []
+    [record] = [r for r in _records(session, "login.refused") if r.address == ADDRESS]
+    assert (record.actor, record.subject, record.details) == (
+        f"user:{ana.user.id}",
+        f"user:{ana.user.id}",
+        {"reason": "locked", "trusted_browser": False},
+    )
+    # Once the lock has run out, the same person steps up.
+    clock.advance(seconds=LOCK_DURATION.total_seconds() + 1)
+    assert accounts.step_up(token, ana.code(clock), address=ADDRESS).outcome is (
+        StepUpOutcome.DONE
+    )
+
+
+def test_a_trusted_browser_steps_up_while_strangers_have_locked_the_account(
+    accounts: AccountService, session: Session, clock: ManualClock
+) -> None:
+    """A browser the account trusts has a lock of its own: wrong passwords sent from
+    elsewhere lock the account for every other browser, not for the owner's."""
+    ana = enrol(accounts, clock)
+    clock.advance(seconds=30)
+    device = _sign_in(accounts, ana, clock)
+    checked = accounts.check_password(
+        ana.user.email, PASSWORD, address=ADDRESS, device_tokens=(device,)
+    )
+    assert checked.pending_token is not None
+    clock.advance(seconds=30)
+    token = accounts.check_code(checked.pending_token, ana.code(clock), address=ADDRESS)
+    assert token.session_token is not None
+    _lock_out(accounts, ana)
+    clock.advance(seconds=30)
+    assert accounts.step_up(token.session_token, ana.code(clock), address=ADDRESS).outcome is (
+        StepUpOutcome.DONE
+    )
+
+
 # -- the audit trail -------------------------------------------------------------------------
 
 
