@@ -7,8 +7,9 @@ For each backend (the embedded default: SQLite and the embedded Redis; or Postgr
 Redis server) it sets up a scratch home under /tmp (`tipline init`, one partner agency with
 its own key, `tipline agency add --json` for the token), seals tips with `gpg` as a partner
 does (before the clock starts), starts `gunicorn --workers 2 wsgi:app` on a free loopback
-port, and with 1, 8 and 32 concurrent clients (threads, each with its own http.client
-connection, sending back to back: a closed loop) measures:
+port, and with 1, 8 and 32 concurrent connections of `wrk` (Debian's package; each connection
+sends back to back: a closed loop; wrk's script gives each tip a fresh Idempotency-Key)
+measures:
   * POST /api/v1/tips with a sealed tip and a fresh Idempotency-Key: tips/s, p50/p99, errors
     (anything but 202);
   * the baseline, the same clients against GET /api/v1/openapi.json on the same server: a
@@ -34,14 +35,12 @@ import shlex
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,27 +65,15 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
-class Sample:
-    done: float  # perf_counter at completion
-    latency: float  # seconds
-    error: str | None  # None for the expected answer
-
-
-@dataclass
 class Result:
     rate: float
     p50: float
     p99: float
     errors: Counter[str] = field(default_factory=Counter)
     accepted: int = 0  # expected answers over the whole run, warm-up included
-    client_cpu: float = 0.0  # fraction of one core
+    client_cpu: float = 0.0  # wrk, fraction of one core
     server_cpu: float = 0.0  # gunicorn workers, fraction of one core
     machine_busy: float = 0.0  # fraction of all cores
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * len(ordered))) - 1)]
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -110,78 +97,120 @@ def process_ticks(pids: list[int]) -> int:
     total = 0
     for pid in pids:
         with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-            total += int(stat[11]) + int(stat[12])  # utime, stime
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
     return total
 
 
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
-Request = Callable[[http.client.HTTPConnection, int], int]
+# wrk's Lua side: each request of a POST run is a new tip (a sealed body from the folder, round
+# robin, and an Idempotency-Key no other request of the whole bench used); the summary prints
+# what the Python side parses (answers by status, latency percentiles).
+WRK_SCRIPT = """
+local folder, token, prefix, count = os.getenv("BENCH_TIPS"), os.getenv("BENCH_TOKEN"),
+  os.getenv("BENCH_PREFIX"), tonumber(os.getenv("BENCH_COUNT"))
+local bodies, n, statuses = {}, 0, {}
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  if folder then
+    for i = 0, count - 1 do
+      local f = assert(io.open(folder .. "/" .. i .. ".asc", "rb"))
+      bodies[i] = f:read("*a")
+      f:close()
+    end
+  end
+end
+function request()
+  n = n + 1
+  if not folder then return wrk.format("GET") end
+  return wrk.format("POST", nil, {
+    ["Authorization"] = "Bearer " .. token,
+    ["Content-Type"] = "application/pgp-encrypted",
+    ["Idempotency-Key"] = prefix .. "-" .. id .. "-" .. n,
+  }, bodies[n % count])
+end
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    local counted = thread:get("statuses")
+    for status, k in pairs(counted) do total[status] = (total[status] or 0) + k end
+  end
+  for status, k in pairs(total) do io.write(string.format("STATUS %d %d\n", status, k)) end
+  io.write(string.format("ERRORS %d\n", summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout))
+  io.write(string.format("LATENCY %f %f\n", latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000))
+  io.write(string.format("SECONDS %f\n", summary.duration / 1e6))
+end
+"""
+
+
+def wrk(
+    url: str, *, clients: int, seconds: float, env: dict[str, str], script: Path
+) -> tuple[Counter[int], int, float, float, float]:
+    """One wrk run: answers by status, socket errors, p50 and p99 (ms), seconds measured."""
+    threads = min(clients, 2)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "30s",
+         "-s", str(script), url],
+        env={**os.environ, **env}, capture_output=True, text=True, check=True, timeout=600,
+    ).stdout  # fmt: skip
+    statuses: Counter[int] = Counter()
+    errors, p50, p99, measured = 0, float("nan"), float("nan"), seconds
+    for line in out.splitlines():
+        head, *values = line.split()
+        if head == "STATUS":
+            statuses[int(values[0])] += int(values[1])
+        elif head == "ERRORS":
+            errors = int(values[0])
+        elif head == "LATENCY":
+            p50, p99 = float(values[0]), float(values[1])
+        elif head == "SECONDS":
+            measured = float(values[0])
+    return statuses, errors, p50, p99, measured
 
 
 def load(
-    port: int,
-    send: Request,
+    url: str,
     *,
     expect: int,
     clients: int,
     warmup: float,
     duration: float,
     server_pids: list[int],
+    env: dict[str, str],
+    script: Path,
 ) -> Result:
-    """``clients`` threads send back to back for ``warmup + duration`` seconds; only requests
-    completed within the last ``duration`` seconds count."""
-    counter = itertools.count()
-    stop = threading.Event()
-    per_thread: list[list[Sample]] = [[] for _ in range(clients)]
-
-    def client(slot: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        samples = per_thread[slot]
-        while not stop.is_set():
-            started = time.perf_counter()
-            error = None
-            try:
-                status = send(connection, next(counter))
-                if status != expect:
-                    error = f"HTTP {status}"
-            except (OSError, http.client.HTTPException) as exc:
-                connection.close()
-                error = type(exc).__name__
-            done = time.perf_counter()
-            samples.append(Sample(done, done - started, error))
-        connection.close()
-
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    time.sleep(warmup)
-    window_start = time.perf_counter()
-    cpu0, srv0, (busy0, all0) = own_cpu(), process_ticks(server_pids), machine_ticks()
-    time.sleep(duration)
-    window_end = time.perf_counter()
-    cpu1, srv1, (busy1, all1) = own_cpu(), process_ticks(server_pids), machine_ticks()
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=60)
-    everything = [s for samples in per_thread for s in samples]
-    window = [s for s in everything if window_start <= s.done < window_end]
-    errors = Counter(s.error for s in window if s.error is not None)
-    accepted = sum(1 for s in everything if s.error is None)
-    latencies = [s.latency * 1000 for s in window]
-    elapsed = window_end - window_start
-    if not latencies:
-        return Result(0.0, float("nan"), float("nan"), errors, accepted)
+    """wrk with ``clients`` connections, each sending back to back (a closed loop), for
+    ``warmup`` seconds (answers counted, not timed), then ``duration`` seconds measured."""
+    warm, _, _, _, _ = wrk(url, clients=clients, seconds=warmup, env=env, script=script)
+    cpu0, srv0, (busy0, all0) = children_cpu(), process_ticks(server_pids), machine_ticks()
+    statuses, socket_errors, p50, p99, elapsed = wrk(
+        url, clients=clients, seconds=duration, env=env, script=script
+    )
+    cpu1, srv1, (busy1, all1) = children_cpu(), process_ticks(server_pids), machine_ticks()
+    errors: Counter[str] = Counter(
+        {f"HTTP {status}": k for status, k in statuses.items() if status != expect}
+    )
+    if socket_errors:
+        errors["socket"] = socket_errors
     return Result(
-        rate=sum(1 for s in window if s.error is None) / elapsed,
-        p50=statistics.median(latencies),
-        p99=percentile(latencies, 0.99),
+        rate=statuses[expect] / elapsed,
+        p50=p50,
+        p99=p99,
         errors=errors,
-        accepted=accepted,
+        accepted=warm[expect] + statuses[expect],
         client_cpu=(cpu1 - cpu0) / elapsed,
         server_cpu=(srv1 - srv0) / TICKS / elapsed,
         machine_busy=(busy1 - busy0) / max(1, all1 - all0),
@@ -251,6 +280,7 @@ class Stack:
     sealed: list[bytes]
     database_url: str
     redis_url: str
+    scratch: Path  # removed with the stack
 
 
 @contextlib.contextmanager
@@ -347,6 +377,7 @@ def stack(backend: Backend, gunicorn_args: list[str], web_workers: int) -> Itera
             sealed=sealed,
             database_url=env.get("TIPLINE_DATABASE_URL") or f"sqlite:///{home}/tipline.sqlite3",
             redis_url=backend.redis_url or EmbeddedRedis(home / "redis").url,
+            scratch=scratch,
         )
     finally:
         if server is not None and server.poll() is None:
@@ -434,30 +465,20 @@ def bench_backend(backend: Backend, options: argparse.Namespace, gunicorn_args: 
         port, token, sealed = served.port, served.token, served.sealed
         workers = worker_pids(served.master)
         print(f"#   gunicorn master {served.master}, workers {workers}, port {port}")
-        run_id = secrets.token_hex(3)
-        keys = itertools.count()  # across all runs: every request is a new tip
-
-        def submit(connection: http.client.HTTPConnection, n: int) -> int:
-            connection.request(
-                "POST",
-                "/api/v1/tips",
-                body=sealed[n % len(sealed)],
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "Content-Type": "application/pgp-encrypted",
-                    # A fresh key every request: each one is a new tip, not a replayed receipt.
-                    "Idempotency-Key": f"BENCH-{run_id}-{next(keys)}",
-                },
-            )
-            response = connection.getresponse()
-            response.read()
-            return response.status
-
-        def baseline(connection: http.client.HTTPConnection, n: int) -> int:
-            connection.request("GET", BASELINE_PATH)
-            response = connection.getresponse()
-            response.read()
-            return response.status
+        # The sealed tips as files for wrk's script, which sends them round robin.
+        bodies = served.scratch / "wrk-bodies"
+        bodies.mkdir()
+        for i, body in enumerate(sealed):
+            (bodies / f"{i}.asc").write_bytes(body)
+        script = served.scratch / "bench.lua"
+        script.write_text(WRK_SCRIPT)
+        url = f"http://127.0.0.1:{port}"
+        tip_env = {
+            "BENCH_TIPS": str(bodies),
+            "BENCH_TOKEN": token,
+            "BENCH_COUNT": str(len(sealed)),
+        }
+        runs = itertools.count()  # every run its own Idempotency-Keys: every 202 is a new tip
 
         rows = []
         for clients in options.concurrency:
@@ -466,9 +487,13 @@ def bench_backend(backend: Backend, options: argparse.Namespace, gunicorn_args: 
                 "warmup": options.warmup,
                 "duration": options.duration,
                 "server_pids": workers,
+                "script": script,
             }
-            tips = load(port, submit, expect=202, **common)
-            base = load(port, baseline, expect=200, **common)
+            prefix = f"BENCH-{secrets.token_hex(3)}-{next(runs)}"
+            tips = load(
+                f"{url}/api/v1/tips", expect=202, env={**tip_env, "BENCH_PREFIX": prefix}, **common
+            )
+            base = load(f"{url}{BASELINE_PATH}", expect=200, env={}, **common)
             rows.append((clients, tips, base))
             errors = ", ".join(f"{k}: {v}" for k, v in tips.errors.items()) or "none"
             print(
@@ -537,7 +562,7 @@ def main() -> None:
     print(f"# {platform.platform()}, {os.cpu_count()} cores, python {platform.python_version()}")
     print(
         f"# gunicorn --workers {options.workers} {' '.join(gunicorn_args) or '(sync workers)'} "
-        f"wsgi:app on 127.0.0.1; clients: threads with http.client, back to back"
+        f"wsgi:app on 127.0.0.1; clients: wrk connections, back to back"
     )
     print(
         f"# {options.duration:g} s measured after {options.warmup:g} s warm-up per run; "

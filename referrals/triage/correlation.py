@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, String, func, insert, literal, select
+from sqlalchemy import Select, String, func, insert, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,8 @@ from referrals.triage.models import SelectorRule, SelectorValue, TipLink
 
 #: The most tips one allowed value links a new tip to (the most recent).
 ALLOWED_LINKS = 500
+#: Values whose links are written in one statement.
+LINK_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -80,37 +82,40 @@ class Correlator:
             for index, (count, rule) in counts.items()
             if rule == SelectorRule.ALLOWED or count <= cap
         ]
-        for index in linkable:
-            earlier = (
+        linked: set[str] = set()
+        # A statement per batch of values (SQLite allows 500 terms in a compound SELECT, and a
+        # tip may carry 500 selectors): each value's most recent earlier tips (a subquery each,
+        # for its own LIMIT), inserted, and returned to be counted.
+        for start in range(0, len(linkable), LINK_BATCH):
+            per_value = [
                 select(
-                    literal(tip_id, String),
-                    TipSelector.tip_id,
-                    literal(index, String),
-                    literal(selectors[index], String),
-                    literal(now, UTCDateTime()),
+                    literal(tip_id, String).label("tip_id"),
+                    TipSelector.tip_id.label("earlier_tip_id"),
+                    literal(index, String).label("blind_index"),
+                    literal(selectors[index], String).label("selector_type"),
+                    literal(now, UTCDateTime()).label("linked_at"),
                 )
                 .where(TipSelector.blind_index == index, TipSelector.tip_id != tip_id)
                 .order_by(TipSelector.id.desc())
                 .limit(ALLOWED_LINKS)
-            )
-            self.session.execute(
-                insert(TipLink).from_select(
+                .subquery()
+                for index in linkable[start : start + LINK_BATCH]
+            ]
+            written = self.session.execute(
+                insert(TipLink)
+                .from_select(
                     ["tip_id", "earlier_tip_id", "blind_index", "selector_type", "linked_at"],
-                    earlier,
+                    union_all(*(select(*value.c) for value in per_value)),
                 )
+                .returning(TipLink.earlier_tip_id, TipLink.blind_index)
             )
-        counted = [index for index in linkable if counts[index][1] != SelectorRule.EXCLUDED]
-        linked = (
-            self.session.scalar(
-                select(func.count(TipLink.earlier_tip_id.distinct())).where(
-                    TipLink.tip_id == tip_id, TipLink.blind_index.in_(counted)
-                )
+            linked.update(
+                row.earlier_tip_id
+                for row in written
+                if counts[row.blind_index][1] != SelectorRule.EXCLUDED
             )
-            if counted
-            else 0
-        )
         return Correlation(
-            linked_tips=int(linked or 0),
+            linked_tips=len(linked),
             over_correlating=sum(
                 1 for count, rule in counts.values() if rule is None and count > cap
             ),

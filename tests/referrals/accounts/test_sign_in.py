@@ -492,9 +492,7 @@ def test_a_locked_account_refuses_a_step_up_even_with_a_valid_code(
     )
     # Once the lock has run out, the same person steps up.
     clock.advance(seconds=LOCK_DURATION.total_seconds() + 1)
-    assert accounts.step_up(token, ana.code(clock), address=ADDRESS).outcome is (
-        StepUpOutcome.DONE
-    )
+    assert accounts.step_up(token, ana.code(clock), address=ADDRESS).outcome is (StepUpOutcome.DONE)
 
 
 def test_a_trusted_browser_steps_up_while_strangers_have_locked_the_account(

@@ -73,6 +73,27 @@ def test_a_later_tip_links_to_each_earlier_one_by_what_they_share(
         assert session.get(SelectorValue, phone).tip_count == 2  # type: ignore[union-attr]
 
 
+def test_a_tip_with_as_many_selectors_as_a_document_allows_links_by_every_one(
+    runtime: Runtime, make_tip: MakeTip
+) -> None:
+    """500 selectors (the schema's most), each shared with a different earlier tip: every
+    value links, across the batches its links are written in."""
+    values = [index(runtime, "email", f"person{i}@example.org") for i in range(500)]
+    earlier = [make_tip() for _ in range(3)]
+    for i, value in enumerate(values):
+        with runtime.session_factory.begin() as session:
+            session.execute(
+                insert(TipSelector).values(
+                    tip_id=earlier[i % 3], selector_type="email", blind_index=value
+                )
+            )
+    later = make_tip()
+    assert register(runtime, later, dict.fromkeys(values, "email"), cap=1000) == 3
+    with runtime.session_factory() as session:
+        written = session.scalars(select(TipLink.blind_index).where(TipLink.tip_id == later))
+        assert sorted(written) == sorted(values)
+
+
 def test_an_excluded_value_never_links_and_hides_links_it_made(
     runtime: Runtime, make_tip: MakeTip
 ) -> None:
