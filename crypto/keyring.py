@@ -446,6 +446,16 @@ class Keyring:
         """
         return self._generate_key(name=name, email=email, encryption_subkey=True)
 
+    def generate_encryption_key(self, *, name: str, email: str) -> str:
+        """Create another key of the centre that messages are encrypted to (the portal's, say),
+        made as the intake key is, and return its full fingerprint.
+
+        Raises:
+            ValueError: ``name`` or ``email`` is empty or could break the parameter block.
+            KeyGenerationError: GnuPG did not create the key.
+        """
+        return self._generate_key(name=name, email=email, encryption_subkey=True)
+
     def generate_signing_key(self, *, name: str, email: str) -> str:
         """Create a sign-only key of the centre (ed25519, no subkey, no expiry) and return its
         full fingerprint: nothing can be encrypted to it, so it unlocks no content.

@@ -37,6 +37,8 @@ from referrals.intake.services import (
     WEB_FORM_KEY_EMAIL,
     WEB_FORM_KEY_NAME,
 )
+from referrals.messages.models import PortalKey
+from referrals.messages.portal_key import PORTAL_KEY_EMAIL, PORTAL_KEY_NAME
 from tests.partners import PartnerKeys
 from tests.referrals.audit.cleanup import empty_audit_log
 from tipline import create_app
@@ -160,7 +162,7 @@ def home_env(tmp_path: Path, gnupg_home: Path) -> tuple[Path, dict[str, str]]:
 @dataclass(frozen=True)
 class IntakeKeyring:
     """The centre's keyring for the whole session (key generation is slow): the intake key
-    pair and the web-form key pair, each with its passphrase."""
+    pair, and the web-form and portal key pairs (under the partner face's passphrase)."""
 
     home: Path
     passphrase: str
@@ -169,6 +171,8 @@ class IntakeKeyring:
     web_form_passphrase: str
     web_form_fingerprint: str
     web_form_public_key: str
+    portal_fingerprint: str
+    portal_public_key: str
 
 
 @pytest.fixture(scope="session")
@@ -182,6 +186,8 @@ def intake_keyring() -> Iterator[IntakeKeyring]:
     with Keyring(home, passphrase=web_form_passphrase) as keyring:
         web_form = keyring.generate_signing_key(name=WEB_FORM_KEY_NAME, email=WEB_FORM_KEY_EMAIL)
         web_form_public_key = keyring.export_public_key(web_form)
+        portal = keyring.generate_encryption_key(name=PORTAL_KEY_NAME, email=PORTAL_KEY_EMAIL)
+        portal_public_key = keyring.export_public_key(portal)
     yield IntakeKeyring(
         home,
         passphrase,
@@ -190,6 +196,8 @@ def intake_keyring() -> Iterator[IntakeKeyring]:
         web_form_passphrase,
         web_form,
         web_form_public_key,
+        portal,
+        portal_public_key,
     )
     Keyring(home).close()
     shutil.rmtree(home, ignore_errors=True)
@@ -242,6 +250,13 @@ def runtime(settings: Settings, intake_keyring: IntakeKeyring) -> Iterator[Runti
             WebFormKey(
                 fingerprint=intake_keyring.web_form_fingerprint,
                 public_key=intake_keyring.web_form_public_key,
+                created_at=rt.clock.now(),
+            )
+        )
+        session.add(
+            PortalKey(
+                fingerprint=intake_keyring.portal_fingerprint,
+                public_key=intake_keyring.portal_public_key,
                 created_at=rt.clock.now(),
             )
         )

@@ -132,7 +132,8 @@ def read_passphrase(settings: Settings, name: str) -> str:
 
 
 # What a partner-facing host needs besides its GnuPG home: what signs in partners (TOTP seeds),
-# what chains the audit log, and what unlocks the web-form key. Not the intake key's passphrase
+# what chains the audit log, and what unlocks the web-form and portal keys. Not the intake key's
+# passphrase
 # nor the blind-index key: nothing there decrypts a tip or computes a selector's index.
 PARTNER_FACE_SECRETS = (AUDIT_KEY, SECRET_BOX_KEY, WEB_FORM_KEY_PASSPHRASE)
 
@@ -145,13 +146,15 @@ def export_partner_home(
     web_form_keyring: Keyring,
     intake_fingerprint: str,
     web_form_fingerprint: str,
+    portal_fingerprint: str,
 ) -> None:
     """Write in ``target`` (missing or empty) the home of a partner-facing web host.
 
-    ``target/gnupg`` holds the intake public key (to encrypt web-form tips to) and the web-form
-    key pair (to sign them); ``target/secrets`` holds ``PARTNER_FACE_SECRETS`` copied from this
-    home and a Flask key of its own (cookies signed on the internet-facing host are worth
-    nothing on the staff's).
+    ``target/gnupg`` holds the intake public key (to encrypt web-form tips to), the web-form
+    key pair (to sign them) and the portal key pair (to read the centre's messages to
+    partners, encrypted to it as well); ``target/secrets`` holds ``PARTNER_FACE_SECRETS``
+    copied from this home and a Flask key of its own (cookies signed on the internet-facing
+    host are worth nothing on the staff's).
 
     Args:
         settings: this (full) host's settings.
@@ -160,6 +163,7 @@ def export_partner_home(
         web_form_keyring: this host's keyring unlocked with the web-form key's passphrase.
         intake_fingerprint: the current intake key.
         web_form_fingerprint: the current web-form key.
+        portal_fingerprint: the current portal key (under the web-form key's passphrase).
 
     Raises:
         FileExistsError: ``target`` is not empty.
@@ -183,10 +187,10 @@ def export_partner_home(
             partner_keyring.import_pinned_key(
                 keyring.export_public_key(intake_fingerprint), fingerprint=intake_fingerprint
             )
-            partner_keyring.import_secret_key(
-                web_form_keyring.export_secret_key(web_form_fingerprint),
-                fingerprint=web_form_fingerprint,
-            )
+            for fingerprint in (web_form_fingerprint, portal_fingerprint):
+                partner_keyring.import_secret_key(
+                    web_form_keyring.export_secret_key(fingerprint), fingerprint=fingerprint
+                )
     except BaseException:
         # Half a home must not pass for a whole one, nor leave copies of secrets about.
         for part in ("secrets", "gnupg"):

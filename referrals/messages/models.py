@@ -1,9 +1,10 @@
 """Messages between the centre and a partner agency about one of the agency's tips.
 
 Every message is an OpenPGP message, stored as it was sealed: the centre's are signed with the
-intake key and encrypted to the agency's current key and to the intake key (so staff can read
-the thread); a partner's are signed with its pinned key and encrypted to the intake key, like
-its tips. Nothing of a message is stored in clear.
+intake key and encrypted to the agency's current key, to the intake key (so staff can read the
+thread) and to the portal key (so the partner portal can show it); a partner's are signed with
+its pinned key and encrypted to the intake key, like its tips. Nothing of a message is stored
+in clear.
 """
 
 from __future__ import annotations
@@ -54,3 +55,21 @@ class Message(Base):
     key_fingerprint: Mapped[str | None] = mapped_column(String(40), default=None)
     # Ours: when the partner first fetched it (the writer sees it was read).
     fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class PortalKey(Base):
+    """The centre's key the partner portal reads the centre's messages with.
+
+    Partner-facing hosts hold its secret half (under the same passphrase as the web-form key)
+    and no key that decrypts a tip: only the centre's messages to partners are encrypted to it,
+    so such a host can show an officer the text of what the centre wrote to their agency. Its
+    public key is kept here so that a staff host anywhere can encrypt to it. A retired key stays
+    on record for the messages sealed to it.
+    """
+
+    __tablename__ = "portal_keys"
+
+    fingerprint: Mapped[str] = mapped_column(String(40), primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

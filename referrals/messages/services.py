@@ -1,7 +1,8 @@
 """Writing to a partner about a tip, receiving its reply, and reading the thread.
 
 The centre's message is sealed where it is written (a staff host holds the intake key): signed
-with the intake key, encrypted to the agency's current key and to the intake key. A partner's
+with the intake key, encrypted to the agency's current key, to the intake key and to the portal
+key (which partner-facing hosts hold, to show it in the portal). A partner's
 reply is stored as it came by the partner-facing host (which can decrypt nothing) and checked by
 a worker like a tip: encrypted to the current intake key, signed by a key pinned to the agency
 when it arrived; else refused with a reason the partner can act on.
@@ -27,6 +28,7 @@ from referrals.jobs import JobQueue
 from referrals.messages import tasks
 from referrals.messages.checking import MAX_REPLY_BYTES
 from referrals.messages.models import Direction, Message, MessageKind, MessageStatus
+from referrals.messages.portal_key import PortalKeyService
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +99,19 @@ class Correspondence:
             "sent_at": now.isoformat(),
             "text": text,
         }
+        recipients = [key.fingerprint, intake]
+        portal = PortalKeyService(self.session, keyring=keyring, clock=self.clock).recorded()
         try:
             if not keyring.make_available(key.fingerprint, key.public_key):
                 raise MessageRefused("The agency's key is not available on this host.")
+            if portal is not None and keyring.make_available(portal.fingerprint, portal.public_key):
+                # So the partner portal can show it (an instance not yet given a portal key
+                # by `tipline init` seals for the agency's key alone: its portal offers the
+                # sealed message to download).
+                recipients.append(portal.fingerprint)
             armored = keyring.encrypt(
                 json.dumps(document, ensure_ascii=False).encode("utf-8"),
-                [key.fingerprint, intake],
+                recipients,
                 sign_with=intake,
             )
         except CryptoError as exc:
@@ -167,6 +176,54 @@ class Correspondence:
             )
             self.session.commit()
         return found
+
+    def for_portal(
+        self, agency_id: int, tip_id: str, *, reader: User, address: str | None
+    ) -> list[ThreadEntry]:
+        """The centre's messages to the agency about its tip, oldest first, for an officer of
+        the agency in the portal: decrypted in memory with the portal key (``keyring``: the
+        partner face's) where it can, and only if the intake key signed them (a message it
+        cannot read or trust is listed without its text, to download sealed). Reading is
+        audited; a message's first reading is recorded as its fetch (committed)."""
+        messages: Sequence[Message] = self.session.scalars(
+            select(Message)
+            .where(
+                Message.tip_id == tip_id,
+                Message.agency_id == agency_id,
+                Message.direction == Direction.TO_PARTNER.value,
+            )
+            .order_by(Message.id)
+        ).all()
+        if not messages:
+            return []
+        signers = set(self.session.scalars(select(IntakeKey.fingerprint)))
+        entries = []
+        for message in messages:
+            text = None
+            if self.keyring is not None:
+                try:
+                    opened = self.keyring.decrypt_and_verify(message.armored)
+                    if opened.signature_valid and opened.signer_fingerprint in signers:
+                        text = _text_of(opened.plaintext)
+                except (CryptoError, UnicodeDecodeError, ValueError):
+                    logger.warning("message %s could not be read on this host", message.id)
+            entries.append(ThreadEntry(message=message, text=text))
+        shown = [entry.message.id for entry in entries if entry.text is not None]
+        if shown:
+            self.session.execute(
+                update(Message)
+                .where(Message.id.in_(shown), Message.fetched_at.is_(None))
+                .values(fetched_at=self.clock.now())
+            )
+            self.audit.record(
+                "message.read",
+                actor=f"user:{reader.id}",
+                subject=f"tip:{tip_id}",
+                address=address,
+                details={"messages": len(shown), "first": shown[0], "last": shown[-1]},
+            )
+            self.session.commit()
+        return entries
 
     def receive_reply(self, agency_id: int, tip_id: str, armored: bytes) -> Message:
         """Store a partner's reply as it came (nothing is decrypted here), commit, then queue

@@ -16,10 +16,13 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from crypto import KeyNotFound
+from referrals.accounts.models import User
 from referrals.intake.models import Tip, TipCiphertext, TipStatus
+from referrals.messages.services import Correspondence
 from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys, valid_tip
 from tests.support import tipline_env
+from tests.tipline.admin.people import add_team, enrolled
 from tests.tipline.partner.conftest import form_data, sign_in_directly
 from tipline import create_app
 from tipline.cli import cli
@@ -86,10 +89,14 @@ def test_a_partner_facing_host_takes_tips_that_only_a_full_host_can_read(
         settings.secrets_dir / "flask_secret_key"
     ).read_bytes()
     gnupg_home = partner_home / "gnupg"
-    assert fingerprints(gnupg_home, secret=True) == {intake_keyring.web_form_fingerprint}
+    assert fingerprints(gnupg_home, secret=True) == {
+        intake_keyring.web_form_fingerprint,
+        intake_keyring.portal_fingerprint,
+    }
     assert fingerprints(gnupg_home, secret=False) == {
         intake_keyring.fingerprint,
         intake_keyring.web_form_fingerprint,
+        intake_keyring.portal_fingerprint,
     }
 
     partner_settings = Settings(
@@ -133,6 +140,28 @@ def test_a_partner_facing_host_takes_tips_that_only_a_full_host_can_read(
         assert b"No secret key" in opened.stderr
         assert b"little ones" not in opened.stdout
 
+    # The centre asks the agency about its tip (on a staff host); the partner-facing host
+    # shows the officer the question, opened with the portal key.
+    add_team(runtime, "Manila", "PH")
+    analyst = enrolled(runtime, "ana@centre.example", "analyst", team="Manila")
+    question = "Which platform did the second account use?"
+    with runtime.session_factory() as session:
+        writer, about = session.get(User, analyst.id), session.get(Tip, tips[None].id)
+        assert writer is not None and about is not None
+        Correspondence(
+            session, audit=runtime.audit(session), clock=runtime.clock, keyring=runtime.keyring
+        ).ask(writer, about, question, address=None)
+    app = create_app(partner_settings)
+    app.config["TESTING"] = True
+    try:
+        reader = sign_in_directly(
+            app, runtime, email="reader@agency-a.example", role="partner", agency_id=a.id
+        )
+        page = reader.client.get(f"/partner/tips/{about.id}").get_data(as_text=True)
+        assert question in page
+    finally:
+        app.extensions["tipline"].close(stop_gpg_agent=True)
+
 
 def test_export_partner_never_writes_over_a_folder_in_use(
     settings: Settings, runtime: Runtime, tmp_path: Path
@@ -159,5 +188,6 @@ def test_a_partner_home_that_cannot_be_completed_is_not_left_half_written(
             web_form_keyring=runtime.web_form_signer(),
             intake_fingerprint=intake_keyring.fingerprint,
             web_form_fingerprint="0" * 40,  # a key this host does not have
+            portal_fingerprint=intake_keyring.portal_fingerprint,
         )
     assert list(partner_home.iterdir()) == []

@@ -205,6 +205,7 @@ def test_init_stores_the_keys_pinned_before_keys_were_stored_and_names_those_it_
     for fingerprint, passphrase in (
         (intake_keyring.fingerprint, intake_keyring.passphrase),
         (intake_keyring.web_form_fingerprint, intake_keyring.web_form_passphrase),
+        (intake_keyring.portal_fingerprint, intake_keyring.web_form_passphrase),
     ):
         source = Keyring(intake_keyring.home, passphrase=passphrase)
         Keyring(gnupg_home, passphrase=passphrase).import_secret_key(

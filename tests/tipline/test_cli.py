@@ -34,6 +34,7 @@ def test_init_creates_everything_and_a_second_run_changes_nothing(
     assert first.returncode == 0, first.stderr
     assert "generated the intake key" in first.stdout
     assert "generated the web-form key" in first.stdout
+    assert "generated the portal key" in first.stdout
     assert "created secret blind_index_key" in first.stdout
     assert "created secret web_form_key_passphrase" in first.stdout
 

@@ -13,6 +13,7 @@ from referrals.intake.services import (
     WebFormKeyMissing,
     WebFormKeyService,
 )
+from referrals.messages.portal_key import PortalKeyMissing, PortalKeyService
 from tipline.cli.environment import initialised_runtime, read_settings
 from tipline.config import Face, gnupg_home_too_long
 from tipline.instance import export_partner_home
@@ -27,8 +28,9 @@ def face() -> None:
 @click.argument("target", type=click.Path(file_okay=False, path_type=Path))
 def face_export_partner(target: Path) -> None:
     """Write in TARGET the home of a partner-facing web host: a GnuPG home with the intake
-    public key and the web-form key pair, and the secrets that face needs. Nothing in it
-    decrypts a tip: not the intake secret key, its passphrase or the blind-index key."""
+    public key, the web-form key pair and the portal key pair (it reads the centre's messages
+    to partners), and the secrets that face needs. Nothing in it decrypts a tip: not the intake
+    secret key, its passphrase or the blind-index key."""
     target = target.absolute()
     if gnupg_home_too_long(target / "gnupg"):
         raise click.ClickException(f"{target} is too long a path for a GnuPG home: choose another")
@@ -40,8 +42,12 @@ def face_export_partner(target: Path) -> None:
                 web_form = WebFormKeyService(
                     session, keyring=runtime.web_form_signer(), clock=runtime.clock
                 )
+                portal = PortalKeyService(
+                    session, keyring=runtime.web_form_signer(), clock=runtime.clock
+                )
                 intake_fingerprint, web_form_fingerprint = intake.current(), web_form.current()
-            except (IntakeKeyMissing, WebFormKeyMissing) as exc:
+                portal_fingerprint = portal.current()
+            except (IntakeKeyMissing, WebFormKeyMissing, PortalKeyMissing) as exc:
                 raise click.ClickException(str(exc)) from None
         try:
             export_partner_home(
@@ -51,6 +57,7 @@ def face_export_partner(target: Path) -> None:
                 web_form_keyring=runtime.web_form_signer(),
                 intake_fingerprint=intake_fingerprint,
                 web_form_fingerprint=web_form_fingerprint,
+                portal_fingerprint=portal_fingerprint,
             )
         except (FileExistsError, CryptoError) as exc:
             raise click.ClickException(str(exc)) from None

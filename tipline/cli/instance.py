@@ -12,6 +12,7 @@ from referrals.intake.services import (
     WebFormKeyMissing,
     WebFormKeyService,
 )
+from referrals.messages.portal_key import PortalKeyMissing, PortalKeyService
 from tipline.cli.environment import (
     initialised_runtime,
     read_settings,
@@ -31,7 +32,7 @@ from tipline.runtime import Runtime
 @click.command()
 def init() -> None:
     """Create or upgrade everything under the home: schema, secrets, the intake key pair,
-    the web-form key pair.
+    the web-form and portal key pairs.
 
     Safe to run again: what exists is left as it is, and a second run changes nothing.
     """
@@ -69,8 +70,9 @@ def init() -> None:
 
 
 def _init_keys_for_all_hosts(runtime: Runtime) -> list[str]:
-    """``init``'s part for several hosts: the web-form key, and a copy in the database of each
-    agency key pinned before keys were kept there (from this host's keyring)."""
+    """``init``'s part for several hosts: the web-form and portal keys, and a copy in the
+    database of each agency key pinned before keys were kept there (from this host's
+    keyring)."""
     changes = []
     with runtime.session_factory() as session:
         service = WebFormKeyService(session, keyring=runtime.web_form_signer(), clock=runtime.clock)
@@ -80,6 +82,14 @@ def _init_keys_for_all_hosts(runtime: Runtime) -> list[str]:
             raise click.ClickException(str(exc)) from None
         if created:
             changes.append(f"generated the web-form key {fingerprint}")
+        # Under the web-form key's passphrase: both live on partner-facing hosts.
+        portal = PortalKeyService(session, keyring=runtime.web_form_signer(), clock=runtime.clock)
+        try:
+            fingerprint, created = portal.ensure()
+        except PortalKeyMissing as exc:
+            raise click.ClickException(str(exc)) from None
+        if created:
+            changes.append(f"generated the portal key {fingerprint}")
         agencies = AgencyService(
             session, keyring=runtime.keyring, clock=runtime.clock, audit=runtime.audit(session)
         )

@@ -10,7 +10,6 @@ import json
 import logging
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from crypto import CryptoError
@@ -25,6 +24,7 @@ from referrals.intake.services import (
     WebFormKeyService,
 )
 from referrals.messages.models import Direction, Message
+from referrals.messages.services import Correspondence
 from tipline import access, database, request_values
 from tipline.auth import kept_forms
 from tipline.auth.sessions import client_address
@@ -89,28 +89,27 @@ def tip(tip_id: str) -> str:
     if found is None:
         # Also for another agency's tip: whether it exists is not this partner's to know.
         abort(404)
-    messages = (
-        database.session()
-        .scalars(
-            select(Message)
-            .where(Message.tip_id == found.id, Message.direction == Direction.TO_PARTNER.value)
-            .order_by(Message.id)
-        )
-        .all()
-    )
+    rt = database.runtime()
+    session = database.session()
+    person = access.current_person()
+    assert person is not None  # noqa: S101 - the access rule let only a partner in
+    # The portal key (under the partner face's passphrase) opens the centre's messages.
+    thread = Correspondence(
+        session, audit=rt.audit(session), clock=rt.clock, keyring=rt.web_form_keyring
+    ).for_portal(found.agency_id, found.id, reader=person, address=client_address())
     return render_template(
         "partner/tip.html",
         tip=found,
         status_text=STATUS_TEXT.get(TipStatus(found.status), ""),
-        messages=messages,
+        messages=thread,
     )
 
 
 @blueprint.get("/tips/<tip_id>/messages/<int:message_id>.asc")
 @access.roles(Role.PARTNER)
 def message(tip_id: str, message_id: int) -> Response:
-    """A message from the centre as it was sealed: for the agency's key (this server holds no
-    key that could open it), to decrypt with ``gpg --decrypt``."""
+    """A message from the centre as it was sealed, to decrypt with ``gpg --decrypt`` and the
+    agency's key (and to verify the centre's signature on it)."""
     found = database.session().get(Message, message_id)
     if (
         found is None

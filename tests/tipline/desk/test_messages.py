@@ -170,7 +170,7 @@ def test_replies_only_to_ones_own_tips_and_only_openpgp(
     assert plain.get_json()["error"]["code"] == "not_an_openpgp_message"
 
 
-def test_the_partner_portal_lists_the_question_and_gives_it_sealed_for_the_agencys_key(
+def test_the_partner_portal_shows_the_question_and_gives_it_sealed_for_the_agencys_key(
     app: Flask,
     browser: Browser,
     send_tip: SendTip,
@@ -186,7 +186,15 @@ def test_the_partner_portal_lists_the_question_and_gives_it_sealed_for_the_agenc
     portal = signed_in_client(app, runtime, officer)
     page = portal.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
     assert "A request for more information" in page
-    assert QUESTION not in page  # this site cannot open it
+    # Opened with the portal key, in memory, for the agency's officer; the read is audited
+    # and the analyst sees the message was read.
+    assert QUESTION in page
+    [read] = audit_records(runtime, "message.read")
+    assert (read.actor, read.subject) == (f"user:{officer.id}", f"tip:{tip.id}")
+    with runtime.session_factory() as session:
+        [sent] = session.scalars(select(Message).where(Message.tip_id == tip.id)).all()
+        assert sent.fetched_at is not None
+    # The sealed original, for the agency's own gpg (which also checks the centre's signature).
     link = re.search(r'href="(/partner/tips/[^"]+\.asc)"', page)
     assert link
     download = portal.get(link.group(1))
@@ -197,3 +205,6 @@ def test_the_partner_portal_lists_the_question_and_gives_it_sealed_for_the_agenc
         runtime, "officer@agency-b.example", "partner", agency_id=agencies["agency-b"].id
     )
     assert signed_in_client(app, runtime, other).get(link.group(1)).status_code == 404
+    assert QUESTION not in (
+        signed_in_client(app, runtime, other).get(f"/partner/tips/{tip.id}").get_data(as_text=True)
+    )
