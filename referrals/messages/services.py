@@ -79,7 +79,8 @@ class Correspondence:
         Raises:
             MessageRefused: no text, too long, or the agency has no key to encrypt to.
         """
-        text = text.strip()
+        # As a browser sends a textarea (CRLF): paragraphs are told apart by blank lines.
+        text = text.replace("\r\n", "\n").strip()
         if not text:
             raise MessageRefused("Write what you need from the partner agency.")
         if len(text) > MAX_TEXT_CHARS:
