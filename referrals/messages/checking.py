@@ -1,5 +1,7 @@
 """A worker checks a partner's reply like a tip: encrypted to the current intake key, signed by a
-key pinned to the agency when it arrived; accepted, or refused with a reason for the partner."""
+key pinned to the agency when it arrived (or, for a reply an officer wrote in the portal, by the
+web-form key then valid, as for a web-form tip); accepted, or refused with a reason for the
+partner."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from crypto import CryptoError, Keyring, SignatureStatus
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
 from referrals.database import rows_matched
-from referrals.intake.models import AgencyKey, IntakeKey
+from referrals.intake.models import AgencyKey, IntakeKey, WebFormKey
 from referrals.messages.models import Message, MessageStatus
 
 #: A reply's size as received (armored) and decrypted: a message, not a file.
@@ -38,16 +40,23 @@ class ReplyChecker:
         )
         if intake is None:
             raise RuntimeError("no current intake key: run `tipline init`")
-        signers = {
-            row.fingerprint: row.public_key
-            for row in self.session.execute(
-                select(AgencyKey.fingerprint, AgencyKey.public_key).where(
-                    AgencyKey.agency_id == message.agency_id,
-                    AgencyKey.pinned_at <= message.created_at,
-                    (AgencyKey.retired_at.is_(None)) | (AgencyKey.retired_at > message.created_at),
-                )
+        arrived = message.created_at
+        if message.submitted_by_user_id is None:
+            # By the API: a key pinned to the agency when it arrived.
+            keys = select(AgencyKey.fingerprint, AgencyKey.public_key).where(
+                AgencyKey.agency_id == message.agency_id,
+                AgencyKey.pinned_at <= arrived,
+                (AgencyKey.retired_at.is_(None)) | (AgencyKey.retired_at > arrived),
             )
-        }
+            unsigned = "the reply is not signed by your agency's registered key"
+        else:
+            # Written in the portal: the portal sealed it with the web-form key valid then.
+            keys = select(WebFormKey.fingerprint, WebFormKey.public_key).where(
+                WebFormKey.created_at <= arrived,
+                (WebFormKey.retired_at.is_(None)) | (WebFormKey.retired_at > arrived),
+            )
+            unsigned = "the reply is not signed by the centre's web-form key"
+        signers = {row.fingerprint: row.public_key for row in self.session.execute(keys)}
         for fingerprint, armored in signers.items():
             keyring.make_available(fingerprint, armored)
         reason = None
@@ -60,7 +69,7 @@ class ReplyChecker:
                 opened.signature_status == SignatureStatus.VALID
                 and opened.signer_fingerprint in signers
             ):
-                reason = "the reply is not signed by your agency's registered key"
+                reason = unsigned
             elif len(opened.plaintext) > MAX_REPLY_BYTES:
                 reason = f"the reply is larger than {MAX_REPLY_BYTES} bytes"
             else:

@@ -55,6 +55,9 @@ class Message(Base):
     key_fingerprint: Mapped[str | None] = mapped_column(String(40), default=None)
     # Ours: when the partner first fetched it (the writer sees it was read).
     fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Theirs, written in the portal: the officer who wrote it (the portal sealed it with the
+    # web-form key, which a reply may carry only then); None for a reply sent by the API.
+    submitted_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
 
 
 class PortalKey(Base):

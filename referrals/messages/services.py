@@ -226,9 +226,90 @@ class Correspondence:
             self.session.commit()
         return entries
 
-    def receive_reply(self, agency_id: int, tip_id: str, armored: bytes) -> Message:
+    def replies(self, agency_id: int, tip_id: str) -> list[Message]:
+        """The agency's replies about its tip, oldest first, with where each check stands."""
+        return list(
+            self.session.scalars(
+                select(Message)
+                .where(
+                    Message.tip_id == tip_id,
+                    Message.agency_id == agency_id,
+                    Message.direction == Direction.FROM_PARTNER.value,
+                )
+                .order_by(Message.id)
+            )
+        )
+
+    def reply_in_portal(
+        self,
+        person: User,
+        tip_id: str,
+        text: str,
+        *,
+        intake_fingerprint: str,
+        web_form_fingerprint: str,
+        address: str | None,
+    ) -> Message:
+        """An officer's answer written in the portal: sealed here in memory (encrypted to the
+        intake key, signed with the web-form key: ``keyring`` is the partner face's), then
+        stored and checked like any reply.
+
+        Raises:
+            LookupError: no such tip of the officer's agency.
+            MessageRefused: no text, too long, the tip was rejected, or it could not be sealed.
+        """
+        text = text.replace("\r\n", "\n").strip()
+        if not text:
+            raise MessageRefused("Write your answer to the centre.")
+        if len(text) > MAX_TEXT_CHARS:
+            raise MessageRefused(f"Write at most {MAX_TEXT_CHARS:,} characters.")
+        if person.agency_id is None:
+            raise LookupError(tip_id)
+        tip = self.session.get(Tip, tip_id)
+        if tip is None or tip.agency_id != person.agency_id:
+            raise LookupError(tip_id)
+        document = {
+            "schema": SCHEMA,
+            "kind": MessageKind.REPLY.value,
+            "tip_id": tip.id,
+            "tracking_number": tip.tracking_number,
+            "sent_at": self.clock.now().isoformat(),
+            "text": text,
+        }
+        try:
+            armored = self._keyring().encrypt(
+                json.dumps(document, ensure_ascii=False).encode("utf-8"),
+                [intake_fingerprint],
+                sign_with=web_form_fingerprint,
+            )
+        except CryptoError as exc:
+            logger.error("portal reply not sealed (%s): nothing stored", type(exc).__name__)
+            raise MessageRefused(
+                "Your answer could not be sealed on our side, so nothing was sent. Try again in a "
+                "few minutes; if it keeps failing, tell the centre."
+            ) from None
+        return self.receive_reply(
+            person.agency_id,
+            tip_id,
+            armored.encode("ascii"),
+            submitted_by=person,
+            address=address,
+        )
+
+    def receive_reply(
+        self,
+        agency_id: int,
+        tip_id: str,
+        armored: bytes,
+        *,
+        submitted_by: User | None = None,
+        address: str | None = None,
+    ) -> Message:
         """Store a partner's reply as it came (nothing is decrypted here), commit, then queue
         its check.
+
+        Args:
+            submitted_by: the officer who wrote it in the portal (None: sent by the API).
 
         Raises:
             LookupError: no such tip of this agency.
@@ -249,14 +330,16 @@ class Correspondence:
             status=MessageStatus.RECEIVED.value,
             armored=bytes(armored),
             created_at=self.clock.now(),
+            submitted_by_user_id=submitted_by.id if submitted_by is not None else None,
         )
         self.session.add(message)
         self.session.flush()
         self.audit.record(
             "message.received",
-            actor=f"agency:{agency_id}",
+            actor=f"user:{submitted_by.id}" if submitted_by is not None else f"agency:{agency_id}",
             subject=f"tip:{tip_id}",
-            details={"message": message.id},
+            address=address,
+            details={"message": message.id, "via": "portal" if submitted_by else "api"},
         )
         self.session.commit()
         if self.queue is not None:

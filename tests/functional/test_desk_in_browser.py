@@ -134,7 +134,7 @@ def test_an_analyst_asks_the_agency_and_its_officer_reads_the_question_in_the_po
     portal.set_default_timeout(30_000)
     _sign_in(portal, live, runtime, officer)
     portal.goto(f"{live.url}/partner/tips/{tip.id}")
-    messages = portal.get_by_role("region", name="Messages from the centre")
+    messages = portal.get_by_role("region", name="Messages with the centre")
     text = messages.inner_text()
     assert "Can you send the chat logs of 12 March?" in text
     assert "And the suspect's second number?" in text

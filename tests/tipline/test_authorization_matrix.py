@@ -144,6 +144,9 @@ TABLE: dict[tuple[str, str], Case] = {
         values=lambda w: {"tip_id": w.tip_id, "message_id": 1},
         tip_content=True,
     ),  # no message yet: "not found"
+    ("partner.reply", "POST"): Case(
+        only(*PARTNERS, ok=400, partner_b=404), values=_tip, tip_content=True
+    ),  # an empty answer is refused; another agency's tip is "not found"
     ("partner.new_tip", "GET"): Case(only(*PARTNERS), tip_content=True),
     ("partner.new_tip", "POST"): Case(only(*PARTNERS, ok=400), tip_content=True),  # empty form
     # Administration: admins only.

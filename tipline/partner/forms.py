@@ -290,3 +290,16 @@ class TipForm(FlaskForm):
         if len(found) > MAX_SELECTORS:
             raise ValidationError(f"Give at most {MAX_SELECTORS} selectors.")
         return found
+
+
+class ReplyForm(FlaskForm):
+    """An officer's answer to the centre about one of the agency's tips."""
+
+    text = TextAreaField(
+        "Your answer to the centre",
+        validators=[
+            DataRequired("Write your answer to the centre."),
+            Length(max=10_000, message="Write at most 10,000 characters."),
+        ],
+        render_kw={"rows": 6},
+    )

@@ -24,11 +24,11 @@ from referrals.intake.services import (
     WebFormKeyService,
 )
 from referrals.messages.models import Direction, Message
-from referrals.messages.services import Correspondence
+from referrals.messages.services import Correspondence, MessageRefused
 from tipline import access, database, request_values
 from tipline.auth import kept_forms
 from tipline.auth.sessions import client_address
-from tipline.partner.forms import SELECTOR_HINT, TipForm, new_submission_nonce
+from tipline.partner.forms import SELECTOR_HINT, ReplyForm, TipForm, new_submission_nonce
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,57 @@ def tips() -> str:
 @blueprint.get("/tips/<tip_id>")
 @access.roles(Role.PARTNER)
 def tip(tip_id: str) -> str:
+    return _tip_page(tip_id, ReplyForm())
+
+
+@blueprint.post("/tips/<tip_id>/messages")
+@access.roles(Role.PARTNER)
+def reply(tip_id: str) -> Response | tuple[str, int]:
+    """The officer's answer, sealed here (encrypted to the intake key, signed with the web-form
+    key) and then checked by a worker like any reply."""
+    form = ReplyForm()
+    found = _receiver().find(_agency_id(), tip_id)
+    if found is None:
+        abort(404)
+    if form.validate_on_submit():
+        rt = database.runtime()
+        session = database.session()
+        person = access.current_person()
+        assert person is not None  # noqa: S101 - the access rule let only a partner in
+        try:
+            if rt.web_form_keyring is None:
+                raise WebFormKeyMissing("this process was not given the web-form key's passphrase")
+            web_form = WebFormKeyService(session, keyring=rt.web_form_keyring, clock=rt.clock)
+            intake = IntakeKeyService(session, keyring=rt.keyring, clock=rt.clock)
+            Correspondence(
+                session,
+                audit=rt.audit(session),
+                clock=rt.clock,
+                keyring=rt.web_form_keyring,
+                queue=rt.queue,
+            ).reply_in_portal(
+                person,
+                found.id,
+                form.text.data or "",
+                intake_fingerprint=intake.for_encrypting(),
+                web_form_fingerprint=web_form.current(),
+                address=client_address(),
+            )
+        except (IntakeKeyMissing, WebFormKeyMissing) as exc:
+            logger.error("portal reply not sealed (%s): nothing stored", type(exc).__name__)
+            form.text.errors = [
+                "Your answer could not be sealed on our side, so nothing was sent. Try again "
+                "in a few minutes; if it keeps failing, tell the centre."
+            ]
+        except MessageRefused as exc:
+            form.text.errors = [str(exc)]
+        else:
+            flash("Your answer was sent to the centre.", "info")
+            return redirect(url_for("partner.tip", tip_id=found.id))
+    return _tip_page(tip_id, form), 400
+
+
+def _tip_page(tip_id: str, form: ReplyForm) -> str:
     found = _receiver().find(_agency_id(), tip_id)
     if found is None:
         # Also for another agency's tip: whether it exists is not this partner's to know.
@@ -97,11 +148,20 @@ def tip(tip_id: str) -> str:
     thread = Correspondence(
         session, audit=rt.audit(session), clock=rt.clock, keyring=rt.web_form_keyring
     ).for_portal(found.agency_id, found.id, reader=person, address=client_address())
+    replies = Correspondence(session, audit=rt.audit(session), clock=rt.clock).replies(
+        found.agency_id, found.id
+    )
+    # One conversation, in the order it happened: the centre's messages and the agency's replies.
+    conversation = sorted(
+        [(entry.message, entry.text) for entry in thread] + [(r, None) for r in replies],
+        key=lambda item: (item[0].created_at, item[0].id),
+    )
     return render_template(
         "partner/tip.html",
         tip=found,
         status_text=STATUS_TEXT.get(TipStatus(found.status), ""),
-        messages=thread,
+        conversation=conversation,
+        reply_form=form,
     )
 
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from referrals.intake.models import Tip
+from referrals.intake.models import Tip, WebFormKey
 from referrals.messages import tasks
 from referrals.messages.models import Message
 from tests.conftest import IntakeKeyring, RegisteredAgency
@@ -185,7 +185,7 @@ def test_the_partner_portal_shows_the_question_and_gives_it_sealed_for_the_agenc
     )
     portal = signed_in_client(app, runtime, officer)
     page = portal.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
-    assert "A request for more information" in page
+    assert "a request for more information" in page
     # Opened with the portal key, in memory, for the agency's officer; the read is audited
     # and the analyst sees the message was read.
     assert QUESTION in page
@@ -207,4 +207,99 @@ def test_the_partner_portal_shows_the_question_and_gives_it_sealed_for_the_agenc
     assert signed_in_client(app, runtime, other).get(link.group(1)).status_code == 404
     assert QUESTION not in (
         signed_in_client(app, runtime, other).get(f"/partner/tips/{tip.id}").get_data(as_text=True)
+    )
+
+
+def test_an_officer_answers_in_the_portal_and_the_answer_is_checked_and_joins_the_thread(
+    app: Flask,
+    browser: Browser,
+    send_tip: SendTip,
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    intake_keyring: IntakeKeyring,
+) -> None:
+    # The web-form key on record since before this test's clock (the fixture recorded it at
+    # the machine's time, later than the desk's manual clock).
+    with runtime.session_factory.begin() as session:
+        session.execute(update(WebFormKey).values(created_at=runtime.clock.now()))
+    tip = send_tip()
+    ask(browser, tip)
+    a = agencies["agency-a"]
+    officer = enrolled(runtime, "officer@agency-a.example", "partner", agency_id=a.id)
+    portal = signed_in_client(app, runtime, officer)
+    page = portal.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
+    empty = portal.post(f"/partner/tips/{tip.id}/messages", data={"csrf_token": csrf(page)})
+    assert empty.status_code == 400
+    assert "Write your answer to the centre." in empty.get_data(as_text=True)
+
+    sent = portal.post(
+        f"/partner/tips/{tip.id}/messages",
+        data={"csrf_token": csrf(page), "text": ANSWER.replace(". ", ".\r\n\r\n", 1)},
+    )
+    assert sent.status_code == 302
+    with runtime.session_factory() as session:
+        [reply] = session.scalars(select(Message).where(Message.direction == "from_partner"))
+        # Sealed in memory: nothing of the answer is stored in clear.
+        assert b"Second number" not in reply.armored
+        assert reply.submitted_by_user_id == officer.id
+    [received] = audit_records(runtime, "message.received")
+    assert (received.actor, received.details) == (
+        f"user:{officer.id}",
+        {"message": reply.id, "via": "portal"},
+    )
+    assert "Being checked." in portal.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
+
+    assert tasks.check_reply(runtime.job_context(), reply.id) is None
+    with runtime.session_factory() as session:
+        checked = session.get(Message, reply.id)
+        assert checked is not None
+        assert (checked.status, checked.reason) == ("accepted", None)
+        assert checked.key_fingerprint == intake_keyring.web_form_fingerprint
+    assert "Received by the centre." in portal.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
+    staff = browser("ana").get(f"/desk/tips/{tip.id}").get_data(as_text=True)
+    assert "Attached separately: the logs." in staff and "Second number" in staff
+
+    # Another agency's officer cannot answer about this tip.
+    other = signed_in_client(
+        app,
+        runtime,
+        enrolled(runtime, "officer@agency-b.example", "partner", agency_id=agencies["agency-b"].id),
+    )
+    other_page = other.get("/partner/tips/new").get_data(as_text=True)
+    refused = other.post(
+        f"/partner/tips/{tip.id}/messages", data={"csrf_token": csrf(other_page), "text": "x"}
+    )
+    assert refused.status_code == 404
+
+
+def test_a_reply_sent_by_the_api_signed_with_the_web_form_key_is_refused(
+    send_tip: SendTip,
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+    intake_keyring: IntakeKeyring,
+    runtime: Runtime,
+) -> None:
+    """The web-form key speaks for an officer only in the portal: a reply sent by the API in
+    its name (from a stolen partner-facing host, say) is not the agency's."""
+    tip = send_tip()
+    a = agencies["agency-a"]
+    assert runtime.web_form_keyring is not None
+    sealed = runtime.web_form_keyring.encrypt(
+        ANSWER.encode(),
+        [intake_keyring.fingerprint],
+        sign_with=intake_keyring.web_form_fingerprint,
+    )
+    sent = client.post(
+        f"/api/v1/tips/{tip.id}/messages",
+        data=sealed,
+        content_type="application/pgp-encrypted",
+        headers=a.headers,
+    )
+    assert sent.status_code == 202
+    reply = sent.get_json()
+    tasks.check_reply(runtime.job_context(), reply["id"])
+    checked = client.get(reply["status_url"], headers=a.headers).get_json()
+    assert (checked["status"], checked["reason"]) == (
+        "rejected",
+        "the reply is not signed by your agency's registered key",
     )

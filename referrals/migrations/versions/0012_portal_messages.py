@@ -1,4 +1,5 @@
-"""The portal key: what the partner portal reads the centre's messages with.
+"""The partner portal's messages: the portal key it reads the centre's with, and who wrote a
+reply sealed in the portal.
 
 Revision ID: 0012
 Revises: 0011
@@ -27,7 +28,18 @@ def upgrade() -> None:
         sa.Column("retired_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("fingerprint", name=op.f("pk_portal_keys")),
     )
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("submitted_by_user_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(
+            op.f("fk_messages_submitted_by_user_id_users"),
+            "users",
+            ["submitted_by_user_id"],
+            ["id"],
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_constraint(op.f("fk_messages_submitted_by_user_id_users"), type_="foreignkey")
+        batch.drop_column("submitted_by_user_id")
     op.drop_table("portal_keys")
