@@ -147,3 +147,15 @@ def test_an_analyst_asks_the_agency_and_its_officer_reads_the_question_in_the_po
 
     desk.reload()
     assert "fetched" in thread.inner_text() and "not fetched yet" not in thread.inner_text()
+
+    # The officer answers on the same page; a worker checks it; the analyst reads it.
+    portal.get_by_label("Your answer to the centre").fill("The logs follow by courier.")
+    portal.get_by_role("button", name="Send the answer").click()
+    assert portal.get_by_role("status").inner_text() == "Your answer was sent to the centre."
+    assert "Being checked." in messages.inner_text()
+    runtime.queue.worker(runtime.job_context()).work(burst=True)
+    portal.reload()
+    assert "Received by the centre." in messages.inner_text()
+    portal.screenshot(path=str(tmp_path / "portal-answered.png"), full_page=True)
+    desk.reload()
+    assert "The logs follow by courier." in thread.inner_text()
