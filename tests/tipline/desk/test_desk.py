@@ -138,6 +138,8 @@ def test_content_asks_for_a_code_after_a_quiet_period_not_while_reading_on(
     answer = ana.get(f"/desk/tips/{tip.id}")
     assert answer.status_code == 302
     assert answer.headers["Location"].startswith("/login/step-up?next=/desk/tips/")
+    # Pages that show no content never ask for it: the queue is still there.
+    assert ana.get("/desk").status_code == 200
 
 
 def test_accepting_opens_a_referral_and_the_partner_sees_it_accepted(
