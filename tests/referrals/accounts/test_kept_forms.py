@@ -67,6 +67,21 @@ def test_the_owner_gets_the_fields_back_in_order_and_only_once(
     assert session.scalars(select(KeptForm)).all() == []
 
 
+def test_two_forms_of_one_person_on_one_page_come_back_each_to_its_own_ticket(
+    accounts: AccountService, session: Session, clock: ManualClock
+) -> None:
+    """Two tabs of the same form timed out: taking one leaves the other for its tab."""
+    ana, _ = _two_people(accounts)
+    kept = KeptForms(session, clock=clock)
+    first = kept.keep(user_id=ana, path=PAGE, fields=FIELDS)
+    second = kept.keep(user_id=ana, path=PAGE, fields=[("summary", "The other tab.")])
+    assert first is not None and second is not None
+    back = kept.take(second, user_id=ana, path=PAGE)
+    assert back is not None and back.fields == [("summary", "The other tab.")]
+    again = kept.take(first, user_id=ana, path=PAGE)
+    assert again is not None and again.fields == FIELDS
+
+
 def test_an_expired_form_is_not_given_back_and_is_swept(
     accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
