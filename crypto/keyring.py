@@ -871,8 +871,7 @@ class Keyring:
         The plaintext's integrity is known only once gpg has read the whole message: if it
         fails, or the output passes ``max_bytes``, the generator raises after what it has
         already yielded, so a caller streaming it must abandon what it sent (an HTTP answer
-        cut short). Closing the generator early stops reading (gpg is left to finish into the
-        void).
+        cut short). Closing the generator early stops gpg.
 
         Raises:
             DecryptError: corrupt or tampered ciphertext, or not to any key we hold.
@@ -885,28 +884,36 @@ class Keyring:
         # would be plaintext streamed as if decrypted). Nothing is yielded before this.
         read_encrypted_file(path, max_session_keys=self._max_session_keys)
         # A GPG object of its own: python-gnupg's data callback is an attribute of the object,
-        # and other requests share this keyring's.
-        gpg = self._open(self.home, self._gpg_binary)
+        # and other requests share this keyring's. Making one runs gpg (its version).
+        try:
+            gpg = self._open(self.home, self._gpg_binary)
+        except OSError as exc:
+            raise GnuPGError("gpg could not be run") from exc
         # The gpg process, to stop it when the reader goes away or gives up (python-gnupg
         # would otherwise let it run to its end, however long).
         processes: list[subprocess.Popen[bytes]] = []
         spawn = gpg._open_subprocess
 
         def spawn_and_keep(*args: Any, **kwargs: Any) -> Any:
-            process = spawn(*args, **kwargs)
+            process = spawn(
+                *args,
+                # python-gnupg passes none: dropping them would change nothing.
+                **kwargs,  # pragma: no mutate
+            )
             processes.append(process)
             return process
 
         gpg._open_subprocess = spawn_and_keep
         gpg.buffer_size = chunk_bytes
-        chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        # A few chunks ahead of the reader: 8 or 9 makes no difference anyone could see.
+        chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)  # pragma: no mutate
         abandoned = threading.Event()
 
         def on_data(data: bytes) -> bool:
             # Not kept by python-gnupg (False): handed to the reader, who may have gone.
             while not abandoned.is_set():
                 try:
-                    chunks.put(data or None, timeout=0.5)
+                    chunks.put(data or None, timeout=_ROOM_CHECK_SECONDS)
                     break
                 except queue.Full:
                     continue
@@ -931,7 +938,11 @@ class Keyring:
                 with contextlib.suppress(queue.Full):
                     chunks.put(None, timeout=PATIENT_SECONDS)
 
-        worker = threading.Thread(target=run, name="gpg-decrypt-stream", daemon=True)
+        worker = threading.Thread(
+            target=run,
+            name="gpg-decrypt-stream",  # pragma: no mutate (for debuggers only)
+            daemon=True,
+        )
         worker.start()
         try:
             while True:
@@ -978,6 +989,10 @@ class Keyring:
 
 # How long a streaming decryption waits on gpg before giving up on it (a stalled gpg-agent).
 PATIENT_SECONDS = 120
+
+# How often a streaming decryption waiting for room for a chunk looks whether the reader has
+# gone. Any short interval will do (it is not mutated: mutmut leaves module constants alone).
+_ROOM_CHECK_SECONDS = 0.5
 
 # libgpg-error codes (low 16 bits of an ERROR status) meaning "the secret key is locked".
 # BAD_PASSPHRASE, INV_PASSPHRASE, NO_PIN_ENTRY, BAD_PIN, CANCELED, NO_PASSPHRASE, NO_PIN.
