@@ -79,3 +79,18 @@ def test_recording_raises_floors_never_lowers_them_and_keeps_areas_not_run(
     status, recorded = _run(tmp_path, lower, "--record")
     assert status == 1  # 50 % is below the floor of 66.67 % the first run set
     assert recorded["crypto"]["floor"] == 0.6667
+
+
+def test_an_area_the_run_judged_nothing_of_keeps_its_recorded_figures(tmp_path: Path) -> None:
+    """A run of some areas only (mutmut's name patterns) lists the others' mutants as not
+    checked: that must neither fail those areas nor overwrite what they had."""
+    status, before = _run(tmp_path, RESULTS, "--record")
+    assert status == 0
+    others_not_checked = (
+        "    crypto.keyring.x_decrypt__mutmut_1: not checked\n"
+        "    referrals.audit.services.x_chain_hash__mutmut_1: killed\n"
+    )
+    status, after = _run(tmp_path, others_not_checked, "--record")
+    assert status == 0
+    assert after["crypto"] == before["crypto"]
+    assert after["audit log"]["caught"] == 1
