@@ -17,8 +17,8 @@ is routed, authorised, rendered and audited as in production, without the networ
   * the queue page, first page and a deep keyset page (10,000 tips down), each with and
     without filters (priority, has matches, unassigned): target p95 < 50 ms;
   * opening a tip, decryption included: target p50 < 100 ms;
-  * correlating a new tip's 3 selectors against everything held (in a transaction that is
-    rolled back): target < 10 ms;
+  * correlating a new tip's 3 selectors against everything held (timed inside a transaction
+    already open, as processing calls it, then rolled back): target < 10 ms;
 each beside the same run's trivial endpoint (the signed-in home page: the app's own
 per-request cost of a session, an access check and a template).
 """
@@ -319,20 +319,28 @@ def main() -> None:
                     "JOIN tips ON tips.id = s.tip_id WHERE tips.tracking_number LIKE 'TB%' "
                     "ORDER BY s.id DESC LIMIT :n"
                 ),
-                {"n": 3 * (options.requests + 5)},
+                {"n": 3 * (options.requests + 10)},
             ).all()
         new_tip = real[-1]
-        trials = iter(range(options.requests + 5))
+        trials = iter(range(options.requests + 10))
 
-        def correlate() -> None:
+        def correlate() -> float:
+            """One tip's registration, timed inside a transaction already open (as processing
+            calls it); the transaction is rolled back, so every trial meets the same data."""
             n = next(trials)
             chosen = {row.blind_index: row.selector_type for row in samples[3 * n : 3 * n + 3]}
             with runtime.session_factory() as session:
+                session.execute(sa.text("SELECT 1"))
+                started = time.perf_counter()
                 Correlator(session, clock=runtime.clock).register(new_tip, chosen, cap=50)
+                lap = (time.perf_counter() - started) * 1000
                 session.rollback()
+            return lap
 
-        report("correlating a new tip (3 selectors)", timed(options.requests, correlate),
-               baseline, "< 10 ms")  # fmt: skip
+        for _ in range(5):
+            correlate()  # warm, as timed() does
+        laps = [correlate() for _ in range(options.requests)]
+        report("correlating a new tip (3 selectors)", laps, baseline, "< 10 ms")
     finally:
         if runtime is not None:
             runtime.close()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, String, func, insert, literal, select, union_all
+from sqlalchemy import Select, String, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,8 +27,6 @@ from referrals.triage.models import SelectorRule, SelectorValue, TipLink
 
 #: The most tips one allowed value links a new tip to (the most recent).
 ALLOWED_LINKS = 500
-#: Values whose links are written in one statement.
-LINK_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -82,31 +80,42 @@ class Correlator:
             for index, (count, rule) in counts.items()
             if rule == SelectorRule.ALLOWED or count <= cap
         ]
-        linked: set[str] = set()
-        # A statement per batch of values (SQLite allows 500 terms in a compound SELECT, and a
-        # tip may carry 500 selectors): each value's most recent earlier tips (a subquery each,
-        # for its own LIMIT), inserted, and returned to be counted.
-        for start in range(0, len(linkable), LINK_BATCH):
-            per_value = [
+        # Most values are carried by few tips: all their earlier tips are linked by one cached
+        # statement. A value carried by more than ALLOWED_LINKS tips (allowed past the cap, or
+        # under a cap set that high) links its most recent ALLOWED_LINKS, a statement each.
+        # Each statement returns what it wrote, to be counted.
+        few = [index for index in linkable if counts[index][0] <= ALLOWED_LINKS]
+        many = [index for index in linkable if counts[index][0] > ALLOWED_LINKS]
+        columns = ["tip_id", "earlier_tip_id", "blind_index", "selector_type", "linked_at"]
+        statements = []
+        if few:
+            statements.append(
                 select(
-                    literal(tip_id, String).label("tip_id"),
-                    TipSelector.tip_id.label("earlier_tip_id"),
-                    literal(index, String).label("blind_index"),
-                    literal(selectors[index], String).label("selector_type"),
-                    literal(now, UTCDateTime()).label("linked_at"),
-                )
-                .where(TipSelector.blind_index == index, TipSelector.tip_id != tip_id)
-                .order_by(TipSelector.id.desc())
-                .limit(ALLOWED_LINKS)
-                .subquery()
-                for index in linkable[start : start + LINK_BATCH]
-            ]
+                    literal(tip_id, String),
+                    TipSelector.tip_id,
+                    TipSelector.blind_index,
+                    TipSelector.selector_type,
+                    literal(now, UTCDateTime()),
+                ).where(TipSelector.blind_index.in_(few), TipSelector.tip_id != tip_id)
+            )
+        statements += [
+            select(
+                literal(tip_id, String),
+                TipSelector.tip_id,
+                TipSelector.blind_index,
+                TipSelector.selector_type,
+                literal(now, UTCDateTime()),
+            )
+            .where(TipSelector.blind_index == index, TipSelector.tip_id != tip_id)
+            .order_by(TipSelector.id.desc())
+            .limit(ALLOWED_LINKS)
+            for index in many
+        ]
+        linked: set[str] = set()
+        for earlier in statements:
             written = self.session.execute(
                 insert(TipLink)
-                .from_select(
-                    ["tip_id", "earlier_tip_id", "blind_index", "selector_type", "linked_at"],
-                    union_all(*(select(*value.c) for value in per_value)),
-                )
+                .from_select(columns, earlier)
                 .returning(TipLink.earlier_tip_id, TipLink.blind_index)
             )
             linked.update(
@@ -131,31 +140,39 @@ class Correlator:
             if self.session.get_bind().dialect.name == "postgresql"
             else sqlite.insert
         )
-        values = insert_into(SelectorValue).values(
-            [
-                {
-                    "blind_index": index,
-                    "selector_type": selectors[index],
-                    "tip_count": 1,
-                    "first_seen_at": now,
-                    "last_seen_at": now,
-                }
-                # Sorted: the order the rows (and their locks) are taken in.
-                for index in sorted(selectors)
-            ]
-        )
-        statement = values.on_conflict_do_update(
+        upsert = insert_into(SelectorValue)
+        statement = upsert.on_conflict_do_update(
             index_elements=[SelectorValue.blind_index],
             set_={
                 "tip_count": SelectorValue.tip_count + 1,
-                "last_seen_at": now,
+                "last_seen_at": upsert.excluded.last_seen_at,
                 # A value excluded in advance has no first sighting yet.
-                "first_seen_at": func.coalesce(SelectorValue.first_seen_at, now),
+                "first_seen_at": func.coalesce(
+                    SelectorValue.first_seen_at, upsert.excluded.first_seen_at
+                ),
             },
-        ).returning(SelectorValue.blind_index, SelectorValue.tip_count, SelectorValue.rule)
+        ).returning(
+            SelectorValue.blind_index,
+            SelectorValue.tip_count,
+            SelectorValue.rule,
+            # SQLAlchemy sends the rows as one multi-row INSERT, in this order: the order the
+            # rows (and their locks) are taken in. One statement whatever the rows, so it is
+            # compiled once and cached (rows written into it would be compiled every time).
+            sort_by_parameter_order=True,
+        )
+        rows = [
+            {
+                "blind_index": index,
+                "selector_type": selectors[index],
+                "tip_count": 1,
+                "first_seen_at": now,
+                "last_seen_at": now,
+            }
+            for index in sorted(selectors)
+        ]
         return {
             row.blind_index: (int(row.tip_count), row.rule)
-            for row in self.session.execute(statement)
+            for row in self.session.connection().execute(statement, rows)
         }
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import insert, select, text
 
 from crypto import InvalidSelector
 from referrals.intake.models import TipSelector
+from referrals.triage import correlation
 from referrals.triage.correlation import (
     Correlator,
     SelectorRulings,
@@ -76,8 +77,8 @@ def test_a_later_tip_links_to_each_earlier_one_by_what_they_share(
 def test_a_tip_with_as_many_selectors_as_a_document_allows_links_by_every_one(
     runtime: Runtime, make_tip: MakeTip
 ) -> None:
-    """500 selectors (the schema's most), each shared with a different earlier tip: every
-    value links, across the batches its links are written in."""
+    """500 selectors (the schema's most), each shared with an earlier tip: every value
+    links, in the one statement that writes the links of values carried by few tips."""
     values = [index(runtime, "email", f"person{i}@example.org") for i in range(500)]
     earlier = [make_tip() for _ in range(3)]
     for i, value in enumerate(values):
@@ -171,6 +172,34 @@ def test_past_the_cap_a_value_stops_linking_until_it_is_allowed(
         )
         assert rulings(runtime, session).over_correlating(cap=3) == []
     assert register(runtime, tips[4], {shared: "ip"}, cap=3) == 4
+
+
+def test_a_value_carried_by_more_tips_than_the_link_limit_links_the_most_recent(
+    runtime: Runtime, make_tip: MakeTip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An allowed value shared by thousands of tips must not make a tip's processing
+    unbounded: past ALLOWED_LINKS (3 here, 500 in production) only the most recent link."""
+    monkeypatch.setattr(correlation, "ALLOWED_LINKS", 3)
+    shared = index(runtime, "ip", "203.0.113.9")
+    other = index(runtime, "phone", PHONE)
+    tips = [make_tip() for _ in range(6)]
+    with runtime.session_factory.begin() as session:
+        rulings(runtime, session).exclude_value(
+            "ip", "203.0.113.9", platform=None, default_region=None, actor="user:1", address=None
+        )
+        rulings(runtime, session).rule(
+            reference_of(shared), SelectorRule.ALLOWED, actor="user:1", address=None
+        )
+    for tip in tips[:5]:
+        register(runtime, tip, {shared: "ip"})
+    register(runtime, tips[1], {other: "phone"})
+    assert register(runtime, tips[5], {shared: "ip", other: "phone"}) == 4
+    assert links(runtime, tips[5]) == {
+        (tips[4], "ip"),
+        (tips[3], "ip"),
+        (tips[2], "ip"),
+        (tips[1], "phone"),
+    }
 
 
 def test_a_ruling_needs_a_reference_that_names_one_value(runtime: Runtime) -> None:
