@@ -23,7 +23,7 @@ from crypto import CryptoError, Keyring
 from referrals.accounts.models import User
 from referrals.audit.services import AuditLog
 from referrals.clock import Clock
-from referrals.intake.models import Agency, IntakeKey, Tip, TipStatus
+from referrals.intake.models import Agency, IntakeKey, Tip, TipStatus, WebFormKey
 from referrals.jobs import JobQueue
 from referrals.messages import tasks
 from referrals.messages.checking import MAX_REPLY_BYTES
@@ -181,35 +181,42 @@ class Correspondence:
     def for_portal(
         self, agency_id: int, tip_id: str, *, reader: User, address: str | None
     ) -> list[ThreadEntry]:
-        """The centre's messages to the agency about its tip, oldest first, for an officer of
-        the agency in the portal: decrypted in memory with the portal key (``keyring``: the
-        partner face's) where it can, and only if the intake key signed them (a message it
-        cannot read or trust is listed without its text, to download sealed). Reading is
-        audited; a message's first reading is recorded as its fetch (committed)."""
+        """The conversation about the agency's tip, oldest first, for an officer of the agency
+        in the portal, decrypted in memory with the portal key (``keyring``: the partner
+        face's) where it can: the centre's messages signed by the intake key, and the answers
+        officers wrote in the portal, signed by the web-form key. Anything else (a reply sent
+        by the API, sealed for the intake key only; a message it cannot read or trust) is
+        listed without its text. Reading the centre's messages is audited, and their first
+        reading is recorded as their fetch (committed)."""
         messages: Sequence[Message] = self.session.scalars(
             select(Message)
-            .where(
-                Message.tip_id == tip_id,
-                Message.agency_id == agency_id,
-                Message.direction == Direction.TO_PARTNER.value,
-            )
+            .where(Message.tip_id == tip_id, Message.agency_id == agency_id)
             .order_by(Message.id)
         ).all()
         if not messages:
             return []
-        signers = set(self.session.scalars(select(IntakeKey.fingerprint)))
+        centre = set(self.session.scalars(select(IntakeKey.fingerprint)))
+        portal = set(self.session.scalars(select(WebFormKey.fingerprint)))
         entries = []
         for message in messages:
+            ours = message.direction == Direction.TO_PARTNER.value
             text = None
-            if self.keyring is not None:
+            readable = ours or message.submitted_by_user_id is not None
+            if readable and self.keyring is not None:
                 try:
                     opened = self.keyring.decrypt_and_verify(message.armored)
-                    if opened.signature_valid and opened.signer_fingerprint in signers:
+                    if opened.signature_valid and opened.signer_fingerprint in (
+                        centre if ours else portal
+                    ):
                         text = _text_of(opened.plaintext)
                 except (CryptoError, UnicodeDecodeError, ValueError):
                     logger.warning("message %s could not be read on this host", message.id)
             entries.append(ThreadEntry(message=message, text=text))
-        shown = [entry.message.id for entry in entries if entry.text is not None]
+        shown = [
+            entry.message.id
+            for entry in entries
+            if entry.text is not None and entry.message.direction == Direction.TO_PARTNER.value
+        ]
         if shown:
             self.session.execute(
                 update(Message)
@@ -225,20 +232,6 @@ class Correspondence:
             )
             self.session.commit()
         return entries
-
-    def replies(self, agency_id: int, tip_id: str) -> list[Message]:
-        """The agency's replies about its tip, oldest first, with where each check stands."""
-        return list(
-            self.session.scalars(
-                select(Message)
-                .where(
-                    Message.tip_id == tip_id,
-                    Message.agency_id == agency_id,
-                    Message.direction == Direction.FROM_PARTNER.value,
-                )
-                .order_by(Message.id)
-            )
-        )
 
     def reply_in_portal(
         self,
@@ -276,10 +269,17 @@ class Correspondence:
             "sent_at": self.clock.now().isoformat(),
             "text": text,
         }
+        recipients = [intake_fingerprint]
+        portal = PortalKeyService(self.session, keyring=self._keyring(), clock=self.clock)
+        recorded = portal.recorded()
+        if recorded is not None:
+            # So the officer sees in the portal what they sent (the portal key opens nothing
+            # a partner did not write or the centre did not send).
+            recipients.append(recorded.fingerprint)
         try:
             armored = self._keyring().encrypt(
                 json.dumps(document, ensure_ascii=False).encode("utf-8"),
-                [intake_fingerprint],
+                recipients,
                 sign_with=web_form_fingerprint,
             )
         except CryptoError as exc:

@@ -152,10 +152,12 @@ def test_an_analyst_asks_the_agency_and_its_officer_reads_the_question_in_the_po
     portal.get_by_label("Your answer to the centre").fill("The logs follow by courier.")
     portal.get_by_role("button", name="Send the answer").click()
     assert portal.get_by_role("status").inner_text() == "Your answer was sent to the centre."
-    assert "Being checked." in messages.inner_text()
+    assert "being checked" in messages.inner_text()
     runtime.queue.worker(runtime.job_context()).work(burst=True)
     portal.reload()
-    assert "Received by the centre." in messages.inner_text()
+    assert "received by the centre" in messages.inner_text()
+    # The officer sees what they sent (sealed for the portal key too).
+    assert "The logs follow by courier." in messages.inner_text()
     portal.screenshot(path=str(tmp_path / "portal-answered.png"), full_page=True)
     desk.reload()
     assert "The logs follow by courier." in thread.inner_text()

@@ -144,18 +144,10 @@ def _tip_page(tip_id: str, form: ReplyForm) -> str:
     session = database.session()
     person = access.current_person()
     assert person is not None  # noqa: S101 - the access rule let only a partner in
-    # The portal key (under the partner face's passphrase) opens the centre's messages.
-    thread = Correspondence(
+    # The portal key (under the partner face's passphrase) opens the conversation.
+    conversation = Correspondence(
         session, audit=rt.audit(session), clock=rt.clock, keyring=rt.web_form_keyring
     ).for_portal(found.agency_id, found.id, reader=person, address=client_address())
-    replies = Correspondence(session, audit=rt.audit(session), clock=rt.clock).replies(
-        found.agency_id, found.id
-    )
-    # One conversation, in the order it happened: the centre's messages and the agency's replies.
-    conversation = sorted(
-        [(entry.message, entry.text) for entry in thread] + [(r, None) for r in replies],
-        key=lambda item: (item[0].created_at, item[0].id),
-    )
     return render_template(
         "partner/tip.html",
         tip=found,

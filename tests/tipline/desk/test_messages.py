@@ -247,7 +247,9 @@ def test_an_officer_answers_in_the_portal_and_the_answer_is_checked_and_joins_th
         f"user:{officer.id}",
         {"message": reply.id, "via": "portal"},
     )
-    assert "Being checked." in portal.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
+    shown = portal.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
+    # The officer's own words, opened with the portal key, and where the check stands.
+    assert "being checked" in shown and "Attached separately: the logs." in shown
 
     assert tasks.check_reply(runtime.job_context(), reply.id) is None
     with runtime.session_factory() as session:
@@ -255,7 +257,7 @@ def test_an_officer_answers_in_the_portal_and_the_answer_is_checked_and_joins_th
         assert checked is not None
         assert (checked.status, checked.reason) == ("accepted", None)
         assert checked.key_fingerprint == intake_keyring.web_form_fingerprint
-    assert "Received by the centre." in portal.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
+    assert "received by the centre" in portal.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
     staff = browser("ana").get(f"/desk/tips/{tip.id}").get_data(as_text=True)
     assert "Attached separately: the logs." in staff and "Second number" in staff
 
