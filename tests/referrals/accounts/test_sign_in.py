@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 
 from referrals.accounts import totp
 from referrals.accounts.lockout import LOCK_AFTER_FAILURES, LOCK_DURATION, minutes_left
-from referrals.accounts.models import PendingSignIn, TrustedDevice, User, UserSession
+from referrals.accounts.models import (
+    PendingSignIn,
+    SessionEnd,
+    TrustedDevice,
+    User,
+    UserSession,
+)
 from referrals.accounts.passwords import PasswordHashing
 from referrals.accounts.services import (
     DEVICE_TRUST_LIFETIME,
@@ -455,17 +461,24 @@ def test_step_up_takes_a_new_code_and_never_a_used_one(
 
 
 def test_wrong_step_up_codes_lock_the_account_and_end_the_session(
-    accounts: AccountService, clock: ManualClock
+    accounts: AccountService, session: Session, clock: ManualClock
 ) -> None:
     ana = enrol(accounts, clock)
+    bo = enrol(accounts, clock, email="bo@centre.example")
     token = accounts.start_session(ana.user, address=ADDRESS)
-    outcomes = [
-        accounts.step_up(token, "000000", address=ADDRESS).outcome
-        for _ in range(LOCK_AFTER_FAILURES)
+    others = accounts.start_session(bo.user, address=ADDRESS)
+    answers = [
+        accounts.step_up(token, "000000", address=ADDRESS) for _ in range(LOCK_AFTER_FAILURES)
     ]
+    outcomes = [answer.outcome for answer in answers]
     assert outcomes[-1] is StepUpOutcome.LOCKED
+    assert answers[-1].locked_until == clock.now() + LOCK_DURATION
     assert set(outcomes[:-1]) == {StepUpOutcome.WRONG}
     assert accounts.session_user(token) is None
+    ended = session.scalars(select(UserSession).where(UserSession.user_id == ana.user.id)).one()
+    assert (ended.ended_at, ended.end_reason) == (clock.now(), SessionEnd.CODE_FAILURES.value)
+    # Only this session: nobody else is signed out by Ana's lock.
+    assert accounts.session_user(others) is not None
     assert accounts.step_up(token, ana.code(clock), address=ADDRESS).outcome is (
         StepUpOutcome.ENDED
     )
