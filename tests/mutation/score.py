@@ -57,7 +57,13 @@ class AreaScore:
 
     @property
     def score(self) -> float:
+        """The lower bound: every mutant not judged yet counted as not caught."""
         return self.caught / self.total if self.total else 1.0
+
+    @property
+    def best(self) -> float:
+        """The upper bound: every mutant not judged yet counted as caught."""
+        return (self.caught + self.not_judged) / self.total if self.total else 1.0
 
 
 def area_of(mutant: str) -> str | None:
@@ -110,11 +116,19 @@ def main(argv: list[str]) -> int:
     ran = {area: score for area, score in found.items() if score.caught + score.survived}
     for area in found.keys() - ran.keys():
         print(f"{area:15} not run (its recorded figures stand)")
+    undecided = []
     for area, score in ran.items():
         floor = float(recorded.get(area, {}).get("floor", 0.0))
-        mark = "ok" if score.score >= floor else "BELOW THE FLOOR"
-        if score.score < floor:
+        if score.score >= floor:
+            mark = "ok"
+        elif score.best < floor:
+            # Below even if every mutant not judged yet were caught: the suite got weaker.
+            mark = "BELOW THE FLOOR"
             failed.append(area)
+        else:
+            # Judged too little to tell: the floor lies between what it can still score.
+            mark = f"undecided (at most {score.best:.2%}): not recorded"
+            undecided.append(area)
         print(
             f"{area:15} {score.caught:5} caught {score.survived:4} survived "
             f"{score.not_judged:5} not judged  "
@@ -125,6 +139,8 @@ def main(argv: list[str]) -> int:
         return 1
     if record:
         for area, score in ran.items():
+            if area in undecided:
+                continue
             recorded[area] = {
                 "caught": score.caught,
                 "survived": score.survived,

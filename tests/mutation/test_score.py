@@ -94,3 +94,23 @@ def test_an_area_the_run_judged_nothing_of_keeps_its_recorded_figures(tmp_path: 
     assert status == 0
     assert after["crypto"] == before["crypto"]
     assert after["audit log"]["caught"] == 1
+
+
+def test_an_area_judged_too_little_to_tell_is_neither_failed_nor_recorded(
+    tmp_path: Path,
+) -> None:
+    """A partial run's lower bound under the floor, its upper bound over it: undecided. Only
+    a score that stays under the floor even with every unjudged mutant caught fails."""
+    partial = (
+        "    referrals.audit.services.x_chain_hash__mutmut_1: killed\n"
+        "    referrals.audit.services.x_chain_hash__mutmut_2: not checked\n"
+        "    referrals.audit.services.x_chain_hash__mutmut_3: not checked\n"
+        "    crypto.a.x_f__mutmut_1: killed\n"
+    )
+    status, recorded = _run(tmp_path, partial, "--record")
+    assert status == 0
+    assert recorded["audit log"] == {"floor": 1.0}  # 1/3 now, at most 3/3: not recorded
+    assert recorded["crypto"]["caught"] == 1
+    beaten = "    referrals.audit.services.x_chain_hash__mutmut_1: survived\n" + partial
+    status, _ = _run(tmp_path, beaten, "--record")
+    assert status == 1  # at most 3/4 against a floor of 100 %
