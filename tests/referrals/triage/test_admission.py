@@ -3,6 +3,7 @@ and none of it reaches the partner."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -139,9 +140,15 @@ def test_a_partner_is_told_nothing_of_what_another_agency_reported(
         return {k: v for k, v in answer.items() if k not in ("id", "tracking_number", "updated_at")}
 
     assert seen(matched.id) == seen(alone.id)
-    listing = client.get("/api/v1/tips", headers=a.headers).get_data(as_text=True)
     page = client.get("/api/v1/tips", headers=a.headers).get_json()
     assert {tip["id"] for tip in page["tips"]} == {alone.id, matched.id}
+    # Without the random parts (a tracking number may well contain "P1").
+    listing = json.dumps(
+        [
+            {k: v for k, v in tip.items() if k not in ("id", "tracking_number", "updated_at")}
+            for tip in page["tips"]
+        ]
+    )
     for word in ("priority", "link", "correlat", "team", "P1"):
         assert word not in listing
 
