@@ -26,7 +26,6 @@ per-request cost of a session, an access check and a template).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -42,24 +41,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
+from scratch_centre import open_centre  # noqa: E402
 
 from tests.partners import PartnerKeys, valid_tip  # noqa: E402
 
 TEAMS = (("Manila", "PH"), ("Bangkok", "TH"), ("Jakarta", "ID"), ("Hanoi", "VN"))
-
-
-def tipline(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "tipline", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        check=False,
-        timeout=3600,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"tipline {' '.join(args)}: {result.stderr.decode(errors='replace')}")
-    return result.stdout.decode()
 
 
 def fresh_database(url: str) -> None:
@@ -186,23 +172,8 @@ def main() -> None:
     runtime = None
     try:
         fresh_database(options.database_url)
-        tipline(env, "init")
-        intake_key = tipline(env, "intake-key")
-        partner.trust_recipient(intake_key)
-        intake_fpr = next(
-            line.split(":")[9]
-            for line in partner.gpg("--with-colons", "--show-keys", stdin=intake_key.encode())
-            .decode()
-            .splitlines()
-            if line.startswith("fpr:")
-        )
-        partner.generate("bench")
-        key_file = scratch / "partner.asc"
-        key_file.write_bytes(partner.public_key("bench"))
-        agency = json.loads(
-            tipline(env, "agency", "add", "--name", "Bench", "--country", "GB",
-                    "--key-file", str(key_file), "--json")
-        )["id"]  # fmt: skip
+        intake_fpr, added = open_centre(env, scratch, partner)
+        agency = added["id"]
 
         os.environ.update({k: v for k, v in env.items() if k.startswith("TIPLINE_")})
         from referrals.accounts.models import Team

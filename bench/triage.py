@@ -30,21 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scratch_centre import open_centre  # noqa: E402
+
 from tests.partners import PartnerKeys, valid_tip  # noqa: E402
-
-
-def tipline(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "tipline", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        check=False,
-        timeout=3600,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"tipline {' '.join(args)}: {result.stderr.decode(errors='replace')}")
-    return result.stdout.decode()
 
 
 def receive_all(env: dict[str, str], sealed: list[bytes]) -> list[str]:
@@ -109,23 +97,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIPLINE_")}
     env.update(TIPLINE_HOME=str(scratch / "home"), TIPLINE_LOG_LEVEL="WARNING")
     try:
-        tipline(env, "init")
-        intake_key = tipline(env, "intake-key")
-        partner.trust_recipient(intake_key)
-        intake_fpr = next(
-            line.split(":")[9]
-            for line in partner.gpg("--with-colons", "--show-keys", stdin=intake_key.encode())
-            .decode()
-            .splitlines()
-            if line.startswith("fpr:")
-        )
-        partner.generate("bench")
-        key_file = scratch / "partner.asc"
-        key_file.write_bytes(partner.public_key("bench"))
-        added = json.loads(
-            tipline(env, "agency", "add", "--name", "Bench", "--country", "GB",
-                    "--key-file", str(key_file), "--json")
-        )  # fmt: skip
+        intake_fpr, added = open_centre(env, scratch, partner)
         env["BENCH_AGENCY_ID"] = str(added["id"])
         started = time.perf_counter()
         # Distinct tips, sharing the example's selectors: every one is correlated with all the
