@@ -6,11 +6,12 @@ from referrals.accounts.models import (
     PendingSignIn,
     Team,
     TrustedDevice,
+    Unit,
     User,
     UserSession,
 )
 from referrals.audit.models import AuditRecord
-from referrals.casework.models import Referral
+from referrals.casework.models import Referral, ReferralEvent
 from referrals.database import Base
 from referrals.health.models import QueueProbe
 from referrals.intake.models import (
@@ -33,6 +34,7 @@ __all__ = [
     "PendingSignIn",
     "Team",
     "TrustedDevice",
+    "Unit",
     "User",
     "UserSession",
     "Agency",
@@ -51,5 +53,6 @@ __all__ = [
     "TipLink",
     "TriageRuleSet",
     "Referral",
+    "ReferralEvent",
     "Message",
 ]

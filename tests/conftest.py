@@ -27,7 +27,6 @@ from sqlalchemy import text
 
 from crypto import Keyring
 from referrals.accounts.passwords import PasswordHashing
-from referrals.audit.models import AuditRecord
 from referrals.database import Base, make_engine, upgrade_schema
 from referrals.intake.agencies import AgencyService
 from referrals.intake.models import IntakeKey, WebFormKey
@@ -40,7 +39,7 @@ from referrals.intake.services import (
 from referrals.messages.models import PortalKey
 from referrals.messages.portal_key import PORTAL_KEY_EMAIL, PORTAL_KEY_NAME
 from tests.partners import PartnerKeys
-from tests.referrals.audit.cleanup import empty_audit_log
+from tests.referrals.audit.cleanup import APPEND_ONLY, empty_append_only
 from tipline import create_app
 from tipline.config import Settings
 from tipline.embedded_redis import EmbeddedRedis
@@ -267,10 +266,10 @@ def runtime(settings: Settings, intake_keyring: IntakeKeyring) -> Iterator[Runti
 
 
 def _empty_tables(rt: Runtime) -> None:
-    empty_audit_log(rt.engine)  # lifts the append-only triggers for this one transaction
+    empty_append_only(rt.engine)  # lifts the append-only triggers for this one transaction
     with rt.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
-            if table.name != AuditRecord.__tablename__:
+            if table.name not in APPEND_ONLY:
                 connection.execute(table.delete())
 
 

@@ -17,6 +17,7 @@ class Role(enum.StrEnum):
     PARTNER = "partner"  # an officer of a partner agency: their agency's tips only
     ANALYST = "analyst"  # works the triage queue of their team's jurisdiction
     LEAD = "lead"  # assigns, approves, plans operations, releases feedback
+    OFFICER = "officer"  # a law-enforcement unit's member: what was handed to the unit only
     ADMIN = "admin"  # accounts, agencies, keys, jobs; never tip content
 
     @property
@@ -36,6 +37,19 @@ class Team(Base):
     regions: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
+class Unit(Base):
+    """A law-enforcement unit referrals are handed to, with the jurisdiction it works; its
+    officers see only what was handed to it."""
+
+    __tablename__ = "units"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    country: Mapped[str] = mapped_column(String(2))  # ISO 3166-1 alpha-2
+    # Regions of the country the unit covers; empty means the whole country.
+    regions: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
 class User(Base):
     """A person with an account. Partners belong to an agency; staff may belong to a team."""
 
@@ -46,6 +60,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"), default=None)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), default=None)
+    # An officer's unit.
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     # The TOTP seed, sealed with the instance's secret box (never stored in clear).

@@ -27,6 +27,7 @@ from referrals.accounts.models import (
     SessionEnd,
     Team,
     TrustedDevice,
+    Unit,
     User,
     UserSession,
 )
@@ -200,6 +201,7 @@ class AccountService:
         role: str,
         agency_id: int | None = None,
         team: str | None = None,
+        unit: str | None = None,
         actor: str,
         address: str | None = None,
     ) -> Enrolment:
@@ -207,13 +209,14 @@ class AccountService:
         administrator's approval when the four-eyes rule is on).
 
         Raises:
-            AccountError: bad e-mail, role, agency or team, or the e-mail is taken.
+            AccountError: bad e-mail, role, agency, team or unit, or the e-mail is taken.
         """
         return self._create(
             email=email,
             role=role,
             agency_id=agency_id,
             team=team,
+            unit=unit,
             actor=actor,
             address=address,
             purpose=EnrolmentPurpose.NEW_ACCOUNT,
@@ -229,6 +232,7 @@ class AccountService:
         actor: str,
         address: str | None,
         purpose: EnrolmentPurpose,
+        unit: str | None = None,
     ) -> Enrolment:
         email = normalise_email(email)
         try:
@@ -243,11 +247,18 @@ class AccountService:
             raise AccountError(f"no agency {agency_id}")
         team_row = None
         if team is not None:
-            if not role_enum.is_staff or role_enum is Role.ADMIN:
+            if role_enum not in (Role.ANALYST, Role.LEAD):
                 raise AccountError("only analysts and leads belong to a team")
             team_row = self.session.scalar(select(Team).where(Team.name == team))
             if team_row is None:
                 raise AccountError(f"no team {team!r}")
+        unit_row = None
+        if (role_enum is Role.OFFICER) != (unit is not None):
+            raise AccountError("an officer belongs to a unit, and only officers do: give --unit")
+        if unit is not None:
+            unit_row = self.session.scalar(select(Unit).where(Unit.name == unit))
+            if unit_row is None:
+                raise AccountError(f"no unit {unit!r}")
         if self.session.scalar(select(User.id).where(User.email == email)) is not None:
             raise AccountError("an account with that e-mail exists")
         waits = purpose is not EnrolmentPurpose.FIRST_ADMIN and self.approval_needed()
@@ -256,6 +267,7 @@ class AccountService:
             role=role_enum.value,
             agency_id=agency_id,
             team=team_row,
+            unit_id=unit_row.id if unit_row is not None else None,
             created_at=self.clock.now(),
         )
         self.session.add(user)
@@ -270,6 +282,7 @@ class AccountService:
                 "role": role_enum.value,
                 "agency": agency_id,
                 "team": team,
+                "unit": unit,
                 "approval": Approval.PENDING.value if enrolment.awaiting_approval else None,
             },
         )
@@ -1058,3 +1071,42 @@ class TeamService:
         )
         self.session.commit()
         return team
+
+
+class UnitService:
+    """Law-enforcement units referrals are handed to, and their jurisdictions.
+
+    Args:
+        session: the caller's database session (the service commits).
+        audit: where changes are recorded.
+    """
+
+    def __init__(self, session: Session, *, audit: AuditLog) -> None:
+        self.session = session
+        self.audit = audit
+
+    def add(self, *, name: str, country: str, regions: list[str], actor: str) -> Unit:
+        """Register a unit working ``country`` (all of it, or only ``regions``).
+
+        Raises:
+            AccountError: the name is taken or the country is not an ISO 3166-1 code.
+        """
+        name = name.strip()
+        if not name:
+            raise AccountError("a unit needs a name")
+        try:
+            code = country_code(country)
+        except AgencyError as exc:
+            raise AccountError(str(exc)) from None
+        if self.session.scalar(select(Unit.id).where(Unit.name == name)) is not None:
+            raise AccountError(f"a unit named {name!r} exists")
+        unit = Unit(
+            name=name, country=code, regions=sorted({r.strip() for r in regions if r.strip()})
+        )
+        self.session.add(unit)
+        self.session.flush()
+        self.audit.record(
+            "unit.created", actor=actor, subject=f"unit:{unit.id}", details={"country": code}
+        )
+        self.session.commit()
+        return unit

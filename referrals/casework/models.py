@@ -1,23 +1,35 @@
-"""Referrals: what the centre takes on from one or more tips.
+"""Referrals: what the centre takes on from one or more tips, and each one's timeline.
 
 A referral is made when an analyst accepts a tip; other tips about the same case are merged
-into it. Its lifecycle (assessment, investigation, hand-over, operation, aftercare, closure) is
-built on this record; for now it is open in its first stage.
+into it. It then moves through the stages of ``referrals.casework.lifecycle`` (assessment,
+investigation, hand-over to a law-enforcement unit, operation, outcome, aftercare, closure);
+every move is one ``ReferralEvent`` on its append-only timeline.
 """
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from referrals.database import Base, UTCDateTime
 
 
 class ReferralStage(enum.StrEnum):
-    ASSESSMENT = "assessment"  # the first stage, where an accepted tip's referral starts
+    """Where a referral stands, from the tip that opened it to its closure."""
+
+    ASSESSMENT = "assessment"  # opened from an accepted tip: is there a case?
+    INVESTIGATION = "investigation"  # the team works it (selectors, open sources, partners)
+    HANDOVER_PENDING = "handover_pending"  # handed to a unit, which has yet to answer
+    WITH_UNIT = "with_unit"  # the unit accepted it (with its own reference)
+    OPERATION_PLANNED = "operation_planned"
+    OPERATION_CONDUCTED = "operation_conducted"
+    OUTCOME_RECORDED = "outcome_recorded"  # children safeguarded, suspects arrested (counts)
+    AFTERCARE = "aftercare"  # aftercare of the children and prosecution
+    CLOSED = "closed"
 
 
 class Referral(Base):
@@ -29,9 +41,43 @@ class Referral(Base):
     reference: Mapped[str] = mapped_column(String(20), unique=True)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), default=None)
     stage: Mapped[str] = mapped_column(String(24), default=ReferralStage.ASSESSMENT.value)
+    # When it entered its stage (the last event's time): stage ageing without the timeline.
+    stage_entered_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # The most urgent priority among its tips.
     priority: Mapped[str | None] = mapped_column(String(2), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The unit it is handed to (awaiting its answer, or accepted), its reference there, and
+    # when an unanswered hand-over becomes overdue.
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), default=None)
+    unit_reference: Mapped[str | None] = mapped_column(String(64), default=None)
+    handover_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The outcome, in counts (never names), and why it closed early: kept in clear for the
+    # dashboard.
+    children_safeguarded: Mapped[int | None] = mapped_column(default=None)
+    suspects_arrested: Mapped[int | None] = mapped_column(default=None)
+    close_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class ReferralEvent(Base):
+    """One move of a referral, as it happened: append-only (database triggers refuse UPDATE
+    and DELETE), so its timeline replayed gives its stage."""
+
+    __tablename__ = "referral_events"
+    __table_args__ = (Index("ix_referral_events_referral_id", "referral_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    # The lifecycle's name for the move ("opened", "hand_over", "close_early", ...).
+    transition: Mapped[str] = mapped_column(String(32))
+    from_stage: Mapped[str | None] = mapped_column(String(24), default=None)
+    to_stage: Mapped[str] = mapped_column(String(24))
+    # What the move records in clear (counts, a unit's reference, why it closed): never a
+    # name; free text goes in ``note``.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    # The person's note, stored only as an OpenPGP message to the intake key, like tip content.
+    note: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)

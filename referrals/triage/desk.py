@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from referrals.accounts.models import Role, User
 from referrals.audit.services import AuditLog
 from referrals.casework.models import Referral, ReferralStage
+from referrals.casework.services import opening
 from referrals.clock import Clock
 from referrals.database import rows_matched
 from referrals.intake.models import Agency, Tip, TipStatus
@@ -398,6 +399,7 @@ class TriageDesk:
             reference=f"pending-{tip_id[:12]}",
             team_id=tip.team_id if tip.team_id is not None else person.team_id,
             stage=ReferralStage.ASSESSMENT.value,
+            stage_entered_at=now,
             priority=tip.priority,
             created_at=now,
             created_by_id=person.id,
@@ -407,6 +409,7 @@ class TriageDesk:
         self.session.add(referral)
         self.session.flush()
         referral.reference = f"RF-{now:%Y}-{referral.id:06d}"
+        self.session.add(opening(referral, person, now))
         self._decide(person, tip_id, status=TipStatus.ACCEPTED, referral_id=referral.id)
         self.audit.record(
             "referral.created",

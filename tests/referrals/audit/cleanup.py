@@ -1,7 +1,7 @@
-"""Getting past the audit log's append-only triggers, for tests only.
+"""Getting past the append-only triggers (the audit log, referrals' timelines), for tests only.
 
 ``append_only_lifted`` does what an attacker with the database owner's rights could do (and
-what the tamper tests need); ``empty_audit_log`` is for fixtures that empty every table
+what the tamper tests need); ``empty_append_only`` is for fixtures that empty every table
 between tests. Nothing outside ``tests/`` may do either.
 """
 
@@ -13,11 +13,15 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, delete, inspect, text
 
 from referrals.audit.models import AuditRecord
+from referrals.casework.models import ReferralEvent
+
+#: Tables whose triggers refuse UPDATE and DELETE, children first.
+APPEND_ONLY = (ReferralEvent.__tablename__, AuditRecord.__tablename__)
 
 
 @contextmanager
-def append_only_lifted(connection: Connection) -> Iterator[None]:
-    """Inside this block, on ``connection``, UPDATE and DELETE on audit_log go through.
+def append_only_lifted(connection: Connection, table: str = "audit_log") -> Iterator[None]:
+    """Inside this block, on ``connection``, UPDATE and DELETE on ``table`` go through.
 
     The triggers come back as they were at the end of the block, in the same transaction
     (SQLite drops and re-creates them from their own stored SQL; PostgreSQL disables them).
@@ -31,9 +35,9 @@ def append_only_lifted(connection: Connection) -> Iterator[None]:
             connection.exec_driver_sql("BEGIN")
         triggers = connection.execute(
             text(
-                "SELECT name, sql FROM sqlite_master "
-                "WHERE type = 'trigger' AND tbl_name = 'audit_log'"
-            )
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table"
+            ),
+            {"table": table},
         ).all()
         for name, _sql in triggers:
             connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
@@ -41,9 +45,9 @@ def append_only_lifted(connection: Connection) -> Iterator[None]:
         for _name, sql in triggers:
             connection.exec_driver_sql(sql)
     elif dialect == "postgresql":
-        connection.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER USER")
+        connection.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         yield
-        connection.exec_driver_sql("ALTER TABLE audit_log ENABLE TRIGGER USER")
+        connection.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER USER")
     else:  # pragma: no cover
         raise NotImplementedError(dialect)
 
@@ -54,3 +58,12 @@ def empty_audit_log(engine: Engine) -> None:
         return
     with engine.begin() as connection, append_only_lifted(connection):
         connection.execute(delete(AuditRecord))
+
+
+def empty_append_only(engine: Engine) -> None:
+    """Empty every append-only table (a test database only), leaving the triggers in place."""
+    held = set(inspect(engine).get_table_names())
+    for table in APPEND_ONLY:
+        if table in held:
+            with engine.begin() as connection, append_only_lifted(connection, table):
+                connection.exec_driver_sql(f"DELETE FROM {table}")  # noqa: S608 - our names

@@ -16,7 +16,13 @@ from sqlalchemy.orm import Session
 
 from referrals.accounts import totp
 from referrals.accounts.models import User
-from referrals.accounts.services import AccountService, ApprovalRule, LiveSession, TeamService
+from referrals.accounts.services import (
+    AccountService,
+    ApprovalRule,
+    LiveSession,
+    TeamService,
+    UnitService,
+)
 from referrals.audit.models import AuditRecord
 from tests.referrals.accounts.test_totp import rfc6238_code
 from tipline.auth.sessions import USER_ID, SignedInPerson
@@ -60,6 +66,14 @@ def add_team(runtime: Runtime, name: str = "Manila", country: str = "PH") -> str
     return name
 
 
+def add_unit(runtime: Runtime, name: str, country: str = "PH") -> int:
+    with runtime.session_factory() as session:
+        unit = UnitService(session, audit=runtime.audit(session)).add(
+            name=name, country=country, regions=[], actor="cli:test"
+        )
+        return unit.id
+
+
 def enrolled(
     runtime: Runtime,
     email: str,
@@ -67,12 +81,13 @@ def enrolled(
     *,
     agency_id: int | None = None,
     team: str | None = None,
+    unit: str | None = None,
 ) -> Person:
     """An account created and enrolled (password and authenticator) through the service."""
     with runtime.session_factory() as session:
         service = account_service(runtime, session)
         enrolment = service.create(
-            email=email, role=role, agency_id=agency_id, team=team, actor="cli:test"
+            email=email, role=role, agency_id=agency_id, team=team, unit=unit, actor="cli:test"
         )
         seed = totp.new_secret()
         user = service.complete_enrolment(

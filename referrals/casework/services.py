@@ -1,0 +1,417 @@
+"""Casework: opening referrals, moving them through the lifecycle, reading their timelines.
+
+Every move is one transaction: the guarded change of the referral's stage (``UPDATE ... WHERE
+stage = <the stage it was in>``, so of two people moving it at once one wins), the event on its
+timeline and the audit record. Notes are sealed to the intake key (and signed with it) before
+they are stored, like tip content, and opened in memory for the people the referral is
+within reach of.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from crypto import CryptoError, Keyring, SignatureStatus
+from referrals.accounts.models import Role, Unit, User
+from referrals.audit.services import AuditLog
+from referrals.casework.lifecycle import (
+    BY_NAME,
+    OPENED,
+    STAGE_LABELS,
+    CloseReason,
+    Need,
+    Transition,
+    moves_from,
+)
+from referrals.casework.models import Referral, ReferralEvent, ReferralStage
+from referrals.clock import Clock
+from referrals.database import rows_matched
+from referrals.intake.models import IntakeKey
+
+#: How long a unit has to accept or refuse a hand-over before the lead sees it overdue.
+HANDOVER_ANSWER_TIME = timedelta(days=7)
+MAX_NOTE_CHARS = 5000
+MAX_COUNT = 10_000
+ROLE_NAMES = {Role.ANALYST: "an analyst", Role.LEAD: "a team lead", Role.OFFICER: "an officer"}
+_REFERENCE = re.compile(r"[\w./ -]{1,64}")
+_STAFF_OF_TEAM = (Role.ANALYST, Role.LEAD)
+
+
+class ReferralNotFound(LookupError):
+    """No such referral within this person's reach."""
+
+
+class MoveRefused(ValueError):
+    """The move was not made; ``str()`` says what is missing or who may make it."""
+
+
+class StageChanged(MoveRefused):
+    """Someone moved the referral since the person looked at it: nothing was changed."""
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event as people read it: ``note`` is the opened note (None when there is none),
+    ``note_unreadable`` when a note is stored but this host could not open it."""
+
+    event: ReferralEvent
+    actor: str
+    note: str | None
+    note_unreadable: bool = False
+
+
+@dataclass(frozen=True)
+class StageTime:
+    """How long a referral spent in a stage (several visits added up); ``current`` for the
+    stage it is in now (counted up to now)."""
+
+    stage: ReferralStage
+    time: timedelta
+    current: bool
+
+
+def opening(referral: Referral, person: User, now: datetime) -> ReferralEvent:
+    """The first event of a referral's timeline (the tip that opened it was accepted)."""
+    return ReferralEvent(
+        referral_id=referral.id,
+        at=now,
+        actor_id=person.id,
+        transition=OPENED,
+        from_stage=None,
+        to_stage=ReferralStage.ASSESSMENT.value,
+    )
+
+
+def time_in_stages(events: Sequence[ReferralEvent], now: datetime) -> list[StageTime]:
+    """Time spent in each stage, from the timeline (oldest first), in the order first
+    entered."""
+    spent: dict[ReferralStage, timedelta] = {}
+    for event, following in zip(events, [*events[1:], None], strict=True):
+        stage = ReferralStage(event.to_stage)
+        until = following.at if following is not None else now
+        spent[stage] = spent.get(stage, timedelta()) + max(until - event.at, timedelta())
+    current = ReferralStage(events[-1].to_stage) if events else None
+    return [
+        StageTime(
+            stage=stage, time=time, current=stage is current and stage is not ReferralStage.CLOSED
+        )
+        for stage, time in spent.items()
+    ]
+
+
+class Casework:
+    """The referrals people work on, and their moves.
+
+    Args:
+        session: the database session; each move commits.
+        audit: where moves and readings are recorded, in the same transaction.
+        clock: the clock.
+        keyring: seals and opens notes (a keyring that holds the intake key's secret half).
+    """
+
+    def __init__(
+        self, session: Session, *, audit: AuditLog, clock: Clock, keyring: Keyring | None = None
+    ) -> None:
+        self.session = session
+        self.audit = audit
+        self.clock = clock
+        self.keyring = keyring
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def referral_for(self, person: User, referral_id: int) -> Referral:
+        """The referral, if it is within the person's reach: analysts and leads of its team;
+        officers of the unit it is handed to.
+
+        Raises:
+            ReferralNotFound: otherwise (whether it exists is not told).
+        """
+        referral = self.session.get(Referral, referral_id)
+        if referral is None or not within_reach(person, referral):
+            raise ReferralNotFound(referral_id)
+        return referral
+
+    def referrals(
+        self, person: User, *, stage: ReferralStage | None = None, limit: int = 200
+    ) -> Sequence[Referral]:
+        """The referrals within the person's reach, most recently moved first."""
+        query = select(Referral).order_by(Referral.stage_entered_at.desc(), Referral.id.desc())
+        if person.role_enum in _STAFF_OF_TEAM and person.team_id is not None:
+            query = query.where(Referral.team_id == person.team_id)
+        elif person.role_enum is Role.OFFICER and person.unit_id is not None:
+            query = query.where(Referral.unit_id == person.unit_id)
+        else:
+            return []
+        if stage is not None:
+            query = query.where(Referral.stage == stage.value)
+        return self.session.scalars(query.limit(limit)).all()
+
+    def moves_for(self, person: User, referral: Referral) -> list[Transition]:
+        """The moves this person may make on the referral now."""
+        return moves_from(ReferralStage(referral.stage), person.role_enum)
+
+    def events(self, referral: Referral) -> Sequence[ReferralEvent]:
+        return self.session.scalars(
+            select(ReferralEvent)
+            .where(ReferralEvent.referral_id == referral.id)
+            .order_by(ReferralEvent.id)
+        ).all()
+
+    def timeline(
+        self, person: User, referral: Referral, *, address: str | None
+    ) -> list[TimelineEntry]:
+        """The referral's events, oldest first, with their notes opened in memory; the reading
+        is audited (``referral.viewed``) and committed before anything is returned."""
+        events = self.events(referral)
+        self.audit.record(
+            "referral.viewed",
+            actor=f"user:{person.id}",
+            subject=f"referral:{referral.id}",
+            address=address,
+        )
+        self.session.commit()
+        actors = self._names({event.actor_id for event in events if event.actor_id is not None})
+        intake = set(self.session.scalars(select(IntakeKey.fingerprint)))
+        entries = []
+        for event in events:
+            note, unreadable = None, False
+            if event.note is not None:
+                note = self._open_note(event.note, intake)
+                unreadable = note is None
+            actor = actors.get(event.actor_id, "system") if event.actor_id else "system"
+            entries.append(TimelineEntry(event, actor, note, unreadable))
+        return entries
+
+    # -- moving -------------------------------------------------------------------------------
+
+    def advance(
+        self,
+        person: User,
+        referral_id: int,
+        move_name: str,
+        values: Mapping[str, str],
+        *,
+        seen_stage: str | None = None,
+        address: str | None = None,
+    ) -> ReferralEvent:
+        """Make the move ``move_name`` on the referral, with what the move needs read from
+        ``values`` (by ``Need`` names; a ``note`` is optional unless the move needs one).
+
+        Args:
+            seen_stage: the stage the person saw when they chose the move; if the referral has
+                moved since, nothing is changed.
+
+        Raises:
+            ReferralNotFound: not within the person's reach.
+            StageChanged: it moved since the person saw it (or while this move was made).
+            MoveRefused: the move does not apply to its stage, is not the person's to make, or
+                lacks what it needs; the message says which.
+        """
+        referral = self.referral_for(person, referral_id)
+        move = BY_NAME.get(move_name)
+        if move is None:
+            raise MoveRefused("There is no such step for a referral.")
+        stage = ReferralStage(referral.stage)
+        if seen_stage is not None and seen_stage != referral.stage:
+            raise StageChanged(
+                f"Nothing was changed: the referral is now at “{STAGE_LABELS[stage]}”, "
+                "not where it was when you opened the page. Look again and choose."
+            )
+        if stage not in move.sources:
+            where = ", ".join(f"“{STAGE_LABELS[s]}”" for s in sorted(move.sources, key=_order))
+            raise MoveRefused(
+                f"“{move.label}” applies to a referral at {where}; this one is at "
+                f"“{STAGE_LABELS[stage]}”."
+            )
+        if person.role_enum not in move.roles:
+            who = " or ".join(ROLE_NAMES.get(role, role.value) for role in sorted(move.roles))
+            raise MoveRefused(f"Only {who} may “{move.label.lower()}”; you are "
+                              f"{ROLE_NAMES.get(person.role_enum, person.role)}.")  # fmt: skip
+        given = self._read(move, values)
+        now = self.clock.now()
+        changes = _effects(move, given, now)
+        moved = self.session.execute(
+            update(Referral)
+            .where(Referral.id == referral.id, Referral.stage == stage.value)
+            .values(stage=move.target.value, stage_entered_at=now, updated_at=now, **changes)
+        )
+        if rows_matched(moved) == 0:
+            self.session.rollback()
+            raise StageChanged("Nothing was changed: someone moved the referral at the same time.")
+        note = given.pop(Need.NOTE, None)
+        event = ReferralEvent(
+            referral_id=referral.id,
+            at=now,
+            actor_id=person.id,
+            transition=move.name,
+            from_stage=stage.value,
+            to_stage=move.target.value,
+            details={need.value: value for need, value in given.items()} or None,
+            note=self._seal(str(note)) if note else None,
+        )
+        self.session.add(event)
+        self.session.flush()
+        self.audit.record(
+            "referral.moved",
+            actor=f"user:{person.id}",
+            subject=f"referral:{referral.id}",
+            address=address,
+            details={"move": move.name, "from": stage.value, "to": move.target.value},
+        )
+        self.session.commit()
+        return event
+
+    def _read(self, move: Transition, values: Mapping[str, str]) -> dict[Need, Any]:
+        """What the move needs, checked; every problem named at once."""
+        given: dict[Need, Any] = {}
+        problems: list[str] = []
+        note = (values.get(Need.NOTE.value) or "").replace("\r\n", "\n").strip()
+        if len(note) > MAX_NOTE_CHARS:
+            problems.append(f"Write a note of at most {MAX_NOTE_CHARS:,} characters.")
+        elif note:
+            given[Need.NOTE] = note
+        elif Need.NOTE in move.needs:
+            problems.append("Write a note saying why.")
+        for need in move.needs:
+            if need is Need.NOTE:
+                continue
+            raw = (values.get(need.value) or "").strip()
+            try:
+                given[need] = self._value(need, raw)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise MoveRefused("Nothing was changed. " + " ".join(problems))
+        return given
+
+    def _value(self, need: Need, raw: str) -> object:
+        match need:
+            case Need.UNIT:
+                unit = self.session.get(Unit, int(raw)) if raw.isdigit() and len(raw) < 10 else None
+                if unit is None:
+                    raise ValueError("Choose the unit to hand it to.")
+                return unit.id
+            case Need.UNIT_REFERENCE:
+                if not _REFERENCE.fullmatch(raw):
+                    raise ValueError(
+                        "Give your unit's reference for the case (up to 64 letters, digits, "
+                        "spaces, and . / - _)."
+                    )
+                return raw
+            case Need.PLANNED_FOR:
+                try:
+                    planned = date.fromisoformat(raw)
+                except ValueError:
+                    raise ValueError("Give the operation's planned date (YYYY-MM-DD).") from None
+                today = self.clock.now().date()
+                if not today - timedelta(days=366) <= planned <= today + timedelta(days=731):
+                    raise ValueError("Give a planned date within a year before or two after today.")
+                return planned.isoformat()
+            case Need.CHILDREN_SAFEGUARDED | Need.SUSPECTS_ARRESTED:
+                what = (
+                    "children safeguarded"
+                    if need is Need.CHILDREN_SAFEGUARDED
+                    else "suspects arrested"
+                )
+                if not raw.isdigit() or int(raw) > MAX_COUNT:
+                    raise ValueError(f"Give the number of {what} (0 if none).")
+                return int(raw)
+            case Need.CLOSE_REASON:
+                try:
+                    return CloseReason(raw).value
+                except ValueError:
+                    raise ValueError("Choose why the referral is closed.") from None
+        raise ValueError(f"unknown need {need}")  # pragma: no cover - the table lists Needs
+
+    # -- notes --------------------------------------------------------------------------------
+
+    def _seal(self, note: str) -> bytes:
+        keyring = self._keyring()
+        intake = self.session.scalar(
+            select(IntakeKey.fingerprint).where(IntakeKey.retired_at.is_(None))
+        )
+        if intake is None:
+            raise MoveRefused("Nothing was changed: the centre has no intake key to seal notes.")
+        try:
+            armored = keyring.encrypt(note.encode("utf-8"), [intake], sign_with=intake)
+        except CryptoError as exc:
+            raise MoveRefused(
+                f"Nothing was changed: the note could not be sealed ({exc})."
+            ) from exc
+        return armored.encode("ascii")
+
+    def _open_note(self, sealed: bytes, intake: set[str]) -> str | None:
+        """The note, if this host can open it and it was sealed by the centre."""
+        try:
+            opened = self._keyring().decrypt_and_verify(sealed)
+        except CryptoError:
+            return None
+        if (
+            opened.signature_status != SignatureStatus.VALID
+            or opened.signer_fingerprint not in intake
+        ):
+            return None
+        try:
+            return opened.plaintext.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def _keyring(self) -> Keyring:
+        if self.keyring is None:
+            raise RuntimeError("this process has no keyring to seal or open notes")
+        return self.keyring
+
+    def _names(self, ids: set[int]) -> dict[int | None, str]:
+        if not ids:
+            return {}
+        rows = self.session.execute(select(User.id, User.email).where(User.id.in_(ids)))
+        return {row.id: row.email for row in rows}
+
+
+def within_reach(person: User, referral: Referral) -> bool:
+    """Analysts and leads of the referral's team; officers of the unit it is handed to."""
+    role = person.role_enum
+    if role in _STAFF_OF_TEAM:
+        return person.team_id is not None and referral.team_id == person.team_id
+    if role is Role.OFFICER:
+        return person.unit_id is not None and referral.unit_id == person.unit_id
+    return False
+
+
+def _effects(move: Transition, given: Mapping[Need, Any], now: datetime) -> dict[str, Any]:
+    """What the move records on the referral itself, besides its stage."""
+    match move.name:
+        case "hand_over":
+            return {
+                "unit_id": given[Need.UNIT],
+                "unit_reference": None,
+                "handover_due_at": now + HANDOVER_ANSWER_TIME,
+            }
+        case "accept_handover":
+            return {"unit_reference": given[Need.UNIT_REFERENCE], "handover_due_at": None}
+        case "refuse_handover" | "withdraw_handover":
+            return {"unit_id": None, "unit_reference": None, "handover_due_at": None}
+        case "record_outcome":
+            return {
+                "children_safeguarded": given[Need.CHILDREN_SAFEGUARDED],
+                "suspects_arrested": given[Need.SUSPECTS_ARRESTED],
+            }
+        case "close_early":
+            return {"close_reason": given[Need.CLOSE_REASON], "handover_due_at": None}
+        case "close":
+            return {"handover_due_at": None}
+    return {}
+
+
+_STAGE_ORDER = {stage: position for position, stage in enumerate(ReferralStage)}
+
+
+def _order(stage: ReferralStage) -> int:
+    return _STAGE_ORDER[stage]
