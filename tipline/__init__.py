@@ -26,6 +26,7 @@ from tipline.audit_log.views import limit_verification
 from tipline.auth import sessions
 from tipline.auth.views import blueprint as auth_blueprint
 from tipline.auth.views import limit_sign_in
+from tipline.casework import blueprint as casework_blueprint
 from tipline.config import Settings
 from tipline.desk import blueprint as desk_blueprint
 from tipline.instance import FLASK_SECRET_KEY, read_secret
@@ -91,6 +92,7 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
         app.register_blueprint(admin_blueprint)
         app.register_blueprint(audit_log_blueprint)
         app.register_blueprint(desk_blueprint)
+        app.register_blueprint(casework_blueprint)
         limit_verification(app, limiter)
     if rt.face.serves_partners:
         app.register_blueprint(partner_blueprint)

@@ -23,14 +23,20 @@ NAVIGATION[Role.ADMIN] += [
     ("Pending enrolments", "admin.enrolments"),
     ("Agencies", "admin.agencies"),
     ("Teams", "admin.teams"),
+    ("Units", "admin.units"),
     ("Held tips", "admin.held_tips"),
     ("Failed jobs", "admin.failed_jobs"),
     ("Triage rules", "admin.triage_rules"),
     ("Selector values", "admin.selectors"),
     ("Audit log", "audit_log.index"),
 ]
-NAVIGATION[Role.ANALYST] += [("Triage queue", "desk.queue")]
-NAVIGATION[Role.LEAD] += [("Triage queue", "desk.queue"), ("Audit log", "audit_log.index")]
+NAVIGATION[Role.ANALYST] += [("Triage queue", "desk.queue"), ("Referrals", "casework.referrals")]
+NAVIGATION[Role.LEAD] += [
+    ("Triage queue", "desk.queue"),
+    ("Referrals", "casework.referrals"),
+    ("Audit log", "audit_log.index"),
+]
+NAVIGATION[Role.OFFICER] += [("Referrals handed to your unit", "casework.referrals")]
 
 
 @blueprint.get("/")

@@ -18,8 +18,10 @@ from flask import Flask, url_for
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from referrals.accounts.models import EnrolmentToken
+from referrals.accounts.models import EnrolmentToken, User
 from referrals.accounts.services import ApprovalRule
+from referrals.casework.models import Referral
+from referrals.casework.services import opening
 from referrals.intake.tasks import process_tip
 from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys, valid_tip
@@ -27,6 +29,7 @@ from tests.tipline.admin.people import (
     Person,
     account_service,
     add_team,
+    add_unit,
     csrf,
     enrolled,
     signed_in_client,
@@ -39,8 +42,9 @@ PARTNER_A = "partner of agency A"
 PARTNER_B = "partner of agency B"
 ANALYST = "analyst"
 LEAD = "lead"
+OFFICER = "officer of a unit"  # no referral is handed to the unit
 ADMIN = "admin"
-ROLES = (ANONYMOUS, PARTNER_A, PARTNER_B, ANALYST, LEAD, ADMIN)
+ROLES = (ANONYMOUS, PARTNER_A, PARTNER_B, ANALYST, LEAD, OFFICER, ADMIN)
 SIGNED_IN = ROLES[1:]
 PARTNERS = (PARTNER_A, PARTNER_B)
 
@@ -61,6 +65,7 @@ class World:
     tip_id: str  # a tip sent by agency A
     target_id: int  # an account for the admin actions
     enrolment_id: int  # an enrolment link waiting for a second administrator
+    referral_id: int  # a referral of the analyst's and lead's team, handed to no unit
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,10 @@ NO_TIP = "00000000-0000-0000-0000-000000000000"  # a decision is tried on no tip
 
 def _no_tip(world: World) -> dict[str, Any]:
     return {"tip_id": NO_TIP}
+
+
+def _referral(world: World) -> dict[str, Any]:
+    return {"referral_id": world.referral_id}
 
 
 TABLE: dict[tuple[str, str], Case] = {
@@ -172,6 +181,10 @@ TABLE: dict[tuple[str, str], Case] = {
     ("admin.add_team", "POST"): Case(
         only(ADMIN, ok="/admin/teams"), data=lambda w: {"name": "Cebu", "country": "PH"}
     ),
+    ("admin.units", "GET"): Case(only(ADMIN)),
+    ("admin.add_unit", "POST"): Case(
+        only(ADMIN, ok="/admin/units"), data=lambda w: {"name": "Cebu unit", "country": "PH"}
+    ),
     ("admin.held_tips", "GET"): Case(only(ADMIN)),
     # The tip is not held: the answer says so, and goes back to the list.
     ("admin.retry_held_tip", "POST"): Case(only(ADMIN, ok="/admin/held-tips"), values=_tip),
@@ -219,6 +232,18 @@ TABLE: dict[tuple[str, str], Case] = {
     ("desk.decline", "POST"): Case(
         only(ANALYST, LEAD, ok=f"/desk/tips/{NO_TIP}"), values=_no_tip, tip_content=True
     ),
+    # Referrals: the team's analysts and leads; officers see only those handed to their unit
+    # (this one is not: "not found"); never admins or partners.
+    ("casework.referrals", "GET"): Case(only(ANALYST, LEAD, OFFICER)),
+    ("casework.referral", "GET"): Case(
+        only(ANALYST, LEAD, OFFICER, ok=200) | {OFFICER: 404}, values=_referral
+    ),
+    # The analyst starts the investigation (the lead's same move is then refused): both go
+    # back to the referral's page, with what was done or why not.
+    ("casework.move", "POST"): Case(
+        only(ANALYST, LEAD, ok="/referrals/{referral_id}") | {OFFICER: 404},
+        values=lambda w: {"referral_id": w.referral_id, "name": "investigate"},
+    ),
     # The audit log: admins and team leads.
     ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
     ("audit_log.verify", "POST"): Case(only(ADMIN, LEAD)),
@@ -246,12 +271,16 @@ def people(runtime: Runtime, agencies: dict[str, RegisteredAgency]) -> dict[str,
         ),
         ANALYST: enrolled(runtime, "analyst@centre.example", "analyst", team=team),
         LEAD: enrolled(runtime, "lead@centre.example", "lead", team=team),
+        OFFICER: enrolled(
+            runtime, "officer@unit.example", "officer", unit=_unit(runtime, "Luzon unit")
+        ),
         ADMIN: enrolled(runtime, "admin@centre.example", "admin"),
     }
 
 
 @pytest.fixture
 def world(
+    people: dict[str, Person],  # first: the referral is the lead's
     client: FlaskClient,
     runtime: Runtime,
     agencies: dict[str, RegisteredAgency],
@@ -276,7 +305,32 @@ def world(
         enrolment_id = session.scalars(
             select(EnrolmentToken.id).where(EnrolmentToken.user_id == waiting.user.id)
         ).one()
-    return World(tip_id=sent.get_json()["id"], target_id=target.id, enrolment_id=enrolment_id)
+        lead = session.scalars(select(User).where(User.email == "lead@centre.example")).one()
+        now = runtime.clock.now()
+        referral = Referral(
+            reference="RF-2026-000001",
+            team_id=lead.team_id,
+            stage_entered_at=now,
+            created_at=now,
+            created_by_id=lead.id,
+            updated_at=now,
+        )
+        session.add(referral)
+        session.flush()
+        session.add(opening(referral, lead, now))
+        session.commit()
+        referral_id = referral.id
+    return World(
+        tip_id=sent.get_json()["id"],
+        target_id=target.id,
+        enrolment_id=enrolment_id,
+        referral_id=referral_id,
+    )
+
+
+def _unit(runtime: Runtime, name: str) -> str:
+    add_unit(runtime, name)
+    return name
 
 
 def _outcome(
@@ -305,6 +359,10 @@ def _outcome(
     return answer.status_code
 
 
+def _expected(expect: Expect, world: World) -> Expect:
+    return expect.format(referral_id=world.referral_id) if isinstance(expect, str) else expect
+
+
 def test_the_table_lists_every_endpoint_of_the_app(app: Flask) -> None:
     routes = _routes(app)
     missing = sorted(routes - TABLE.keys())
@@ -322,10 +380,9 @@ def test_every_role_gets_what_the_table_says(
     for (endpoint, method), case in sorted(TABLE.items()):
         for role in ROLES:
             got = _outcome(app, runtime, people.get(role), endpoint, method, case, world)
-            if got != case.expect[role]:
-                wrong.append(
-                    f"{method} {endpoint} as {role}: got {got!r}, expected {case.expect[role]!r}"
-                )
+            expected = _expected(case.expect[role], world)
+            if got != expected:
+                wrong.append(f"{method} {endpoint} as {role}: got {got!r}, expected {expected!r}")
     assert wrong == []
 
 

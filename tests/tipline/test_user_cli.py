@@ -79,3 +79,37 @@ def test_with_two_admins_a_command_line_account_waits_for_approval_in_the_web(
             )
         )
     assert len(requested) == 2 and all(actor.startswith("cli:") for actor in requested)
+
+
+def test_an_officer_belongs_to_a_unit_registered_from_the_command_line(
+    settings: Settings, runtime: Runtime
+) -> None:
+    runner = CliRunner(env=tipline_env(settings))
+    unit = runner.invoke(cli, ["unit", "add", "--name", "Luzon unit", "--country", "ph"])
+    assert unit.exit_code == 0, unit.output
+    assert unit.output.startswith("unit ") and "Luzon unit (PH)" in unit.output
+
+    no_unit = runner.invoke(
+        cli, ["user", "add", "--email", "oli@unit.example", "--role", "officer"]
+    )
+    assert no_unit.exit_code == 1
+    assert "an officer belongs to a unit" in no_unit.output
+    unknown = runner.invoke(
+        cli, ["user", "add", "--email", "oli@unit.example", "--role", "officer", "--unit", "X"]
+    )
+    assert "no unit 'X'" in unknown.output
+    added = runner.invoke(
+        cli,
+        ["user", "add", "--email", "oli@unit.example", "--role", "officer", "--unit", "Luzon unit"],
+    )
+    assert added.exit_code == 0, added.output
+
+    with runtime.session_factory() as session:
+        officer = session.scalars(select(User)).one()
+        assert (officer.role, officer.unit_id is not None, officer.team_id) == (
+            "officer",
+            True,
+            None,
+        )
+        actions = list(session.scalars(select(AuditRecord.action).order_by(AuditRecord.id)))
+    assert actions == ["unit.created", "account.created"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pycountry
@@ -16,6 +17,7 @@ ROLE_LABELS = {
     Role.PARTNER: "Partner (an officer of a partner agency)",
     Role.ANALYST: "Analyst",
     Role.LEAD: "Team lead",
+    Role.OFFICER: "Officer (of a law-enforcement unit)",
     Role.ADMIN: "Administrator",
 }
 NONE = ""  # the "no agency" / "no team" choice
@@ -35,9 +37,16 @@ class NewAccountForm(FlaskForm):
     )
     agency = SelectField("Agency", choices=[SelectChoice(NONE, "None")], default=NONE)
     team = SelectField("Team", choices=[SelectChoice(NONE, "None")], default=NONE)
+    unit = SelectField("Unit", choices=[SelectChoice(NONE, "None")], default=NONE)
 
-    def offer(self, *, agencies: list[tuple[str, str]], teams: list[tuple[str, str]]) -> None:
-        """The agencies and teams to choose from, as (value, label) pairs."""
+    def offer(
+        self,
+        *,
+        agencies: Sequence[tuple[str, str]],
+        teams: Sequence[tuple[str, str]],
+        units: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """The agencies, teams and units to choose from, as (value, label) pairs."""
         self.agency.choices = [
             SelectChoice(NONE, "None (staff accounts)"),
             *(SelectChoice(value, label) for value, label in agencies),
@@ -45,6 +54,10 @@ class NewAccountForm(FlaskForm):
         self.team.choices = [
             SelectChoice(NONE, "None"),
             *(SelectChoice(value, label) for value, label in teams),
+        ]
+        self.unit.choices = [
+            SelectChoice(NONE, "None"),
+            *(SelectChoice(value, label) for value, label in units),
         ]
 
     def validate(self, extra_validators: Any = None) -> bool:
@@ -59,6 +72,12 @@ class NewAccountForm(FlaskForm):
             valid = False
         if self.team.data and role not in (Role.ANALYST.value, Role.LEAD.value):
             self.team.errors = [*self.team.errors, "Only analysts and leads belong to a team."]
+            valid = False
+        if role == Role.OFFICER.value and not self.unit.data:
+            self.unit.errors = [*self.unit.errors, "An officer's account needs their unit."]
+            valid = False
+        if role != Role.OFFICER.value and self.unit.data:
+            self.unit.errors = [*self.unit.errors, "Only officers belong to a unit."]
             valid = False
         return valid
 
@@ -80,6 +99,8 @@ def _country_choices() -> list[SelectChoice]:
 
 
 class TeamForm(FlaskForm):
+    """A team (and, as ``UnitForm``, a unit): a name and the jurisdiction it works."""
+
     name = StringField(
         "Name",
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
@@ -106,6 +127,19 @@ class TeamForm(FlaskForm):
             raise ValidationError(f"Give at most {MAX_REGIONS} regions.")
         if any(len(region) > MAX_REGION_CHARS for region in regions):
             raise ValidationError(f"Write each region in at most {MAX_REGION_CHARS} characters.")
+
+
+class UnitForm(TeamForm):
+    name = StringField(
+        "Name",
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        validators=[DataRequired(message="Give the unit a name."), Length(max=120)],
+    )
+    country = SelectField(
+        "Country",
+        choices=_country_choices(),
+        validators=[DataRequired(message="Choose the country the unit works.")],
+    )
 
 
 # The triage rules, as an administrator reads them: (heading, [(rule, label, unit)]).

@@ -19,12 +19,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
-from referrals.accounts.models import Approval, EnrolmentPurpose, EnrolmentToken, Role, Team, User
-from referrals.accounts.services import AccountError, AccountService, Enrolment, TeamService
+from referrals.accounts.models import (
+    Approval,
+    EnrolmentPurpose,
+    EnrolmentToken,
+    Role,
+    Team,
+    Unit,
+    User,
+)
+from referrals.accounts.services import (
+    AccountError,
+    AccountService,
+    Enrolment,
+    TeamService,
+    UnitService,
+)
 from referrals.intake.agencies import AgencyService
 from referrals.intake.models import Agency
 from tipline import access, database
-from tipline.admin.forms import NONE, AccountActionForm, NewAccountForm, TeamForm
+from tipline.admin.forms import NONE, AccountActionForm, NewAccountForm, TeamForm, UnitForm
 from tipline.auth.sessions import account_service, client_address
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -62,9 +76,11 @@ def _agency_names() -> dict[int, str]:
 
 def _offer_choices(form: NewAccountForm) -> None:
     teams = database.session().scalars(select(Team.name).order_by(Team.name))
+    units = database.session().scalars(select(Unit.name).order_by(Unit.name))
     form.offer(
         agencies=[(str(agency_id), name) for agency_id, name in _agency_names().items()],
         teams=[(name, name) for name in teams],
+        units=[(name, name) for name in units],
     )
 
 
@@ -104,7 +120,10 @@ def users() -> str:
         )
         for user in database.session().scalars(query)
     ]
-    return render_template("admin/users.html", rows=rows, action_form=AccountActionForm())
+    units = {row.id: row.name for row in database.session().execute(select(Unit.id, Unit.name))}
+    return render_template(
+        "admin/users.html", rows=rows, units=units, action_form=AccountActionForm()
+    )
 
 
 @blueprint.route("/users/new", methods=["GET", "POST"])
@@ -119,6 +138,7 @@ def create_user() -> str:
                 role=form.role.data,
                 agency_id=int(form.agency.data) if form.agency.data != NONE else None,
                 team=form.team.data or None,
+                unit=form.unit.data or None,
                 actor=actor(),
                 address=client_address(),
             )
@@ -129,6 +149,8 @@ def create_user() -> str:
                 target = form.agency
             elif "team" in str(exc):
                 target = form.team
+            elif "unit" in str(exc):
+                target = form.unit
             elif "role" in str(exc):
                 target = form.role
             target.errors = [*target.errors, message]
@@ -346,6 +368,64 @@ def add_team() -> Response | str:
             flash(f"The team {team.name} is created: analysts and leads can now join it.", "info")
             return redirect(url_for("admin.teams"))
     return _teams_page(form)
+
+
+@dataclass(frozen=True)
+class UnitRow:
+    """One line of the units list."""
+
+    unit: Unit
+    members: int
+
+
+@blueprint.get("/units")
+@access.roles(Role.ADMIN)
+def units() -> str:
+    return _units_page(UnitForm())
+
+
+@blueprint.post("/units")
+@access.roles(Role.ADMIN, step_up=True, back="admin.units")
+def add_unit() -> Response | str:
+    # Referrals are handed to units, and their officers read what is handed: a current code.
+    form = UnitForm()
+    if form.validate_on_submit():
+        db_session = database.session()
+        try:
+            unit = UnitService(db_session, audit=database.runtime().audit(db_session)).add(
+                name=form.name.data or "",
+                country=form.country.data or "",
+                regions=form.region_list(),
+                actor=actor(),
+            )
+        except AccountError as exc:
+            db_session.rollback()
+            target = form.country if "country" in str(exc) else form.name
+            target.errors = [*target.errors, f"{str(exc)[:1].upper()}{str(exc)[1:]}."]
+        except IntegrityError:  # another admin registered a unit of that name a moment ago
+            db_session.rollback()
+            form.name.errors = [*form.name.errors, "A unit of that name exists."]
+        else:
+            flash(
+                f"The unit {unit.name} is registered: its officers' accounts can now be made, "
+                "and leads can hand referrals to it.",
+                "info",
+            )
+            return redirect(url_for("admin.units"))
+    return _units_page(form)
+
+
+def _units_page(form: UnitForm) -> str:
+    query = (
+        select(Unit, func.count(User.id))
+        .outerjoin(User, User.unit_id == Unit.id)
+        .group_by(Unit.id)
+        .order_by(Unit.name)
+    )
+    rows = [
+        UnitRow(unit=unit, members=members) for unit, members in database.session().execute(query)
+    ]
+    return render_template("admin/units.html", rows=rows, form=form)
 
 
 def _teams_page(form: TeamForm) -> str:

@@ -37,6 +37,7 @@ for command in (
     jobs.jobs,
     audit.audit,
     accounts.team,
+    accounts.unit,
     accounts.user,
     faces.face,
 ):

@@ -1,4 +1,5 @@
-"""``tipline team`` and ``tipline user``: teams, accounts, enrolment links."""
+"""``tipline team``, ``tipline unit`` and ``tipline user``: teams, law-enforcement units,
+accounts, enrolment links."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ import click
 from sqlalchemy.orm import Session
 
 from referrals.accounts.models import Role, User
-from referrals.accounts.services import AccountError, AccountService, ApprovalRule, TeamService
+from referrals.accounts.services import (
+    AccountError,
+    AccountService,
+    ApprovalRule,
+    TeamService,
+    UnitService,
+)
 from tipline.cli.environment import cli_actor, initialised_runtime, read_settings
 from tipline.config import Settings
 from tipline.runtime import Runtime
@@ -39,6 +46,31 @@ def team_add(name: str, country: str, regions: tuple[str, ...]) -> None:
             except AccountError as exc:
                 raise click.ClickException(str(exc)) from None
             click.echo(f"team {created.id}: {created.name} ({created.country})")
+    finally:
+        runtime.close()
+
+
+@click.group()
+def unit() -> None:
+    """Law-enforcement units referrals are handed to, and the jurisdiction each works."""
+
+
+@unit.command("add")
+@click.option("--name", required=True, help="The unit's name, unique.")
+@click.option("--country", required=True, help="ISO 3166-1 alpha-2 country code.")
+@click.option("--region", "regions", multiple=True, help="A region covered (repeat); none: all.")
+def unit_add(name: str, country: str, regions: tuple[str, ...]) -> None:
+    """Register a unit with its jurisdiction; its officers are accounts with --unit."""
+    runtime = initialised_runtime(read_settings())
+    try:
+        with runtime.session_factory() as session:
+            try:
+                created = UnitService(session, audit=runtime.audit(session)).add(
+                    name=name, country=country, regions=list(regions), actor=cli_actor()
+                )
+            except AccountError as exc:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"unit {created.id}: {created.name} ({created.country})")
     finally:
         runtime.close()
 
@@ -78,13 +110,19 @@ def _enrolment_link(settings: Settings, token: str) -> str:
     "--role",
     required=True,
     type=click.Choice([r.value for r in Role]),
-    help="partner (needs --agency), analyst, lead or admin.",
+    help="partner (needs --agency), analyst, lead, officer (needs --unit) or admin.",
 )
 @click.option("--agency", "agency_id", type=int, default=None, help="Agency id, for partners.")
 @click.option("--team", "team_name", default=None, help="Team name, for analysts and leads.")
+@click.option("--unit", "unit_name", default=None, help="Unit name, for officers.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def user_add(
-    email: str, role: str, agency_id: int | None, team_name: str | None, as_json: bool
+    email: str,
+    role: str,
+    agency_id: int | None,
+    team_name: str | None,
+    unit_name: str | None,
+    as_json: bool,
 ) -> None:
     """Create an account and print its one-time enrolment link (single use, expires in 72 h),
     where the person sets a password and enrols an authenticator."""
@@ -94,7 +132,12 @@ def user_add(
         with runtime.session_factory() as session:
             try:
                 enrolment = _accounts(runtime, session).create(
-                    email=email, role=role, agency_id=agency_id, team=team_name, actor=cli_actor()
+                    email=email,
+                    role=role,
+                    agency_id=agency_id,
+                    team=team_name,
+                    unit=unit_name,
+                    actor=cli_actor(),
                 )
             except AccountError as exc:
                 raise click.ClickException(str(exc)) from None

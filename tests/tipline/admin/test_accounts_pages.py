@@ -248,7 +248,7 @@ def test_the_new_account_form_opens_on_a_combination_it_accepts(
     add_team(runtime)
     form = admin_client.get("/admin/users/new").get_data(as_text=True)
     choices = _opening_choices(form)
-    assert choices == {"role": "analyst", "agency": "", "team": ""}
+    assert choices == {"role": "analyst", "agency": "", "team": "", "unit": ""}
     # Only the e-mail address typed: the account is made.
     answer = admin_client.post(
         "/admin/users/new",
@@ -256,9 +256,10 @@ def test_the_new_account_form_opens_on_a_combination_it_accepts(
     )
     assert "enrolment-link" in answer.get_data(as_text=True)
     # The form says which fields go with which role, and where teams come from.
-    assert "A partner has an agency and no team" in form
+    assert "A partner has an agency; an analyst or team lead may have a team" in form
     assert "Partner accounts only, and required for them" in form
     assert "Teams are made on the Teams page." in form and 'href="/admin/teams"' in form
+    assert "Units are registered on the Units page." in form and 'href="/admin/units"' in form
 
 
 def test_the_one_time_link_is_in_a_box_of_its_own_whole(

@@ -1,0 +1,180 @@
+"""``/referrals``: the referrals a person works on, each one's page (timeline, linked tips, time
+in each stage) and its moves.
+
+Who reaches a referral is decided in the queries (``referrals.casework.services.within_reach``):
+the analysts and leads of its team, the officers of the unit it is handed to; anyone else is
+told it does not exist. The page opens the timeline's notes in memory and writes
+``referral.viewed`` to the audit log first; it is ``no-store``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from referrals.accounts.models import Role, Team, Unit, User
+from referrals.casework.lifecycle import (
+    CLOSE_REASON_LABELS,
+    DONE,
+    STAGE_LABELS,
+    CloseReason,
+    Need,
+)
+from referrals.casework.models import ReferralStage
+from referrals.casework.services import (
+    Casework,
+    MoveRefused,
+    ReferralNotFound,
+    time_in_stages,
+)
+from referrals.intake.models import Agency, Tip
+from tipline import access, database
+from tipline.addresses import client_address
+from tipline.casework.forms import MoveForm
+
+blueprint = Blueprint("casework", __name__, url_prefix="/referrals")
+
+PEOPLE = (Role.ANALYST, Role.LEAD, Role.OFFICER)
+
+
+def _casework() -> Casework:
+    rt = database.runtime()
+    db_session = database.session()
+    return Casework(db_session, audit=rt.audit(db_session), clock=rt.clock, keyring=rt.keyring)
+
+
+def _person() -> User:
+    person = access.current_person()
+    assert person is not None  # noqa: S101 - the access rule admitted only signed-in people
+    return person
+
+
+@blueprint.get("")
+@access.roles(*PEOPLE)
+def referrals() -> str:
+    person = _person()
+    wanted = request.args.get("stage") or None
+    stage = ReferralStage(wanted) if wanted in set(ReferralStage) else None
+    found = _casework().referrals(person, stage=stage)
+    units = _unit_names({r.unit_id for r in found if r.unit_id is not None})
+    return render_template(
+        "casework/referrals.html",
+        referrals=found,
+        stage=stage,
+        stages=STAGE_LABELS,
+        units=units,
+        now=database.runtime().clock.now(),
+        person=person,
+    )
+
+
+@blueprint.get("/<int:referral_id>")
+@access.roles(*PEOPLE)
+def referral(referral_id: int) -> Response | str:
+    person = _person()
+    casework = _casework()
+    try:
+        found = casework.referral_for(person, referral_id)
+    except ReferralNotFound:
+        abort(404)
+    entries = casework.timeline(person, found, address=client_address())
+    db_session = database.session()
+    tips = db_session.execute(
+        select(Tip.id, Tip.tracking_number, Tip.priority, Tip.received_at, Agency.name)
+        .join(Agency, Agency.id == Tip.agency_id)
+        .where(Tip.referral_id == found.id)
+        .order_by(Tip.received_at)
+    ).all()
+    now = database.runtime().clock.now()
+    form = MoveForm(formdata=None, seen_stage=found.stage)
+    units = db_session.execute(select(Unit.id, Unit.name).order_by(Unit.name)).all()
+    unit_names = {unit.id: unit.name for unit in units}
+    answer = render_template(
+        "casework/referral.html",
+        referral=found,
+        stages=STAGE_LABELS,
+        close_reasons=CLOSE_REASON_LABELS,
+        entries=entries,
+        done=DONE,
+        described={
+            entry.event.id: _described(entry.event.details, unit_names) for entry in entries
+        },
+        spent=time_in_stages([entry.event for entry in entries], now),
+        tips=tips,
+        moves=casework.moves_for(person, found),
+        form=form,
+        units=units,
+        needs=Need,
+        team=db_session.get(Team, found.team_id) if found.team_id else None,
+        unit=db_session.get(Unit, found.unit_id) if found.unit_id else None,
+        assignee=db_session.get(User, found.assignee_id) if found.assignee_id else None,
+        person=person,
+        sees_tips=person.role_enum in (Role.ANALYST, Role.LEAD),
+        now=now,
+    )
+    response = Response(answer, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.post("/<int:referral_id>/moves/<name>")
+@access.roles(*PEOPLE, back="casework.referrals")
+def move(referral_id: int, name: str) -> Response:
+    form = MoveForm()
+    if not form.validate():
+        flash("Nothing was changed: " + " ".join(_errors(form)), "error")
+        return redirect(url_for("casework.referral", referral_id=referral_id))
+    values = {need.value: str(getattr(form, need.value).data or "") for need in Need}
+    try:
+        event = _casework().advance(
+            _person(),
+            referral_id,
+            name,
+            values,
+            seen_stage=form.seen_stage.data or None,
+            address=client_address(),
+        )
+    except ReferralNotFound:
+        abort(404)
+    except MoveRefused as refused:
+        flash(str(refused), "error")
+        return redirect(url_for("casework.referral", referral_id=referral_id))
+    flash(f"Done: the referral is now at “{STAGE_LABELS[ReferralStage(event.to_stage)]}”.", "info")
+    return redirect(url_for("casework.referral", referral_id=referral_id))
+
+
+def _errors(form: MoveForm) -> list[str]:
+    found: list[str] = []
+    for field in form:
+        found += [f"{field.label.text}: {error}" for error in field.errors]
+    return found or ["the form was not valid: open the page again."]
+
+
+def _described(details: dict[str, Any] | None, units: dict[int, str]) -> list[str]:
+    """What an event recorded in clear, in words."""
+    said: list[str] = []
+    for key, value in (details or {}).items():
+        match key:
+            case Need.UNIT.value:
+                said.append(f"to {units.get(value, 'a unit no longer registered')}")
+            case Need.UNIT_REFERENCE.value:
+                said.append(f"the unit's reference: {value}")
+            case Need.PLANNED_FOR.value:
+                said.append(f"planned for {value}")
+            case Need.CHILDREN_SAFEGUARDED.value:
+                said.append(f"{value} child{'' if value == 1 else 'ren'} safeguarded")
+            case Need.SUSPECTS_ARRESTED.value:
+                said.append(f"{value} suspect{'' if value == 1 else 's'} arrested")
+            case Need.CLOSE_REASON.value:
+                said.append(CLOSE_REASON_LABELS.get(CloseReason(value), str(value)))
+    return said
+
+
+def _unit_names(ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = database.session().execute(select(Unit.id, Unit.name).where(Unit.id.in_(ids)))
+    return {row.id: row.name for row in rows}
