@@ -95,11 +95,11 @@ FROM (
 """
 
 REFERRALS = """
-INSERT INTO referrals (id, reference, team_id, stage, priority, created_at, created_by_id,
-    updated_at)
+INSERT INTO referrals (id, reference, team_id, stage, stage_entered_at, priority, created_at,
+    created_by_id, updated_at)
 SELECT r, 'RF-2026-' || lpad(r::text, 6, '0'), (ARRAY[:t1, :t2, :t3, :t4])[1 + r % 4],
-       'assessment', 'P' || (1 + r % 4), now() - make_interval(secs => r * 90), :lead,
-       now() - make_interval(secs => r * 90)
+       'assessment', now() - make_interval(secs => r * 90), 'P' || (1 + r % 4),
+       now() - make_interval(secs => r * 90), :lead, now() - make_interval(secs => r * 90)
 FROM generate_series(1, :referrals) AS r;
 """
 

@@ -26,6 +26,7 @@ from referrals.intake.models import (
     WebFormKey,
 )
 from referrals.messages.models import Message
+from referrals.operations.models import Operation
 from referrals.triage.models import SelectorValue, TipLink, TriageRuleSet
 
 __all__ = [
@@ -55,4 +56,5 @@ __all__ = [
     "Referral",
     "ReferralEvent",
     "Message",
+    "Operation",
 ]

@@ -37,7 +37,7 @@ class Need(enum.StrEnum):
     NOTE = "note"  # free text, encrypted at rest
     UNIT = "unit_id"  # the law-enforcement unit it is handed to
     UNIT_REFERENCE = "unit_reference"  # the unit's own case reference
-    PLANNED_FOR = "planned_for"  # the operation's planned date
+    OPERATION = "operation_id"  # the operation that makes the move
     CHILDREN_SAFEGUARDED = "children_safeguarded"
     SUSPECTS_ARRESTED = "suspects_arrested"
     CLOSE_REASON = "close_reason"
@@ -74,6 +74,8 @@ class Transition:
         target: the stage it leads to.
         roles: who may make it (an officer only on a referral handed to their unit).
         needs: what it must be given; a note is optional unless listed.
+        via_operation: made only by an operation, on all its referrals at once (the referral's
+            page does not offer it).
     """
 
     name: str
@@ -83,6 +85,7 @@ class Transition:
     target: ReferralStage
     roles: frozenset[Role]
     needs: tuple[Need, ...] = ()
+    via_operation: bool = False
 
 
 def _move(
@@ -94,7 +97,10 @@ def _move(
     roles: Iterable[Role],
     needs: tuple[Need, ...] = (),
 ) -> Transition:
-    return Transition(name, label, done, frozenset(sources), target, frozenset(roles), needs)
+    via_operation = Need.OPERATION in needs
+    return Transition(
+        name, label, done, frozenset(sources), target, frozenset(roles), needs, via_operation
+    )
 
 
 TEAM = (Role.ANALYST, Role.LEAD)
@@ -117,13 +123,16 @@ TRANSITIONS: tuple[Transition, ...] = (
           [S.HANDOVER_PENDING], S.INVESTIGATION, UNIT, (Need.NOTE,)),
     _move("withdraw_handover", "Take the hand-over back", "Hand-over taken back",
           [S.HANDOVER_PENDING], S.INVESTIGATION, LEAD, (Need.NOTE,)),
+    # Made by an operation, on all its referrals (referrals.operations).
     _move("plan_operation", "Plan an operation", "Operation planned",
-          [S.WITH_UNIT], S.OPERATION_PLANNED, LEAD_OR_UNIT, (Need.PLANNED_FOR,)),
+          [S.WITH_UNIT], S.OPERATION_PLANNED, LEAD, (Need.OPERATION,)),
+    _move("cancel_operation", "Cancel the operation", "Operation cancelled",
+          [S.OPERATION_PLANNED], S.WITH_UNIT, LEAD, (Need.OPERATION,)),
     _move("conduct_operation", "The operation was conducted", "Operation conducted",
-          [S.OPERATION_PLANNED], S.OPERATION_CONDUCTED, LEAD_OR_UNIT),
+          [S.OPERATION_PLANNED], S.OPERATION_CONDUCTED, LEAD_OR_UNIT, (Need.OPERATION,)),
     _move("record_outcome", "Record the outcome", "Outcome recorded",
           [S.OPERATION_CONDUCTED], S.OUTCOME_RECORDED, LEAD_OR_UNIT,
-          (Need.CHILDREN_SAFEGUARDED, Need.SUSPECTS_ARRESTED)),
+          (Need.OPERATION, Need.CHILDREN_SAFEGUARDED, Need.SUSPECTS_ARRESTED)),
     _move("begin_aftercare", "Begin aftercare and prosecution", "Aftercare and prosecution begun",
           [S.OUTCOME_RECORDED], S.AFTERCARE, LEAD),
     _move("close", "Close the referral", "Closed",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -34,6 +34,7 @@ from referrals.casework.models import Referral, ReferralEvent, ReferralStage
 from referrals.clock import Clock
 from referrals.database import rows_matched
 from referrals.intake.models import IntakeKey
+from referrals.operations.models import Operation
 
 #: How long a unit has to accept or refuse a hand-over before the lead sees it overdue.
 HANDOVER_ANSWER_TIME = timedelta(days=7)
@@ -154,8 +155,10 @@ class Casework:
         return self.session.scalars(query.limit(limit)).all()
 
     def moves_for(self, person: User, referral: Referral) -> list[Transition]:
-        """The moves this person may make on the referral now."""
-        return moves_from(ReferralStage(referral.stage), person.role_enum)
+        """The moves this person may make on the referral's page now (an operation makes its
+        own)."""
+        moves = moves_from(ReferralStage(referral.stage), person.role_enum)
+        return [move for move in moves if not move.via_operation]
 
     def events(self, referral: Referral) -> Sequence[ReferralEvent]:
         return self.session.scalars(
@@ -202,7 +205,8 @@ class Casework:
         address: str | None = None,
     ) -> ReferralEvent:
         """Make the move ``move_name`` on the referral, with what the move needs read from
-        ``values`` (by ``Need`` names; a ``note`` is optional unless the move needs one).
+        ``values`` (by ``Need`` names; a ``note`` is optional unless the move needs one), and
+        commit.
 
         Args:
             seen_stage: the stage the person saw when they chose the move; if the referral has
@@ -211,10 +215,40 @@ class Casework:
         Raises:
             ReferralNotFound: not within the person's reach.
             StageChanged: it moved since the person saw it (or while this move was made).
-            MoveRefused: the move does not apply to its stage, is not the person's to make, or
-                lacks what it needs; the message says which.
+            MoveRefused: the move does not apply to its stage, is not the person's to make, is
+                made on an operation, or lacks what it needs; the message says which.
         """
         referral = self.referral_for(person, referral_id)
+        event = self._move(person, referral, move_name, values, seen_stage, address, False)
+        self.session.commit()
+        return event
+
+    def move_in_operation(
+        self,
+        person: User,
+        referral: Referral,
+        move_name: str,
+        values: Mapping[str, str],
+        *,
+        address: str | None = None,
+    ) -> ReferralEvent:
+        """A move an operation makes on one of its referrals (planning, conducting, recording
+        its outcome, cancelling), in the operation's transaction: the caller commits, so the
+        operation and all its referrals move together or not at all. Who may act on the
+        operation is the caller's check (its units' officers act on all its referrals).
+        Raises as ``advance``."""
+        return self._move(person, referral, move_name, values, None, address, True)
+
+    def _move(
+        self,
+        person: User,
+        referral: Referral,
+        move_name: str,
+        values: Mapping[str, str],
+        seen_stage: str | None,
+        address: str | None,
+        by_operation: bool,
+    ) -> ReferralEvent:
         move = BY_NAME.get(move_name)
         if move is None:
             raise MoveRefused("There is no such step for a referral.")
@@ -223,6 +257,11 @@ class Casework:
             raise StageChanged(
                 f"Nothing was changed: the referral is now at “{STAGE_LABELS[stage]}”, "
                 "not where it was when you opened the page. Look again and choose."
+            )
+        if move.via_operation and not by_operation:
+            raise MoveRefused(
+                f"“{move.label}” is done on the operation, for all its referrals at once: "
+                "open it from Operations."
             )
         if stage not in move.sources:
             where = ", ".join(f"“{STAGE_LABELS[s]}”" for s in sorted(move.sources, key=_order))
@@ -245,6 +284,9 @@ class Casework:
         if rows_matched(moved) == 0:
             self.session.rollback()
             raise StageChanged("Nothing was changed: someone moved the referral at the same time.")
+        # The object in this session is read again: a caller making several moves in one
+        # session (an operation) must see each one's effects.
+        self.session.refresh(referral)
         note = given.pop(Need.NOTE, None)
         event = ReferralEvent(
             referral_id=referral.id,
@@ -265,7 +307,6 @@ class Casework:
             address=address,
             details={"move": move.name, "from": stage.value, "to": move.target.value},
         )
-        self.session.commit()
         return event
 
     def _read(self, move: Transition, values: Mapping[str, str]) -> dict[Need, Any]:
@@ -305,15 +346,15 @@ class Casework:
                         "spaces, and . / - _)."
                     )
                 return raw
-            case Need.PLANNED_FOR:
-                try:
-                    planned = date.fromisoformat(raw)
-                except ValueError:
-                    raise ValueError("Give the operation's planned date (YYYY-MM-DD).") from None
-                today = self.clock.now().date()
-                if not today - timedelta(days=366) <= planned <= today + timedelta(days=731):
-                    raise ValueError("Give a planned date within a year before or two after today.")
-                return planned.isoformat()
+            case Need.OPERATION:
+                operation = (
+                    self.session.get(Operation, int(raw))
+                    if raw.isdigit() and len(raw) < 10
+                    else None
+                )
+                if operation is None:
+                    raise ValueError("Name the operation.")
+                return operation.id
             case Need.CHILDREN_SAFEGUARDED | Need.SUSPECTS_ARRESTED:
                 what = (
                     "children safeguarded"
@@ -398,6 +439,10 @@ def _effects(move: Transition, given: Mapping[Need, Any], now: datetime) -> dict
             return {"unit_reference": given[Need.UNIT_REFERENCE], "handover_due_at": None}
         case "refuse_handover" | "withdraw_handover":
             return {"unit_id": None, "unit_reference": None, "handover_due_at": None}
+        case "plan_operation":
+            return {"operation_id": given[Need.OPERATION]}
+        case "cancel_operation":
+            return {"operation_id": None}
         case "record_outcome":
             return {
                 "children_safeguarded": given[Need.CHILDREN_SAFEGUARDED],

@@ -18,7 +18,6 @@ class MoveForm(FlaskForm):
                          validators=[Length(max=20_000)])  # fmt: skip
     unit_id = StringField("Unit", validators=[Length(max=20)])
     unit_reference = StringField("Your unit's reference", validators=[Length(max=200)])
-    planned_for = StringField("Planned date", validators=[Length(max=40)])
     children_safeguarded = StringField("Children safeguarded", validators=[Length(max=20)])
     suspects_arrested = StringField("Suspects arrested", validators=[Length(max=20)])
     close_reason = StringField("Why", validators=[Length(max=40)])

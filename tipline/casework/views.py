@@ -31,6 +31,7 @@ from referrals.casework.services import (
     time_in_stages,
 )
 from referrals.intake.models import Agency, Tip
+from referrals.operations.models import Operation
 from tipline import access, database
 from tipline.addresses import client_address
 from tipline.casework.forms import MoveForm
@@ -92,6 +93,17 @@ def referral(referral_id: int) -> Response | str:
     form = MoveForm(formdata=None, seen_stage=found.stage)
     units = db_session.execute(select(Unit.id, Unit.name).order_by(Unit.name)).all()
     unit_names = {unit.id: unit.name for unit in units}
+    mentioned = {
+        entry.event.details[Need.OPERATION.value]
+        for entry in entries
+        if entry.event.details and Need.OPERATION.value in entry.event.details
+    } | ({found.operation_id} if found.operation_id else set())
+    operation_refs = {
+        row.id: row.reference
+        for row in db_session.execute(
+            select(Operation.id, Operation.reference).where(Operation.id.in_(mentioned))
+        )
+    }
     answer = render_template(
         "casework/referral.html",
         referral=found,
@@ -100,13 +112,16 @@ def referral(referral_id: int) -> Response | str:
         entries=entries,
         done=DONE,
         described={
-            entry.event.id: _described(entry.event.details, unit_names) for entry in entries
+            entry.event.id: _described(entry.event.details, unit_names, operation_refs)
+            for entry in entries
         },
         spent=time_in_stages([entry.event for entry in entries], now),
         tips=tips,
         moves=casework.moves_for(person, found),
         form=form,
         units=units,
+        operation_reference=operation_refs.get(found.operation_id) if found.operation_id else None,
+        may_plan=person.role_enum is Role.LEAD and found.stage == ReferralStage.WITH_UNIT,
         needs=Need,
         team=db_session.get(Team, found.team_id) if found.team_id else None,
         unit=db_session.get(Unit, found.unit_id) if found.unit_id else None,
@@ -127,7 +142,12 @@ def move(referral_id: int, name: str) -> Response:
     if not form.validate():
         flash("Nothing was changed: " + " ".join(_errors(form)), "error")
         return redirect(url_for("casework.referral", referral_id=referral_id))
-    values = {need.value: str(getattr(form, need.value).data or "") for need in Need}
+    # What a person may give on the page (an operation gives its own needs, not a form).
+    values = {
+        field.name: str(field.data or "")
+        for field in (getattr(form, need.value, None) for need in Need)
+        if field is not None
+    }
     try:
         event = _casework().advance(
             _person(),
@@ -153,7 +173,9 @@ def _errors(form: MoveForm) -> list[str]:
     return found or ["the form was not valid: open the page again."]
 
 
-def _described(details: dict[str, Any] | None, units: dict[int, str]) -> list[str]:
+def _described(
+    details: dict[str, Any] | None, units: dict[int, str], operations: dict[int, str]
+) -> list[str]:
     """What an event recorded in clear, in words."""
     said: list[str] = []
     for key, value in (details or {}).items():
@@ -162,8 +184,8 @@ def _described(details: dict[str, Any] | None, units: dict[int, str]) -> list[st
                 said.append(f"to {units.get(value, 'a unit no longer registered')}")
             case Need.UNIT_REFERENCE.value:
                 said.append(f"the unit's reference: {value}")
-            case Need.PLANNED_FOR.value:
-                said.append(f"planned for {value}")
+            case Need.OPERATION.value:
+                said.append(f"operation {operations.get(value, value)}")
             case Need.CHILDREN_SAFEGUARDED.value:
                 said.append(f"{value} child{'' if value == 1 else 'ren'} safeguarded")
             case Need.SUSPECTS_ARRESTED.value:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from referrals.accounts.models import Team, User
 from referrals.casework.models import Referral, ReferralStage
 from referrals.casework.services import Casework, opening
+from referrals.operations.services import Operations
 from tests.clock import ManualClock
 from tests.tipline.admin.people import Person, add_team, add_unit, enrolled
 from tipline.runtime import Runtime
@@ -28,6 +29,14 @@ class Cast:
             audit=self.runtime.audit(session),
             clock=self.runtime.clock,
             keyring=self.runtime.keyring,
+        )
+
+    def operations(self, session: Session) -> Operations:
+        return Operations(
+            session,
+            audit=self.runtime.audit(session),
+            clock=self.runtime.clock,
+            casework=self.casework(session),
         )
 
     def user(self, session: Session, name: str) -> User:
