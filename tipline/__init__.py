@@ -28,8 +28,10 @@ from tipline.auth.views import blueprint as auth_blueprint
 from tipline.auth.views import limit_sign_in
 from tipline.casework import blueprint as casework_blueprint
 from tipline.config import Settings
+from tipline.dashboard import blueprint as dashboard_blueprint
 from tipline.desk import blueprint as desk_blueprint
 from tipline.instance import FLASK_SECRET_KEY, read_secret
+from tipline.operations import blueprint as operations_blueprint
 from tipline.partner import blueprint as partner_blueprint
 from tipline.runtime import Runtime
 
@@ -93,6 +95,8 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
         app.register_blueprint(audit_log_blueprint)
         app.register_blueprint(desk_blueprint)
         app.register_blueprint(casework_blueprint)
+        app.register_blueprint(operations_blueprint)
+        app.register_blueprint(dashboard_blueprint)
         limit_verification(app, limiter)
     if rt.face.serves_partners:
         app.register_blueprint(partner_blueprint)

@@ -30,13 +30,22 @@ NAVIGATION[Role.ADMIN] += [
     ("Selector values", "admin.selectors"),
     ("Audit log", "audit_log.index"),
 ]
-NAVIGATION[Role.ANALYST] += [("Triage queue", "desk.queue"), ("Referrals", "casework.referrals")]
-NAVIGATION[Role.LEAD] += [
+NAVIGATION[Role.ANALYST] += [
     ("Triage queue", "desk.queue"),
     ("Referrals", "casework.referrals"),
+    ("Operations", "operations.board"),
+]
+NAVIGATION[Role.LEAD] += [
+    ("Dashboard", "dashboard.dashboard"),
+    ("Triage queue", "desk.queue"),
+    ("Referrals", "casework.referrals"),
+    ("Operations", "operations.board"),
     ("Audit log", "audit_log.index"),
 ]
-NAVIGATION[Role.OFFICER] += [("Referrals handed to your unit", "casework.referrals")]
+NAVIGATION[Role.OFFICER] += [
+    ("Referrals handed to your unit", "casework.referrals"),
+    ("Operations", "operations.board"),
+]
 
 
 @blueprint.get("/")

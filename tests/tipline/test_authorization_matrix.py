@@ -244,6 +244,21 @@ TABLE: dict[tuple[str, str], Case] = {
         only(ANALYST, LEAD, ok="/referrals/{referral_id}") | {OFFICER: 404},
         values=lambda w: {"referral_id": w.referral_id, "name": "investigate"},
     ),
+    # Operations: the team's analysts and leads, the units' officers; leads plan (an empty
+    # plan is shown again, refused); no operation 999999: "not found".
+    ("operations.board", "GET"): Case(only(ANALYST, LEAD, OFFICER)),
+    ("operations.new_operation", "GET"): Case(only(LEAD)),
+    ("operations.plan", "POST"): Case(only(LEAD)),
+    ("operations.operation", "GET"): Case(
+        only(ANALYST, LEAD, OFFICER, ok=404), values=lambda w: {"operation_id": 999_999}
+    ),
+    ("operations.step", "POST"): Case(
+        only(ANALYST, LEAD, OFFICER, ok=404),
+        values=lambda w: {"operation_id": 999_999, "name": "approve"},
+    ),
+    # The dashboard: team leads.
+    ("dashboard.dashboard", "GET"): Case(only(LEAD)),
+    ("dashboard.chart_csv", "GET"): Case(only(LEAD), values=lambda w: {"chart": "stages"}),
     # The audit log: admins and team leads.
     ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
     ("audit_log.verify", "POST"): Case(only(ADMIN, LEAD)),

@@ -35,7 +35,18 @@ from tipline.runtime import Runtime
 FaceApp = Callable[[Face], Flask]
 BLUEPRINTS = {
     Face.PARTNER: {"static", "health", "auth", "home", "partner", "api", "openapi"},
-    Face.STAFF: {"static", "health", "auth", "home", "admin", "audit_log", "desk", "casework"},
+    Face.STAFF: {
+        "static",
+        "health",
+        "auth",
+        "home",
+        "admin",
+        "audit_log",
+        "desk",
+        "casework",
+        "operations",
+        "dashboard",
+    },
 }
 
 

@@ -111,6 +111,7 @@ def test_every_admin_change_needs_step_up(
         ("/admin/enrolments/1/approve", "/admin/enrolments"),
         ("/admin/enrolments/1/refuse", "/admin/enrolments"),
         ("/admin/teams", "/admin/teams"),
+        ("/admin/units", "/admin/units"),
         ("/admin/held-tips/00000000-0000-0000-0000-000000000000/retry", "/admin/held-tips"),
         ("/admin/held-tips/retry-all", "/admin/held-tips"),
         ("/admin/triage-rules", "/admin/triage-rules"),

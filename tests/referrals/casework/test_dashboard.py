@@ -1,0 +1,124 @@
+"""The lead's dashboard, checked against figures worked out by hand from a small team's
+history (made through the services, on a clock moved by hand)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+from referrals.accounts.models import Team
+from referrals.casework.dashboard import GroupOutcome, LeadDashboard
+from referrals.casework.models import ReferralStage
+from referrals.intake.models import Agency, Tip, TipStatus
+from referrals.operations.services import Outcome
+from tests.clock import ManualClock
+from tests.referrals.casework.conftest import Cast
+from tests.referrals.casework.test_lifecycle import move, walk_to
+from tests.referrals.operations.test_operations import plan, step
+
+S = ReferralStage
+
+
+def tip(
+    cast: Cast, agency: str, referral_id: int | None, *, days_ago: float = 0, **kw: object
+) -> None:
+    """A tip held for the Manila team, from ``agency``, in ``referral_id``."""
+    with cast.runtime.session_factory() as session:
+        agency_id = session.query(Agency.id).filter(Agency.name == agency).scalar()
+        if agency_id is None:
+            found = Agency(name=agency, country="GB", created_at=cast.runtime.clock.now())
+            session.add(found)
+            session.flush()
+            agency_id = found.id
+        team_id = session.query(Team.id).filter(Team.name == "Manila").scalar()
+        at = cast.runtime.clock.now() - timedelta(days=days_ago)
+        session.add(
+            Tip(
+                id=str(uuid.uuid4()),
+                tracking_number=f"TL-{uuid.uuid4().hex[:10]}",
+                agency_id=agency_id,
+                status=TipStatus.ACCEPTED if referral_id else TipStatus.IN_TRIAGE,
+                received_at=at,
+                updated_at=at,
+                ciphertext_sha256="0" * 64,
+                ciphertext_bytes=1,
+                team_id=team_id,
+                referral_id=referral_id,
+                **kw,
+            )
+        )
+        session.commit()
+
+
+def test_the_dashboard_adds_up_as_worked_out_by_hand(cast: Cast, clock: ManualClock) -> None:
+    # 1 Nov: four referrals opened; two will go through one operation.
+    clock.moment = clock.moment.replace(month=11, day=1)
+    waiting, handed, first, second = (cast.new_referral() for _ in range(4))
+    cast.new_referral(team="Bangkok")  # another team's: counted nowhere here
+    tip(cast, "NCA", first, days_ago=10)  # first's tip: 22 Oct
+    tip(cast, "NCA", second)
+    tip(cast, "AFP", second)  # second was merged from two agencies' tips
+    tip(cast, "AFP", None, days_ago=2, sla_due_at=clock.now() - timedelta(days=1))  # overdue
+    tip(cast, "AFP", None)
+    for referral_id in (first, second):
+        walk_to(cast, referral_id, S.WITH_UNIT)
+    walk_to(cast, handed, S.HANDOVER_PENDING)  # due 8 Nov
+    operation = plan(cast, [first, second])
+    step(cast, operation.id, "approve")
+    # 21 Nov: conducted, debriefed; first goes into aftercare.
+    clock.moment = clock.moment.replace(day=21)
+    step(cast, operation.id, "conduct")
+    step(
+        cast,
+        operation.id,
+        "debrief",
+        outcomes={first: Outcome("3", "1"), second: Outcome("2", "0")},
+    )
+    move(cast, first, "begin_aftercare", "lea")
+    # 29 Nov: the dashboard.
+    clock.moment = clock.moment.replace(day=29)
+
+    with cast.runtime.session_factory() as session:
+        team_id = session.query(Team.id).filter(Team.name == "Manila").scalar()
+        figures = LeadDashboard(session, clock=clock).for_team(team_id)
+
+    stages = {s.stage: (s.referrals, s.ageing) for s in figures.stages}
+    assert stages == {
+        S.ASSESSMENT: (1, 0),  # waiting, opened 28 days ago: not yet ageing
+        S.INVESTIGATION: (0, 0),
+        S.HANDOVER_PENDING: (1, 0),
+        S.WITH_UNIT: (0, 0),
+        S.OPERATION_PLANNED: (0, 0),
+        S.OPERATION_CONDUCTED: (0, 0),
+        S.OUTCOME_RECORDED: (1, 0),
+        S.AFTERCARE: (1, 0),
+        S.CLOSED: (0, 0),
+    }
+    assert (figures.overdue_handovers, figures.overdue_tips) == (1, 1)
+    assert [(f.label, f.count) for f in figures.funnel] == [
+        ("Tips routed to the team", 5),
+        ("Referrals", 4),
+        ("Operations conducted", 1),
+        ("Children safeguarded", 5),
+        ("Children in aftercare", 3),
+    ]
+    # first: 22 Oct to 21 Nov = 30 days; second: 1 Nov to 21 Nov = 20 days; median 25.
+    assert figures.median_days_tip_to_operation == 25.0
+    assert len(figures.months) == 12
+    assert figures.months[0].month == date(2025, 12, 1)
+    assert (figures.months[-1].month, figures.months[-1].operations,
+            figures.months[-1].children_safeguarded, figures.months[-1].suspects_arrested) == (
+        date(2026, 11, 1), 1, 5, 1
+    )  # fmt: skip
+    assert sum(m.operations for m in figures.months[:-1]) == 0
+    assert figures.by_agency == [
+        GroupOutcome("NCA", 2, 5, 1),  # first (3, 1) and second (2, 0)
+        GroupOutcome("AFP", 1, 2, 0),  # second only
+    ]
+    assert figures.by_region == [GroupOutcome("Central Luzon, PH", 1, 5, 1)]
+
+    # A month on, the referral still in assessment is ageing.
+    clock.advance(days=5)
+    with cast.runtime.session_factory() as session:
+        later = LeadDashboard(session, clock=clock).for_team(team_id)
+    assert {s.stage: s.ageing for s in later.stages}[S.ASSESSMENT] == 1
