@@ -10,6 +10,7 @@ from referrals.accounts.models import (
     User,
     UserSession,
 )
+from referrals.aftercare.models import Child, Milestone
 from referrals.audit.models import AuditRecord
 from referrals.casework.models import Referral, ReferralEvent
 from referrals.database import Base
@@ -57,4 +58,6 @@ __all__ = [
     "ReferralEvent",
     "Message",
     "Operation",
+    "Child",
+    "Milestone",
 ]

@@ -21,6 +21,7 @@ from tipline import (
     security,
 )
 from tipline.admin import blueprint as admin_blueprint
+from tipline.aftercare import blueprint as aftercare_blueprint
 from tipline.audit_log.views import blueprint as audit_log_blueprint
 from tipline.audit_log.views import limit_verification
 from tipline.auth import sessions
@@ -97,6 +98,7 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
         app.register_blueprint(casework_blueprint)
         app.register_blueprint(operations_blueprint)
         app.register_blueprint(dashboard_blueprint)
+        app.register_blueprint(aftercare_blueprint)
         limit_verification(app, limiter)
     if rt.face.serves_partners:
         app.register_blueprint(partner_blueprint)

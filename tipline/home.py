@@ -40,8 +40,10 @@ NAVIGATION[Role.LEAD] += [
     ("Triage queue", "desk.queue"),
     ("Referrals", "casework.referrals"),
     ("Operations", "operations.board"),
+    ("Aftercare", "aftercare.index"),
     ("Audit log", "audit_log.index"),
 ]
+NAVIGATION[Role.CASEWORKER] += [("Children in your care", "aftercare.index")]
 NAVIGATION[Role.OFFICER] += [
     ("Referrals handed to your unit", "casework.referrals"),
     ("Operations", "operations.board"),

@@ -18,6 +18,7 @@ class Role(enum.StrEnum):
     ANALYST = "analyst"  # works the triage queue of their team's jurisdiction
     LEAD = "lead"  # assigns, approves, plans operations, releases feedback
     OFFICER = "officer"  # a law-enforcement unit's member: what was handed to the unit only
+    CASEWORKER = "caseworker"  # a social worker: the care plans of the children assigned to them
     ADMIN = "admin"  # accounts, agencies, keys, jobs; never tip content
 
     @property

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
+from referrals.aftercare.services import counts as aftercare_counts
 from referrals.casework.models import Referral, ReferralStage
 from referrals.clock import Clock
 from referrals.intake.models import Agency, Tip, TipStatus
@@ -62,6 +63,7 @@ class Dashboard:
     stages: list[StageFigures]
     overdue_handovers: int
     overdue_tips: int
+    overdue_milestones: int  # of children in care, counted (the lead sees no child)
     funnel: list[FunnelStep]
     median_days_tip_to_operation: float | None
     months: list[MonthOutcome]
@@ -85,6 +87,7 @@ class LeadDashboard:
         now = self.clock.now()
         stages = self._stages(team_id, now)
         by_stage = {figures.stage: figures.referrals for figures in stages}
+        care = aftercare_counts(self.session, team_id, now.date())
         return Dashboard(
             stages=stages,
             overdue_handovers=self._count(
@@ -101,7 +104,8 @@ class LeadDashboard:
                     Tip.sla_due_at < now,
                 )
             ),
-            funnel=self._funnel(team_id, sum(by_stage.values())),
+            overdue_milestones=care.milestones_overdue,
+            funnel=self._funnel(team_id, sum(by_stage.values()), care.children_in_care),
             median_days_tip_to_operation=self._median_days(team_id, now),
             months=self._months(team_id, now),
             by_agency=self._by_agency(team_id),
@@ -133,7 +137,7 @@ class LeadDashboard:
             for stage in ReferralStage
         ]
 
-    def _funnel(self, team_id: int, referrals: int) -> list[FunnelStep]:
+    def _funnel(self, team_id: int, referrals: int, in_aftercare: int) -> list[FunnelStep]:
         tips = self._count(select(func.count()).select_from(Tip).where(Tip.team_id == team_id))
         done = (OperationStatus.CONDUCTED.value, OperationStatus.DEBRIEFED.value)
         operations, children = self.session.execute(
@@ -141,11 +145,6 @@ class LeadDashboard:
                 Operation.team_id == team_id, Operation.status.in_(done)
             )
         ).one()
-        in_aftercare = self._count(
-            select(func.coalesce(func.sum(Referral.children_safeguarded), 0)).where(
-                Referral.team_id == team_id, Referral.stage == ReferralStage.AFTERCARE.value
-            )
-        )
         return [
             FunnelStep("Tips routed to the team", tips),
             FunnelStep("Referrals", referrals),

@@ -2,11 +2,13 @@
 script): open the team's referral, start the investigation with a note, hand it to a unit;
 the unit's officer finds it in their own list and accepts it with their reference; the lead
 plans an operation for it and another referral, approves it; the officer records that it was
-conducted and each referral's outcome; the lead reads the team's dashboard."""
+conducted and each referral's outcome; the lead reads the team's dashboard and records a
+safeguarded child for a caseworker, who records a milestone of the child's care plan."""
 
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -39,6 +41,7 @@ def test_a_lead_hands_a_referral_to_a_unit_and_its_officer_accepts_it(
     analyst = enrolled(runtime, "ana@centre.example", "analyst", team="Manila")
     lead = enrolled(runtime, "lea@centre.example", "lead", team="Manila")
     officer = enrolled(runtime, "oli@unit.example", "officer", unit="Luzon child protection unit")
+    caseworker = enrolled(runtime, "cas@care.example", "caseworker")
     tip = _send(runtime, partners, intake_keyring, agencies["agency-a"])
     with runtime.session_factory() as session:
         person = session.scalars(select(User).where(User.id == analyst.id)).one()
@@ -132,6 +135,27 @@ def test_a_lead_hands_a_referral_to_a_unit_and_its_officer_accepts_it(
     assert funnel.is_visible()
     assert "Children safeguarded 5" in " ".join(page.locator("#funnel-table").inner_text().split())
     _screenshot(page, "dashboard")
+
+    page.get_by_role("link", name="Aftercare").first.click()
+    record = page.get_by_role("region", name=re.compile(reference))
+    record.get_by_label("Age (years)").fill("6")
+    record.get_by_label("Sex").select_option(label="Female")
+    record.get_by_label("Caseworker").select_option(label="cas@care.example")
+    record.get_by_role("button", name="Record the child").click()
+    pseudonym = re.search(r"C-[A-Z0-9]{6}", page.get_by_role("status").inner_text())
+    assert pseudonym is not None
+
+    care = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    care.set_default_timeout(30_000)
+    _sign_in(care, live, runtime, caseworker)
+    care.get_by_role("link", name="Children in your care").first.click()
+    care.get_by_role("link", name=pseudonym.group(0)).click()
+    done = care.locator("#record-milestone")
+    done.get_by_label("Milestone").select_option(label="Story documented")
+    done.get_by_role("button", name="Record it").click()
+    assert care.get_by_role("status").inner_text() == "Saved on the care plan."
+    assert "Story documented" in care.locator("#milestones").inner_text()
+    _screenshot(care, "care-plan")
 
 
 def _with_the_unit(

@@ -43,8 +43,9 @@ PARTNER_B = "partner of agency B"
 ANALYST = "analyst"
 LEAD = "lead"
 OFFICER = "officer of a unit"  # no referral is handed to the unit
+CASEWORKER = "caseworker"  # no child is assigned to them
 ADMIN = "admin"
-ROLES = (ANONYMOUS, PARTNER_A, PARTNER_B, ANALYST, LEAD, OFFICER, ADMIN)
+ROLES = (ANONYMOUS, PARTNER_A, PARTNER_B, ANALYST, LEAD, OFFICER, CASEWORKER, ADMIN)
 SIGNED_IN = ROLES[1:]
 PARTNERS = (PARTNER_A, PARTNER_B)
 
@@ -259,6 +260,16 @@ TABLE: dict[tuple[str, str], Case] = {
     # The dashboard: team leads.
     ("dashboard.dashboard", "GET"): Case(only(LEAD)),
     ("dashboard.chart_csv", "GET"): Case(only(LEAD), values=lambda w: {"chart": "stages"}),
+    # Aftercare: leads (counts, recording children: this referral has no outcome, refused)
+    # and caseworkers (their own children: no child 999999).
+    ("aftercare.index", "GET"): Case(only(LEAD, CASEWORKER)),
+    ("aftercare.record_child", "POST"): Case(only(LEAD, ok="/aftercare"), values=_referral),
+    ("aftercare.child", "GET"): Case(
+        only(CASEWORKER, ok=404), values=lambda w: {"child_id": 999_999}
+    ),
+    ("aftercare.change", "POST"): Case(
+        only(CASEWORKER, ok=404), values=lambda w: {"child_id": 999_999, "change": "placement"}
+    ),
     # The audit log: admins and team leads.
     ("audit_log.index", "GET"): Case(only(ADMIN, LEAD)),
     ("audit_log.verify", "POST"): Case(only(ADMIN, LEAD)),
@@ -289,6 +300,7 @@ def people(runtime: Runtime, agencies: dict[str, RegisteredAgency]) -> dict[str,
         OFFICER: enrolled(
             runtime, "officer@unit.example", "officer", unit=_unit(runtime, "Luzon unit")
         ),
+        CASEWORKER: enrolled(runtime, "caseworker@care.example", "caseworker"),
         ADMIN: enrolled(runtime, "admin@centre.example", "admin"),
     }
 

@@ -46,6 +46,7 @@ BLUEPRINTS = {
         "casework",
         "operations",
         "dashboard",
+        "aftercare",
     },
 }
 

@@ -18,6 +18,7 @@ ROLE_LABELS = {
     Role.ANALYST: "Analyst",
     Role.LEAD: "Team lead",
     Role.OFFICER: "Officer (of a law-enforcement unit)",
+    Role.CASEWORKER: "Caseworker (a social worker: children's care plans)",
     Role.ADMIN: "Administrator",
 }
 NONE = ""  # the "no agency" / "no team" choice

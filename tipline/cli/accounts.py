@@ -110,7 +110,7 @@ def _enrolment_link(settings: Settings, token: str) -> str:
     "--role",
     required=True,
     type=click.Choice([r.value for r in Role]),
-    help="partner (needs --agency), analyst, lead, officer (needs --unit) or admin.",
+    help="partner (needs --agency), analyst, lead, officer (needs --unit), caseworker or admin.",
 )
 @click.option("--agency", "agency_id", type=int, default=None, help="Agency id, for partners.")
 @click.option("--team", "team_name", default=None, help="Team name, for analysts and leads.")

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from referrals.accounts.models import Team, User
+from referrals.aftercare.services import Aftercare
 from referrals.casework.models import Referral, ReferralStage
 from referrals.casework.services import Casework, opening
 from referrals.operations.services import Operations
@@ -38,6 +39,9 @@ class Cast:
             clock=self.runtime.clock,
             casework=self.casework(session),
         )
+
+    def aftercare(self, session: Session) -> Aftercare:
+        return Aftercare(session, audit=self.runtime.audit(session), clock=self.runtime.clock)
 
     def user(self, session: Session, name: str) -> User:
         user = session.get(User, self.people[name].id)
@@ -86,6 +90,8 @@ def cast(runtime: Runtime, clock: ManualClock) -> Cast:
         "lou": enrolled(runtime, "lou@centre.example", "lead", team="Bangkok"),
         "oli": enrolled(runtime, "oli@unit.example", "officer", unit="Luzon child protection unit"),
         "ces": enrolled(runtime, "ces@unit.example", "officer", unit="Cebu cybercrime unit"),
+        "cas": enrolled(runtime, "cas@care.example", "caseworker"),
+        "cay": enrolled(runtime, "cay@care.example", "caseworker"),
         "root": enrolled(runtime, "root@centre.example", "admin"),
     }
     return Cast(runtime, people, units)

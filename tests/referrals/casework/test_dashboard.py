@@ -75,6 +75,15 @@ def test_the_dashboard_adds_up_as_worked_out_by_hand(cast: Cast, clock: ManualCl
         outcomes={first: Outcome("3", "1"), second: Outcome("2", "0")},
     )
     move(cast, first, "begin_aftercare", "lea")
+    # Two of first's three children recorded so far; one care plan has a milestone due 25 Nov.
+    with cast.runtime.session_factory() as session:
+        care, lea = cast.aftercare(session), cast.user(session, "lea")
+        cas = str(cast.people["cas"].id)
+        child = care.record_child(lea, first, age="7", sex="female", caseworker_id=cas)
+        care.record_child(lea, first, age="11", sex="male", caseworker_id=cas)
+        care.plan_milestone(
+            cast.user(session, "cas"), child.id, kind="care_plan_agreed", due_on="2026-11-25"
+        )
     # 29 Nov: the dashboard.
     clock.moment = clock.moment.replace(day=29)
 
@@ -94,13 +103,17 @@ def test_the_dashboard_adds_up_as_worked_out_by_hand(cast: Cast, clock: ManualCl
         S.AFTERCARE: (1, 0),
         S.CLOSED: (0, 0),
     }
-    assert (figures.overdue_handovers, figures.overdue_tips) == (1, 1)
+    assert (figures.overdue_handovers, figures.overdue_tips, figures.overdue_milestones) == (
+        1,
+        1,
+        1,
+    )
     assert [(f.label, f.count) for f in figures.funnel] == [
         ("Tips routed to the team", 5),
         ("Referrals", 4),
         ("Operations conducted", 1),
         ("Children safeguarded", 5),
-        ("Children in aftercare", 3),
+        ("Children in aftercare", 2),  # recorded and in care
     ]
     # first: 22 Oct to 21 Nov = 30 days; second: 1 Nov to 21 Nov = 20 days; median 25.
     assert figures.median_days_tip_to_operation == 25.0

@@ -1,5 +1,5 @@
 """The referral pages' people: the desk's Manila team and Bangkok lead, a unit with an officer
-and another unit with one; tips sent and processed as on the desk."""
+and another unit with one, two caseworkers; tips sent and processed as on the desk."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def people(runtime: Runtime, clock: ManualClock) -> dict[str, Person]:  # noqa: 
         "lou": enrolled(runtime, "lou@centre.example", "lead", team="Bangkok"),
         "oli": enrolled(runtime, "oli@unit.example", "officer", unit="Luzon child protection unit"),
         "ces": enrolled(runtime, "ces@unit.example", "officer", unit="Cebu cybercrime unit"),
+        "cas": enrolled(runtime, "cas@care.example", "caseworker"),
+        "cay": enrolled(runtime, "cay@care.example", "caseworker"),
         "root": enrolled(runtime, "root@centre.example", "admin"),
     }
 
