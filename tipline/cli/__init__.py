@@ -10,7 +10,18 @@ import sys
 
 import click
 
-from tipline.cli import accounts, agencies, audit, faces, instance, jobs, tips, triage, workers
+from tipline.cli import (
+    accounts,
+    agencies,
+    audit,
+    demo,
+    faces,
+    instance,
+    jobs,
+    tips,
+    triage,
+    workers,
+)
 from tipline.config import ConfigError
 
 
@@ -40,6 +51,7 @@ for command in (
     accounts.unit,
     accounts.user,
     faces.face,
+    demo.demo,
 ):
     cli.add_command(command)
 
