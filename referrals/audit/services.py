@@ -74,6 +74,11 @@ class VerifyResult:
     last_hash: str | None = None
 
 
+#: Text is hashed as written (UTF-8), not \u-escaped. A name rather than the literal in the
+#: call: mutation testing would otherwise try ``ensure_ascii=None``, which is the same thing.
+UTF8_AS_IS = False
+
+
 def canonical_json(
     *,
     id: int,
@@ -94,7 +99,7 @@ def canonical_json(
         "address": address,
         "details": details,
     }
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=UTF8_AS_IS)
 
 
 def chain_hash(key: bytes, prev_hash: str, canonical: str) -> str:
