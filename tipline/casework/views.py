@@ -9,6 +9,7 @@ told it does not exist. The page opens the timeline's notes in memory and writes
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -32,6 +33,7 @@ from referrals.casework.services import (
 )
 from referrals.intake.models import Agency, Tip
 from referrals.operations.models import Operation
+from referrals.triage.desk import CorrelatedTip, TriageDesk
 from tipline import access, database
 from tipline.addresses import client_address
 from tipline.casework.forms import MoveForm
@@ -39,6 +41,7 @@ from tipline.casework.forms import MoveForm
 blueprint = Blueprint("casework", __name__, url_prefix="/referrals")
 
 PEOPLE = (Role.ANALYST, Role.LEAD, Role.OFFICER)
+CORRELATED_TIPS = 20
 
 
 def _casework() -> Casework:
@@ -90,6 +93,7 @@ def referral(referral_id: int) -> Response | str:
         .order_by(Tip.received_at)
     ).all()
     now = database.runtime().clock.now()
+    sees_tips = person.role_enum in (Role.ANALYST, Role.LEAD)
     form = MoveForm(formdata=None, seen_stage=found.stage)
     units = db_session.execute(select(Unit.id, Unit.name).order_by(Unit.name)).all()
     unit_names = {unit.id: unit.name for unit in units}
@@ -127,7 +131,8 @@ def referral(referral_id: int) -> Response | str:
         unit=db_session.get(Unit, found.unit_id) if found.unit_id else None,
         assignee=db_session.get(User, found.assignee_id) if found.assignee_id else None,
         person=person,
-        sees_tips=person.role_enum in (Role.ANALYST, Role.LEAD),
+        sees_tips=sees_tips,
+        correlated=_correlated([tip.id for tip in tips]) if sees_tips else [],
         now=now,
     )
     response = Response(answer, mimetype="text/html")
@@ -171,6 +176,25 @@ def _errors(form: MoveForm) -> list[str]:
     for field in form:
         found += [f"{field.label.text}: {error}" for error in field.errors]
     return found or ["the form was not valid: open the page again."]
+
+
+def _correlated(tip_ids: list[str]) -> list[CorrelatedTip]:
+    """Tips outside the referral sharing identifiers with its tips (by blind index), each
+    once, with every type shared (the first tips of a large referral: the page stays small)."""
+    rt = database.runtime()
+    db_session = database.session()
+    desk = TriageDesk(db_session, audit=rt.audit(db_session), clock=rt.clock)
+    found: dict[str, CorrelatedTip] = {}
+    for tip_id in tip_ids[:CORRELATED_TIPS]:
+        for other in desk.correlated(tip_id):
+            if other.id in tip_ids:
+                continue
+            known = found.get(other.id)
+            types = tuple(
+                sorted(set(other.shared_types) | set(known.shared_types if known else ()))
+            )
+            found[other.id] = dataclasses.replace(other, shared_types=types)
+    return sorted(found.values(), key=lambda other: other.received_at)
 
 
 def _described(

@@ -157,3 +157,26 @@ def test_nobody_else_reaches_a_referral(
         assert client.get(f"/referrals/{referral_id}").status_code == 404
         assert f"/referrals/{referral_id}" not in client.get("/referrals").get_data(as_text=True)
     assert browser("root").get(f"/referrals/{referral_id}").status_code == 403
+
+
+def test_the_referral_shows_work_sharing_its_identifiers_to_the_team_only(
+    browser: Browser, send_tip: SendTip, runtime: Runtime
+) -> None:
+    referral_id = accepted(browser, send_tip, runtime)  # the example's selectors
+    later = send_tip()  # the same selectors, still in triage
+    lea = browser("lea")
+
+    page = lea.get(f"/referrals/{referral_id}").get_data(as_text=True)
+    section = page[
+        page.index('id="correlated"') : page.index("</table>", page.index('id="correlated"'))
+    ]
+    assert later.tracking_number in section
+    assert f'href="/desk/tips/{later.id}"' in section
+    assert "email, ip, payment account, phone, url, username" in section
+    assert "in triage" in section
+
+    move(lea, referral_id, "investigate")
+    move(lea, referral_id, "hand_over", unit_id=unit_id(runtime, "Luzon child protection unit"))
+    officer_page = browser("oli").get(f"/referrals/{referral_id}").get_data(as_text=True)
+    assert "Correlated work" not in officer_page
+    assert later.tracking_number not in officer_page
