@@ -51,7 +51,7 @@ def test_an_account_is_created_with_a_one_time_link_and_audited(
         ({"email": "not-an-email", "role": "analyst"}, "not a valid e-mail address"),
         (
             {"email": "a@b.example", "role": "boss"},
-            "role must be one of partner, analyst, lead, officer, admin",
+            "role must be one of partner, analyst, lead, officer, caseworker, admin",
         ),
         (
             {"email": "a@b.example", "role": "partner"},
