@@ -14,17 +14,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from referrals.aftercare.services import counts as aftercare_counts
+from referrals.casework.lifecycle import STAGE_SLA
 from referrals.casework.models import Referral, ReferralStage
 from referrals.clock import Clock
 from referrals.intake.models import Agency, Tip, TipStatus
 from referrals.operations.models import Operation, OperationStatus
 
-#: A referral this long in one stage is shown as ageing.
-AGEING = timedelta(days=30)
 MONTHS = 12
 
 
@@ -32,7 +31,7 @@ MONTHS = 12
 class StageFigures:
     stage: ReferralStage
     referrals: int
-    ageing: int  # in this stage for longer than AGEING
+    over_sla: int  # in this stage for longer than its SLA (lifecycle.STAGE_SLA)
     oldest_since: datetime | None
 
 
@@ -116,11 +115,20 @@ class LeadDashboard:
         return int(self.session.scalar(query) or 0)
 
     def _stages(self, team_id: int, now: datetime) -> list[StageFigures]:
+        # One pass over the team's rows of the (team, stage, stage_entered_at) index: each
+        # stage's SLA in one CASE.
+        late = case(
+            *(
+                (and_(Referral.stage == stage.value, Referral.stage_entered_at < now - sla), 1)
+                for stage, sla in STAGE_SLA.items()
+            ),
+            else_=0,
+        )
         rows = self.session.execute(
             select(
                 Referral.stage,
                 func.count(),
-                func.sum(case((Referral.stage_entered_at < now - AGEING, 1), else_=0)),
+                func.sum(late),
                 func.min(Referral.stage_entered_at),
             )
             .where(Referral.team_id == team_id)
@@ -131,7 +139,7 @@ class LeadDashboard:
             StageFigures(
                 stage=stage,
                 referrals=int(found[stage][1]) if stage in found else 0,
-                ageing=int(found[stage][2] or 0) if stage in found else 0,
+                over_sla=int(found[stage][2] or 0) if stage in found else 0,
                 oldest_since=found[stage][3] if stage in found else None,
             )
             for stage in ReferralStage

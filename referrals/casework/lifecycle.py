@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from referrals.accounts.models import Role
 from referrals.casework.models import ReferralStage
@@ -29,6 +30,27 @@ STAGE_LABELS: dict[ReferralStage, str] = {
     S.AFTERCARE: "Aftercare and prosecution",
     S.CLOSED: "Closed",
 }
+
+
+#: The longest a referral should stay in each stage (its SLA); past it, the referral is shown
+#: as over its time to the team and on the lead's dashboard. The hand-over's answer has its
+#: own deadline (``HANDOVER_ANSWER_TIME``, the same 7 days); aftercare and prosecution take
+#: as long as the children and the courts need.
+STAGE_SLA: dict[ReferralStage, timedelta] = {
+    S.ASSESSMENT: timedelta(days=7),
+    S.INVESTIGATION: timedelta(days=60),
+    S.HANDOVER_PENDING: timedelta(days=7),
+    S.WITH_UNIT: timedelta(days=60),
+    S.OPERATION_PLANNED: timedelta(days=30),
+    S.OPERATION_CONDUCTED: timedelta(days=14),
+    S.OUTCOME_RECORDED: timedelta(days=14),
+}
+
+
+def over_sla(stage: ReferralStage, entered_at: datetime, now: datetime) -> bool:
+    """Whether a referral that entered ``stage`` at ``entered_at`` is past its time in it."""
+    sla = STAGE_SLA.get(stage)
+    return sla is not None and now - entered_at > sla
 
 
 class Need(enum.StrEnum):

@@ -21,8 +21,10 @@ from referrals.casework.lifecycle import (
     CLOSE_REASON_LABELS,
     DONE,
     STAGE_LABELS,
+    STAGE_SLA,
     CloseReason,
     Need,
+    over_sla,
 )
 from referrals.casework.models import ReferralStage
 from referrals.casework.services import (
@@ -69,6 +71,7 @@ def referrals() -> str:
         referrals=found,
         stage=stage,
         stages=STAGE_LABELS,
+        over_sla=over_sla,
         units=units,
         now=database.runtime().clock.now(),
         person=person,
@@ -112,6 +115,7 @@ def referral(referral_id: int) -> Response | str:
         "casework/referral.html",
         referral=found,
         stages=STAGE_LABELS,
+        sla=STAGE_SLA.get(ReferralStage(found.stage)),
         close_reasons=CLOSE_REASON_LABELS,
         entries=entries,
         done=DONE,

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from referrals.accounts.models import Role, Team, User
 from referrals.casework.dashboard import Dashboard, LeadDashboard
-from referrals.casework.lifecycle import STAGE_LABELS
+from referrals.casework.lifecycle import STAGE_LABELS, STAGE_SLA
 from tipline import access, database
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -60,6 +60,7 @@ def dashboard() -> str:
         figures=figures,
         charts=charts,
         stages=STAGE_LABELS,
+        slas=STAGE_SLA,
         now=database.runtime().clock.now(),
     )
 
@@ -86,11 +87,11 @@ def chart_csv(chart: str) -> Response:
 def _table(chart: str, figures: Dashboard) -> tuple[Sequence[str], Iterable[Sequence[object]]]:
     match chart:
         case "stages":
-            return ("stage", "referrals", "in it for over 30 days", "oldest since"), (
+            return ("stage", "referrals", "past the stage's time", "oldest since"), (
                 (
                     STAGE_LABELS[s.stage],
                     s.referrals,
-                    s.ageing,
+                    s.over_sla,
                     s.oldest_since.isoformat() if s.oldest_since else "",
                 )
                 for s in figures.stages

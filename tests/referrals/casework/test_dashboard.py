@@ -91,16 +91,18 @@ def test_the_dashboard_adds_up_as_worked_out_by_hand(cast: Cast, clock: ManualCl
         team_id = session.query(Team.id).filter(Team.name == "Manila").scalar()
         figures = LeadDashboard(session, clock=clock).for_team(team_id)
 
-    stages = {s.stage: (s.referrals, s.ageing) for s in figures.stages}
+    # (referrals, past the stage's time): assessment allows 7 days, a pending hand-over 7,
+    # an outcome recorded 14; aftercare has no limit.
+    stages = {s.stage: (s.referrals, s.over_sla) for s in figures.stages}
     assert stages == {
-        S.ASSESSMENT: (1, 0),  # waiting, opened 28 days ago: not yet ageing
+        S.ASSESSMENT: (1, 1),  # waiting: 28 days
         S.INVESTIGATION: (0, 0),
-        S.HANDOVER_PENDING: (1, 0),
+        S.HANDOVER_PENDING: (1, 1),  # handed: 28 days
         S.WITH_UNIT: (0, 0),
         S.OPERATION_PLANNED: (0, 0),
         S.OPERATION_CONDUCTED: (0, 0),
-        S.OUTCOME_RECORDED: (1, 0),
-        S.AFTERCARE: (1, 0),
+        S.OUTCOME_RECORDED: (1, 0),  # second: 8 days
+        S.AFTERCARE: (1, 0),  # first
         S.CLOSED: (0, 0),
     }
     assert (figures.overdue_handovers, figures.overdue_tips, figures.overdue_milestones) == (
@@ -130,8 +132,8 @@ def test_the_dashboard_adds_up_as_worked_out_by_hand(cast: Cast, clock: ManualCl
     ]
     assert figures.by_region == [GroupOutcome("Central Luzon, PH", 1, 5, 1)]
 
-    # A month on, the referral still in assessment is ageing.
-    clock.advance(days=5)
+    # A week on, second's outcome has waited 15 days for the next step: past its time.
+    clock.advance(days=7)
     with cast.runtime.session_factory() as session:
         later = LeadDashboard(session, clock=clock).for_team(team_id)
-    assert {s.stage: s.ageing for s in later.stages}[S.ASSESSMENT] == 1
+    assert {s.stage: s.over_sla for s in later.stages}[S.OUTCOME_RECORDED] == 1

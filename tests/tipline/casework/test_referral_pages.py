@@ -66,6 +66,7 @@ def test_from_accepted_tip_to_a_unit_and_its_answer(
     page = lea.get(f"/referrals/{referral_id}")
     assert page.headers["Cache-Control"] == "no-store"
     assert "Assessment" in page.get_data(as_text=True)
+    assert "7 days allowed in this stage, until" in page.get_data(as_text=True)
     assert "/desk/tips/" in page.get_data(as_text=True)  # the tip that opened it
 
     status, text = move(lea, referral_id, "investigate", note="Two usernames, one payment trail.")
@@ -103,10 +104,12 @@ def test_a_hand_over_left_unanswered_shows_overdue_to_the_lead(
     clock.advance(days=8)
     lea = browser("lea")  # signed in again: a week later
 
-    assert "hand-over unanswered since" in lea.get("/referrals").get_data(as_text=True)
-    assert "Unanswered: the unit's answer was due" in lea.get(f"/referrals/{referral_id}").get_data(
-        as_text=True
-    )
+    listing = lea.get("/referrals").get_data(as_text=True)
+    assert "hand-over unanswered since" in listing
+    assert "8 days: past its time" in listing
+    page = lea.get(f"/referrals/{referral_id}").get_data(as_text=True)
+    assert "Unanswered: the unit's answer was due" in page
+    assert "Past its time: 7 days allowed in this stage" in page
 
 
 def test_a_refused_move_says_why_and_changes_nothing(
