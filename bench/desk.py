@@ -97,11 +97,11 @@ FROM (
 """
 
 OPERATIONS = """
-INSERT INTO operations (id, reference, team_id, lead_unit_id, partner_unit_ids, planned_for,
+INSERT INTO operations (id, reference, team_id, lead_unit_id, planned_for,
     country, region, status, created_at, created_by_id, approved_at, conducted_at, debriefed_at,
     children_safeguarded, suspects_arrested, updated_at)
 SELECT o, 'OP-2026-' || lpad(o::text, 6, '0'), (ARRAY[:t1, :t2, :t3, :t4])[1 + o % 4], :unit,
-       '[]', (now() - make_interval(days => o % 330))::date, 'PH', 'Region ' || (o % 12),
+       (now() - make_interval(days => o % 330))::date, 'PH', 'Region ' || (o % 12),
        (ARRAY['planning', 'approved', 'conducted', 'debriefed', 'debriefed'])[1 + o % 5],
        now() - make_interval(days => o % 330), :lead, now() - make_interval(days => o % 330),
        CASE WHEN o % 5 >= 2 THEN now() - make_interval(days => o % 330) END,

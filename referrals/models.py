@@ -27,7 +27,7 @@ from referrals.intake.models import (
     WebFormKey,
 )
 from referrals.messages.models import Message
-from referrals.operations.models import Operation
+from referrals.operations.models import Operation, OperationPartnerUnit
 from referrals.triage.models import SelectorValue, TipLink, TriageRuleSet
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "ReferralEvent",
     "Message",
     "Operation",
+    "OperationPartnerUnit",
     "Child",
     "Milestone",
 ]

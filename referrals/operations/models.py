@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String
+from sqlalchemy import Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from referrals.database import Base, UTCDateTime
@@ -29,7 +29,6 @@ class Operation(Base):
     # The team whose lead planned it, and the units that carry it out.
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), default=None)
     lead_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
-    partner_unit_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     planned_for: Mapped[date] = mapped_column(Date())
     # Where, no finer than a region (an address is for the units' own systems).
     country: Mapped[str] = mapped_column(String(2))
@@ -45,3 +44,13 @@ class Operation(Base):
     children_safeguarded: Mapped[int | None] = mapped_column(default=None)
     suspects_arrested: Mapped[int | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OperationPartnerUnit(Base):
+    """A unit that joins an operation it does not lead (its officers see the operation)."""
+
+    __tablename__ = "operation_partner_units"
+    __table_args__ = (Index("ix_operation_partner_units_unit", "unit_id", "operation_id"),)
+
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)

@@ -24,7 +24,7 @@ from referrals.casework.models import Referral, ReferralStage
 from referrals.casework.services import Casework, MoveRefused
 from referrals.clock import Clock
 from referrals.database import rows_matched
-from referrals.operations.models import Operation, OperationStatus
+from referrals.operations.models import Operation, OperationPartnerUnit, OperationStatus
 
 ST = OperationStatus
 MAX_REFERRALS = 50
@@ -114,7 +114,7 @@ class Operations:
             OperationNotFound: otherwise.
         """
         operation = self.session.get(Operation, operation_id)
-        if operation is None or not within_reach(person, operation):
+        if operation is None or not self._within_reach(person, operation):
             raise OperationNotFound(operation_id)
         return operation
 
@@ -125,20 +125,27 @@ class Operations:
         if role in (Role.ANALYST, Role.LEAD) and person.team_id is not None:
             query = query.where(Operation.team_id == person.team_id)
         elif role is Role.OFFICER and person.unit_id is not None:
-            query = query.where(Operation.lead_unit_id == person.unit_id)
+            joined = select(OperationPartnerUnit.operation_id).where(
+                OperationPartnerUnit.unit_id == person.unit_id
+            )
+            query = query.where(
+                (Operation.lead_unit_id == person.unit_id) | Operation.id.in_(joined)
+            )
         else:
             return {status: [] for status in ST}
         board: dict[OperationStatus, list[Operation]] = {status: [] for status in ST}
         for operation in self.session.scalars(query):
             board[OperationStatus(operation.status)].append(operation)
-        if role is Role.OFFICER:
-            # Operations the unit joins as a partner, too (few: read and filtered here).
-            for operation in self.session.scalars(
-                select(Operation).where(Operation.lead_unit_id != person.unit_id).limit(500)
-            ):
-                if person.unit_id in (operation.partner_unit_ids or []):
-                    board[OperationStatus(operation.status)].append(operation)
         return board
+
+    def partner_units(self, operation: Operation) -> list[int]:
+        return list(
+            self.session.scalars(
+                select(OperationPartnerUnit.unit_id)
+                .where(OperationPartnerUnit.operation_id == operation.id)
+                .order_by(OperationPartnerUnit.unit_id)
+            )
+        )
 
     def referrals_of(self, operation: Operation) -> Sequence[Referral]:
         return self.session.scalars(
@@ -161,6 +168,17 @@ class Operations:
             )
             .order_by(Referral.id)
         ).all()
+
+    def _within_reach(self, person: User, operation: Operation) -> bool:
+        """Its team's analysts and leads; the officers of its lead and partner units."""
+        role = person.role_enum
+        if role in (Role.ANALYST, Role.LEAD):
+            return person.team_id is not None and person.team_id == operation.team_id
+        if role is Role.OFFICER and person.unit_id is not None:
+            return person.unit_id == operation.lead_unit_id or person.unit_id in (
+                self.partner_units(operation)
+            )
+        return False
 
     def steps_for(self, person: User, operation: Operation) -> list[Step]:
         status = OperationStatus(operation.status)
@@ -234,7 +252,6 @@ class Operations:
             reference="pending",
             team_id=person.team_id,
             lead_unit_id=lead_unit_id,
-            partner_unit_ids=partners,
             planned_for=day,
             country=team.country,
             region=region or None,
@@ -246,6 +263,9 @@ class Operations:
         self.session.add(operation)
         self.session.flush()
         operation.reference = f"OP-{now:%Y}-{operation.id:04d}"
+        self.session.add_all(
+            OperationPartnerUnit(operation_id=operation.id, unit_id=unit_id) for unit_id in partners
+        )
         self._move_referrals(person, referrals, "plan_operation", operation, address=address)
         self.audit.record(
             "operation.planned",
@@ -385,15 +405,3 @@ class Operations:
 
 def _sources(move: str) -> frozenset[ReferralStage]:
     return BY_NAME[move].sources
-
-
-def within_reach(person: User, operation: Operation) -> bool:
-    """Its team's analysts and leads; the officers of its lead and partner units."""
-    role = person.role_enum
-    if role in (Role.ANALYST, Role.LEAD):
-        return person.team_id is not None and person.team_id == operation.team_id
-    if role is Role.OFFICER and person.unit_id is not None:
-        return person.unit_id == operation.lead_unit_id or person.unit_id in (
-            operation.partner_unit_ids or []
-        )
-    return False

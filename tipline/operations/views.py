@@ -126,6 +126,7 @@ def operation(operation_id: int) -> str:
         status_label=STATUS_LABELS[OperationStatus(found.status)],
         referrals=operations.referrals_of(found),
         stages=STAGE_LABELS,
+        partner_units=operations.partner_units(found),
         steps=operations.steps_for(person, found),
         form=StepForm(formdata=None, seen_status=found.status),
         units=units,

@@ -1,4 +1,5 @@
-"""Operations: a rescue or arrest operation acting on one or more referrals; an index for the
+"""Operations: a rescue or arrest operation acting on one or more referrals, with the units that
+join it besides its lead unit; an index for the
 lead's dashboard (referrals' time in their stage, per team).
 
 Revision ID: 0014
@@ -28,7 +29,6 @@ def upgrade() -> None:
         sa.Column("reference", sa.String(length=20), nullable=False),
         sa.Column("team_id", sa.Integer(), nullable=True),
         sa.Column("lead_unit_id", sa.Integer(), nullable=False),
-        sa.Column("partner_unit_ids", sa.JSON(), nullable=False),
         sa.Column("planned_for", sa.Date(), nullable=False),
         sa.Column("country", sa.String(length=2), nullable=False),
         sa.Column("region", sa.String(length=100), nullable=True),
@@ -56,6 +56,23 @@ def upgrade() -> None:
         sa.UniqueConstraint("reference", name=op.f("uq_operations_reference")),
     )
     op.create_index("ix_operations_team_status", "operations", ["team_id", "status", "id"])
+    op.create_table(
+        "operation_partner_units",
+        sa.Column("operation_id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["operation_id"],
+            ["operations.id"],
+            name=op.f("fk_operation_partner_units_operation_id_operations"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["unit_id"], ["units.id"], name=op.f("fk_operation_partner_units_unit_id_units")
+        ),
+        sa.PrimaryKeyConstraint("operation_id", "unit_id", name=op.f("pk_operation_partner_units")),
+    )
+    op.create_index(
+        "ix_operation_partner_units_unit", "operation_partner_units", ["unit_id", "operation_id"]
+    )
     if op.get_bind().dialect.name == "sqlite":
         # SQLite adds a column with a REFERENCES clause in place when its default is NULL.
         op.execute(
@@ -85,5 +102,7 @@ def downgrade() -> None:
     else:
         op.drop_constraint(OPERATION_FK, "referrals", type_="foreignkey")
         op.drop_column("referrals", "operation_id")
+    op.drop_index("ix_operation_partner_units_unit", table_name="operation_partner_units")
+    op.drop_table("operation_partner_units")
     op.drop_index("ix_operations_team_status", table_name="operations")
     op.drop_table("operations")
