@@ -115,7 +115,8 @@ FROM generate_series(1, :operations) AS o;
 # operation of three, with outcomes from "outcome recorded" on.
 REFERRALS = """
 INSERT INTO referrals (id, reference, team_id, stage, stage_entered_at, priority, created_at,
-    created_by_id, updated_at, operation_id, children_safeguarded, suspects_arrested)
+    created_by_id, updated_at, operation_id, children_safeguarded, suspects_arrested,
+    first_tip_at)
 SELECT r, 'RF-2026-' || lpad(r::text, 6, '0'), (ARRAY[:t1, :t2, :t3, :t4])[1 + r % 4],
        (ARRAY['assessment', 'investigation', 'handover_pending', 'with_unit',
               'operation_planned', 'operation_conducted', 'outcome_recorded', 'aftercare',
@@ -124,8 +125,15 @@ SELECT r, 'RF-2026-' || lpad(r::text, 6, '0'), (ARRAY[:t1, :t2, :t3, :t4])[1 + r
        now() - make_interval(secs => r * 90), :lead, now() - make_interval(secs => r * 90),
        CASE WHEN r % 9 BETWEEN 4 AND 7 THEN 1 + (r / 3) % :operations END,
        CASE WHEN r % 9 IN (6, 7) THEN r % 4 END,
-       CASE WHEN r % 9 IN (6, 7) THEN r % 2 END
+       CASE WHEN r % 9 IN (6, 7) THEN r % 2 END,
+       now() - make_interval(secs => r * 90) - interval '2 days'
 FROM generate_series(1, :referrals) AS r;
+"""
+
+# Each referral owes its outcome to the agency of its tips (one agency in this bench).
+REFERRAL_AGENCIES = """
+INSERT INTO referral_agencies (referral_id, agency_id)
+SELECT DISTINCT referral_id, agency_id FROM tips WHERE referral_id IS NOT NULL;
 """
 
 SELECTORS = """
@@ -240,6 +248,7 @@ def main() -> None:
             # Values drawn from slightly fewer than one per selector: a few are shared.
             values = int(options.tips * 3 * 0.95)
             connection.execute(sa.text(SELECTORS), {"tips": options.tips, "values": values})
+            connection.execute(sa.text(REFERRAL_AGENCIES))
             connection.execute(sa.text(VALUES))
             connection.execute(sa.text(LINKS))
         with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:

@@ -12,7 +12,7 @@ from referrals.accounts.models import (
 )
 from referrals.aftercare.models import Child, Milestone
 from referrals.audit.models import AuditRecord
-from referrals.casework.models import Referral, ReferralEvent
+from referrals.casework.models import Referral, ReferralAgency, ReferralEvent
 from referrals.database import Base
 from referrals.health.models import QueueProbe
 from referrals.intake.models import (
@@ -56,6 +56,7 @@ __all__ = [
     "TriageRuleSet",
     "Referral",
     "ReferralEvent",
+    "ReferralAgency",
     "Message",
     "Operation",
     "OperationPartnerUnit",

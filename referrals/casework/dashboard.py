@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from referrals.aftercare.services import counts as aftercare_counts
 from referrals.casework.lifecycle import STAGE_SLA
-from referrals.casework.models import Referral, ReferralStage
+from referrals.casework.models import Referral, ReferralAgency, ReferralStage
 from referrals.clock import Clock
 from referrals.intake.models import Agency, Tip, TipStatus
 from referrals.operations.models import Operation, OperationStatus
@@ -163,15 +163,8 @@ class LeadDashboard:
 
     def _median_days(self, team_id: int, now: datetime) -> float | None:
         """From a referral's first tip to its operation, over the last twelve months."""
-        # Per referral, through the index on tips' referral: no scan of every tip.
-        first_tip = (
-            select(func.min(Tip.received_at))
-            .where(Tip.referral_id == Referral.id)
-            .correlate(Referral)
-            .scalar_subquery()
-        )
         rows = self.session.execute(
-            select(Operation.conducted_at, first_tip)
+            select(Operation.conducted_at, Referral.first_tip_at)
             .join(Referral, Referral.operation_id == Operation.id)
             .where(
                 Operation.team_id == team_id,
@@ -216,21 +209,25 @@ class LeadDashboard:
         return months
 
     def _by_agency(self, team_id: int) -> list[GroupOutcome]:
-        """Outcomes by the agency whose tips started the referral (a referral merged from two
-        agencies' tips counts for both)."""
+        """Outcomes by the agencies whose tips the referral holds (a referral merged from two
+        agencies' tips counts for both), added up in the database."""
         rows = self.session.execute(
             select(
                 Agency.name,
-                Referral.id,
-                Referral.children_safeguarded,
-                Referral.suspects_arrested,
+                func.count(),
+                func.sum(Referral.children_safeguarded),
+                func.sum(Referral.suspects_arrested),
             )
-            .distinct()
-            .join(Tip, Tip.referral_id == Referral.id)
-            .join(Agency, Agency.id == Tip.agency_id)
+            .select_from(Referral)
+            .join(ReferralAgency, ReferralAgency.referral_id == Referral.id)
+            .join(Agency, Agency.id == ReferralAgency.agency_id)
             .where(Referral.team_id == team_id, Referral.children_safeguarded.is_not(None))
+            .group_by(Agency.name)
         ).all()
-        return _grouped((name, children, suspects) for name, _, children, suspects in rows)
+        return sorted(
+            (GroupOutcome(name, int(n), int(c or 0), int(a or 0)) for name, n, c, a in rows),
+            key=lambda group: (-group.children_safeguarded, group.name),
+        )
 
     def _by_region(self, team_id: int) -> list[GroupOutcome]:
         rows = self.session.execute(

@@ -63,6 +63,8 @@ class Referral(Base):
     children_safeguarded: Mapped[int | None] = mapped_column(default=None)
     suspects_arrested: Mapped[int | None] = mapped_column(default=None)
     close_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    # When the earliest of its tips arrived (the clock of "tip to operation").
+    first_tip_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # The operation it is (or last was) part of.
     operation_id: Mapped[int | None] = mapped_column(
         ForeignKey("operations.id"), default=None, index=True
@@ -89,3 +91,13 @@ class ReferralEvent(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     # The person's note, stored only as an OpenPGP message to the intake key, like tip content.
     note: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+
+
+class ReferralAgency(Base):
+    """An agency whose tip is in the referral (kept as tips are accepted or merged): whom its
+    outcome is owed to, counted by agency on the dashboard without reading the tips."""
+
+    __tablename__ = "referral_agencies"
+
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), primary_key=True)

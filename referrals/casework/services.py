@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crypto import CryptoError, Keyring, SignatureStatus
@@ -30,7 +31,7 @@ from referrals.casework.lifecycle import (
     Transition,
     moves_from,
 )
-from referrals.casework.models import Referral, ReferralEvent, ReferralStage
+from referrals.casework.models import Referral, ReferralAgency, ReferralEvent, ReferralStage
 from referrals.clock import Clock
 from referrals.database import rows_matched
 from referrals.intake.models import IntakeKey
@@ -87,6 +88,25 @@ def opening(referral: Referral, person: User, now: datetime) -> ReferralEvent:
         transition=OPENED,
         from_stage=None,
         to_stage=ReferralStage.ASSESSMENT.value,
+    )
+
+
+def take_in(session: Session, referral_id: int, *, agency_id: int, received_at: datetime) -> None:
+    """Record on the referral a tip accepted or merged into it: the earliest tip's time, and
+    its agency among those the referral's outcome is owed to (once each, whatever races)."""
+    session.execute(
+        update(Referral)
+        .where(
+            Referral.id == referral_id,
+            or_(Referral.first_tip_at.is_(None), Referral.first_tip_at > received_at),
+        )
+        .values(first_tip_at=received_at)
+    )
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(ReferralAgency)
+        .values(referral_id=referral_id, agency_id=agency_id)
+        .on_conflict_do_nothing()
     )
 
 

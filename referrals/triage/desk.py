@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from referrals.accounts.models import Role, User
 from referrals.audit.services import AuditLog
 from referrals.casework.models import Referral, ReferralStage
-from referrals.casework.services import opening
+from referrals.casework.services import opening, take_in
 from referrals.clock import Clock
 from referrals.database import rows_matched
 from referrals.intake.models import Agency, Tip, TipStatus
@@ -410,6 +410,7 @@ class TriageDesk:
         self.session.flush()
         referral.reference = f"RF-{now:%Y}-{referral.id:06d}"
         self.session.add(opening(referral, person, now))
+        take_in(self.session, referral.id, agency_id=tip.agency_id, received_at=tip.received_at)
         self._decide(person, tip_id, status=TipStatus.ACCEPTED, referral_id=referral.id)
         self.audit.record(
             "referral.created",
@@ -446,6 +447,7 @@ class TriageDesk:
         if referral is None:
             raise ReferralNotFound(reference)
         self._decide(person, tip_id, status=TipStatus.ACCEPTED, referral_id=referral.id)
+        take_in(self.session, referral.id, agency_id=tip.agency_id, received_at=tip.received_at)
         if tip.priority in PRIORITY_ORDER:
             # In one statement: two merges at once must not lose the more urgent ("P1" < "P2").
             self.session.execute(

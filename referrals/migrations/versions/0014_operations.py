@@ -86,21 +86,49 @@ def upgrade() -> None:
     op.create_index(
         "ix_referrals_team_stage_entered", "referrals", ["team_id", "stage", "stage_entered_at"]
     )
+    # What the dashboard reads instead of the tips: when a referral's first tip arrived, and
+    # the agencies whose tips it holds (backfilled from the tips held).
+    op.add_column("referrals", sa.Column("first_tip_at", UTCDateTime(), nullable=True))
+    op.execute(
+        "UPDATE referrals SET first_tip_at = (SELECT min(tips.received_at) FROM tips "
+        "WHERE tips.referral_id = referrals.id)"
+    )
+    op.create_table(
+        "referral_agencies",
+        sa.Column("referral_id", sa.Integer(), nullable=False),
+        sa.Column("agency_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["agency_id"], ["agencies.id"], name=op.f("fk_referral_agencies_agency_id_agencies")
+        ),
+        sa.ForeignKeyConstraint(
+            ["referral_id"],
+            ["referrals.id"],
+            name=op.f("fk_referral_agencies_referral_id_referrals"),
+        ),
+        sa.PrimaryKeyConstraint("referral_id", "agency_id", name=op.f("pk_referral_agencies")),
+    )
+    op.execute(
+        "INSERT INTO referral_agencies (referral_id, agency_id) SELECT DISTINCT referral_id, "
+        "agency_id FROM tips WHERE referral_id IS NOT NULL"
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("referral_agencies")
     op.drop_index("ix_referrals_team_stage_entered", table_name="referrals")
     op.drop_index(op.f("ix_referrals_operation_id"), table_name="referrals")
     if op.get_bind().dialect.name == "sqlite":
         # As in 0010: rebuild with foreign keys off (tips point at referrals), then check.
         op.execute("PRAGMA foreign_keys = OFF")
         with op.batch_alter_table("referrals") as batch:
+            batch.drop_column("first_tip_at")
             batch.drop_column("operation_id")
         op.execute("PRAGMA foreign_keys = ON")
         if op.get_bind().exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
             raise RuntimeError("rebuilding referrals broke a foreign key")
     else:
         op.drop_constraint(OPERATION_FK, "referrals", type_="foreignkey")
+        op.drop_column("referrals", "first_tip_at")
         op.drop_column("referrals", "operation_id")
     op.drop_index("ix_operation_partner_units_unit", table_name="operation_partner_units")
     op.drop_table("operation_partner_units")

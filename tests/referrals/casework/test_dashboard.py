@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from referrals.accounts.models import Team
 from referrals.casework.dashboard import GroupOutcome, LeadDashboard
 from referrals.casework.models import ReferralStage
+from referrals.casework.services import take_in
 from referrals.intake.models import Agency, Tip, TipStatus
 from referrals.operations.services import Outcome
 from tests.clock import ManualClock
@@ -22,7 +23,8 @@ S = ReferralStage
 def tip(
     cast: Cast, agency: str, referral_id: int | None, *, days_ago: float = 0, **kw: object
 ) -> None:
-    """A tip held for the Manila team, from ``agency``, in ``referral_id``."""
+    """A tip held for the Manila team, from ``agency``, in ``referral_id`` (stored directly,
+    as processing would leave it, then taken into the referral as the desk does)."""
     with cast.runtime.session_factory() as session:
         agency_id = session.query(Agency.id).filter(Agency.name == agency).scalar()
         if agency_id is None:
@@ -47,6 +49,8 @@ def tip(
                 **kw,
             )
         )
+        if referral_id is not None:  # as accepting or merging it does
+            take_in(session, referral_id, agency_id=agency_id, received_at=at)
         session.commit()
 
 

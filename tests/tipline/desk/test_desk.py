@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from referrals.accounts.models import User
 from referrals.accounts.services import CONTENT_QUIET
-from referrals.casework.models import Referral
+from referrals.casework.models import Referral, ReferralAgency
 from referrals.intake.models import Attachment, Tip, TipStatus
 from referrals.triage.desk import AlreadyDecided, TriageDesk
 from tests.clock import ManualClock
@@ -199,9 +199,11 @@ def test_declining_tells_the_partner_why(
 
 
 def test_merging_takes_the_tip_into_the_teams_referral_only(
-    browser: Browser, send_tip: SendTip, runtime: Runtime
+    browser: Browser, send_tip: SendTip, runtime: Runtime, clock: ManualClock
 ) -> None:
-    first, second = send_tip(**QUIET), send_tip()
+    first = send_tip(**QUIET)
+    clock.advance(hours=1)
+    second = send_tip("agency-b")
     ana = browser("ana")
     token = csrf(ana.get(f"/desk/tips/{first.id}").get_data(as_text=True))
     ana.post(f"/desk/tips/{first.id}/accept", data={"csrf_token": token})
@@ -221,7 +223,15 @@ def test_merging_takes_the_tip_into_the_teams_referral_only(
         merged = session.get(Tip, second.id)
         assert merged is not None
         assert (merged.status, merged.referral_id) == (TipStatus.ACCEPTED, referral.id)
-        assert session.get(Referral, referral.id).priority == "P1"  # type: ignore[union-attr]
+        held = session.get(Referral, referral.id)
+        assert held is not None
+        assert held.priority == "P1"
+        # Both agencies are owed its outcome; its clock starts at the first tip.
+        owed = set(session.scalars(
+            select(ReferralAgency.agency_id).where(ReferralAgency.referral_id == referral.id)
+        ))  # fmt: skip
+        assert owed == {first.agency_id, second.agency_id}
+        assert held.first_tip_at == first.received_at
 
 
 def test_leads_and_analysts_see_what_is_past_its_sla(
