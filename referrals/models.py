@@ -12,7 +12,12 @@ from referrals.accounts.models import (
 )
 from referrals.aftercare.models import Child, Milestone
 from referrals.audit.models import AuditRecord
-from referrals.casework.models import Referral, ReferralAgency, ReferralEvent
+from referrals.casework.models import (
+    DashboardSnapshot,
+    Referral,
+    ReferralAgency,
+    ReferralEvent,
+)
 from referrals.database import Base
 from referrals.health.models import QueueProbe
 from referrals.intake.models import (
@@ -57,6 +62,7 @@ __all__ = [
     "Referral",
     "ReferralEvent",
     "ReferralAgency",
+    "DashboardSnapshot",
     "Message",
     "Operation",
     "OperationPartnerUnit",

@@ -1,8 +1,12 @@
 """The lead's dashboard: where the team's referrals stand and what became of them.
 
 Every figure is one query over indexed columns of the team's rows (referrals by team and stage,
-tips by team, operations by team and status), or over the few rows with an outcome; nothing
-reads tip content, and nothing here names a person.
+tips by team, operations by team and status, referrals with an outcome); nothing reads tip
+content, and nothing here names a person. At national volume all of them together take about
+half a second, so the page does not compute them per request: it reads the team's snapshot
+(``DashboardSnapshot``, one row), which the workers compute again every minute
+(``refresh_all``), and computes it itself only when it is older than ``FRESH`` (the workers
+are down, or the team is new).
 """
 
 from __future__ import annotations
@@ -10,21 +14,30 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from referrals.accounts.models import Team
 from referrals.aftercare.services import counts as aftercare_counts
 from referrals.casework.lifecycle import STAGE_SLA
-from referrals.casework.models import Referral, ReferralAgency, ReferralStage
+from referrals.casework.models import (
+    DashboardSnapshot,
+    Referral,
+    ReferralAgency,
+    ReferralStage,
+)
 from referrals.clock import Clock
 from referrals.intake.models import Agency, Tip, TipStatus
 from referrals.operations.models import Operation, OperationStatus
 
 MONTHS = 12
+#: How old a snapshot may be before the page computes the figures itself.
+FRESH = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,7 @@ class GroupOutcome:
 
 @dataclass(frozen=True)
 class Dashboard:
+    computed_at: datetime
     stages: list[StageFigures]
     overdue_handovers: int
     overdue_tips: int
@@ -82,12 +96,47 @@ class LeadDashboard:
         self.session = session
         self.clock = clock
 
+    def current(self, team_id: int) -> Dashboard:
+        """The team's figures: its snapshot if fresh, else computed now (and kept)."""
+        snapshot = self.session.get(DashboardSnapshot, team_id)
+        if snapshot is not None and self.clock.now() - snapshot.computed_at <= FRESH:
+            return from_json(snapshot.figures)
+        return self.refresh(team_id)
+
+    def refresh(self, team_id: int) -> Dashboard:
+        """Compute the team's figures and keep them as its snapshot (committed)."""
+        figures = self.for_team(team_id)
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        values = {"team_id": team_id, "computed_at": figures.computed_at,
+                  "figures": to_json(figures)}  # fmt: skip
+        upsert = dialect.insert(DashboardSnapshot).values(**values)
+        self.session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[DashboardSnapshot.team_id],
+                set_={
+                    "computed_at": upsert.excluded.computed_at,
+                    "figures": upsert.excluded.figures,
+                },
+            )  # fmt: skip
+        )
+        self.session.commit()
+        return figures
+
+    def refresh_all(self) -> int:
+        """Every team's snapshot (the workers' maintenance, every minute). Returns how many."""
+        teams = list(self.session.scalars(select(Team.id).order_by(Team.id)))
+        for team_id in teams:
+            self.refresh(team_id)
+        return len(teams)
+
     def for_team(self, team_id: int) -> Dashboard:
+        """The team's figures, computed now."""
         now = self.clock.now()
         stages = self._stages(team_id, now)
         by_stage = {figures.stage: figures.referrals for figures in stages}
         care = aftercare_counts(self.session, team_id, now.date())
         return Dashboard(
+            computed_at=now,
             stages=stages,
             overdue_handovers=self._count(
                 select(func.count()).select_from(Referral).where(
@@ -262,3 +311,51 @@ def _grouped(rows: Iterable[tuple[str, int | None, int | None]]) -> list[GroupOu
 
 def _month(moment: datetime) -> date:
     return date(moment.year, moment.month, 1)
+
+
+def to_json(figures: Dashboard) -> dict[str, Any]:
+    """The figures as JSON values (dates and times in ISO 8601)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, datetime | date):
+            return value.isoformat()
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        return value
+
+    return {key: plain(value) for key, value in asdict(figures).items()}
+
+
+def from_json(data: dict[str, Any]) -> Dashboard:
+    """The figures kept by ``to_json``."""
+
+    def moment(text: str | None) -> datetime | None:
+        return datetime.fromisoformat(text) if text else None
+
+    return Dashboard(
+        computed_at=datetime.fromisoformat(data["computed_at"]),
+        stages=[
+            StageFigures(
+                ReferralStage(s["stage"]), s["referrals"], s["over_sla"], moment(s["oldest_since"])
+            )
+            for s in data["stages"]
+        ],  # fmt: skip
+        overdue_handovers=data["overdue_handovers"],
+        overdue_tips=data["overdue_tips"],
+        overdue_milestones=data["overdue_milestones"],
+        funnel=[FunnelStep(**step) for step in data["funnel"]],
+        median_days_tip_to_operation=data["median_days_tip_to_operation"],
+        months=[
+            MonthOutcome(
+                date.fromisoformat(m["month"]),
+                m["operations"],
+                m["children_safeguarded"],
+                m["suspects_arrested"],
+            )
+            for m in data["months"]
+        ],  # fmt: skip
+        by_agency=[GroupOutcome(**group) for group in data["by_agency"]],
+        by_region=[GroupOutcome(**group) for group in data["by_region"]],
+    )

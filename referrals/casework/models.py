@@ -101,3 +101,14 @@ class ReferralAgency(Base):
 
     referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), primary_key=True)
+
+
+class DashboardSnapshot(Base):
+    """A team's dashboard figures as last computed (the page reads these; the workers compute
+    them again every minute, and the page itself when they are older than that)."""
+
+    __tablename__ = "dashboard_snapshots"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import click
 
+from referrals.casework.tasks import refresh_dashboards
 from referrals.health.services import QueueProbeService
 from referrals.intake.attachments import AttachmentStore
 from referrals.intake.housekeeping import (
@@ -96,6 +97,8 @@ def worker(
                 at_most_every(60, "sla-clocks", flag_sla_breaches),
                 # A rules change whose re-scoring job was lost is caught up within minutes.
                 at_most_every(300, "rescore-stale", rescore_stale),
+                # Leads' dashboards read these figures: a minute old at most.
+                at_most_every(60, "dashboards", refresh_dashboards),
             ),
             maintenance_interval=sweep_every,
         )

@@ -35,7 +35,7 @@ def _figures() -> tuple[Team | None, Dashboard | None]:
     if person.team_id is None:
         return None, None
     team = database.session().get(Team, person.team_id)
-    figures = LeadDashboard(database.session(), clock=database.runtime().clock).for_team(
+    figures = LeadDashboard(database.session(), clock=database.runtime().clock).current(
         person.team_id
     )
     return team, figures

@@ -6,10 +6,13 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
+from sqlalchemy import select
+
 from referrals.accounts.models import Team
-from referrals.casework.dashboard import GroupOutcome, LeadDashboard
-from referrals.casework.models import ReferralStage
+from referrals.casework.dashboard import GroupOutcome, LeadDashboard, from_json, to_json
+from referrals.casework.models import DashboardSnapshot, ReferralStage
 from referrals.casework.services import take_in
+from referrals.casework.tasks import refresh_dashboards
 from referrals.intake.models import Agency, Tip, TipStatus
 from referrals.operations.services import Outcome
 from tests.clock import ManualClock
@@ -141,3 +144,35 @@ def test_the_dashboard_adds_up_as_worked_out_by_hand(cast: Cast, clock: ManualCl
     with cast.runtime.session_factory() as session:
         later = LeadDashboard(session, clock=clock).for_team(team_id)
     assert {s.stage: s.over_sla for s in later.stages}[S.OUTCOME_RECORDED] == 1
+
+
+def test_the_page_reads_a_snapshot_kept_fresh_by_the_workers(
+    cast: Cast, clock: ManualClock
+) -> None:
+    cast.new_referral()
+    with cast.runtime.session_factory() as session:
+        team_id = session.query(Team.id).filter(Team.name == "Manila").scalar()
+        computed = LeadDashboard(session, clock=clock).current(team_id)
+    # What was computed is kept whole (its figures as JSON, then read back).
+    assert from_json(to_json(computed)) == computed
+    assert {s.stage: s.referrals for s in computed.stages}[S.ASSESSMENT] == 1
+
+    cast.new_referral()
+    clock.advance(seconds=30)
+    with cast.runtime.session_factory() as session:
+        kept = LeadDashboard(session, clock=clock).current(team_id)
+    assert kept == computed  # a minute old at most: not computed again
+
+    refresh_dashboards(cast.runtime.job_context())  # the workers' minute
+    with cast.runtime.session_factory() as session:
+        refreshed = LeadDashboard(session, clock=clock).current(team_id)
+        teams = session.scalars(select(DashboardSnapshot.team_id)).all()
+    assert {s.stage: s.referrals for s in refreshed.stages}[S.ASSESSMENT] == 2
+    assert len(teams) == 2  # every team's
+    # With no worker, the page computes it itself once the snapshot is stale.
+    cast.new_referral()
+    clock.advance(minutes=3)
+    with cast.runtime.session_factory() as session:
+        later = LeadDashboard(session, clock=clock).current(team_id)
+    assert {s.stage: s.referrals for s in later.stages}[S.ASSESSMENT] == 3
+    assert later.computed_at == clock.now()
