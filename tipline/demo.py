@@ -120,10 +120,16 @@ class Filled:
 
 
 def refuse_unless_empty(session: Session) -> None:
+    """Refuse an instance that holds anything but what `tipline init` made (an administrator
+    not yet enrolled): the demo's accounts and tips must never mix with real ones."""
     held = {
         ("agency", "agencies"): session.scalar(select(func.count()).select_from(Agency)),
         ("team", "teams"): session.scalar(select(func.count()).select_from(Team)),
+        ("unit", "units"): session.scalar(select(func.count()).select_from(Unit)),
         ("tip", "tips"): session.scalar(select(func.count()).select_from(Tip)),
+        ("enrolled account", "enrolled accounts"): session.scalar(
+            select(func.count()).select_from(User).where(User.enrolled_at.is_not(None))
+        ),
     }
     if any(held.values()):
         found = ", ".join(f"{n} {one if n == 1 else many}" for (one, many), n in held.items() if n)
@@ -312,7 +318,8 @@ class _Story:
                     "suspect": 0,
                 },
                 {"type": "email", "value": f"demo{handle}@example.com", "suspect": 0},
-                {"type": "phone", "value": f"+63 917 555 {1000 + handle:04d}", "suspect": 0},
+                # Addresses of the documentation range (RFC 5737): no real line can match.
+                {"type": "ip", "value": f"203.0.113.{handle % 250 + 1}", "suspect": 0},
             ],  # fmt: skip
             "handling": {"tlp": rng.choice(["GREEN", "AMBER", "AMBER", "AMBER+STRICT", "RED"])},
         }

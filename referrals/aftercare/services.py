@@ -27,6 +27,7 @@ from referrals.aftercare.models import (
 from referrals.audit.services import AuditLog
 from referrals.casework.models import Referral, ReferralStage
 from referrals.clock import Clock
+from referrals.typed_values import whole_number
 
 # No 0/O, 1/I/L: a pseudonym is read aloud and copied by hand.
 PSEUDONYM_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -134,6 +135,11 @@ class Aftercare:
                 f"{referral.reference} has no children safeguarded recorded: record the "
                 "operation's outcome first."
             )
+        # The referral's row is locked (PostgreSQL; SQLite writes one at a time): two leads
+        # recording at once cannot pass the count together.
+        self.session.execute(
+            select(Referral.id).where(Referral.id == referral.id).with_for_update()
+        )
         recorded = self.session.scalar(
             select(func.count()).select_from(Child).where(Child.referral_id == referral.id)
         )
@@ -143,15 +149,14 @@ class Aftercare:
                 f"{referral.reference} are recorded."
             )
         problems = []
-        age = age.strip()
-        if not age.isdigit() or int(age) > MAX_AGE:
+        years = whole_number(age, most=MAX_AGE)
+        if years is None:
             problems.append(f"Give the child's age in years (0 to {MAX_AGE}).")
         if sex not in set(Sex):
             problems.append("Choose the child's sex (or “not disclosed”).")
+        caseworker_number = whole_number(caseworker_id)
         caseworker = (
-            self.session.get(User, int(caseworker_id))
-            if caseworker_id.isdigit() and len(caseworker_id) < 10
-            else None
+            self.session.get(User, caseworker_number) if caseworker_number is not None else None
         )
         if (
             caseworker is None
@@ -161,11 +166,11 @@ class Aftercare:
             problems.append("Choose the caseworker who takes the child on.")
         if problems:
             raise AftercareRefused("Nothing was recorded. " + " ".join(problems))
-        assert caseworker is not None  # noqa: S101 - checked above
+        assert caseworker is not None and years is not None  # noqa: S101 - checked above
         now = self.clock.now()
         child = Child(
             pseudonym=self._pseudonym(),
-            age=int(age),
+            age=years,
             sex=sex,
             referral_id=referral.id,
             operation_id=referral.operation_id,
@@ -278,7 +283,7 @@ class Aftercare:
             return self._add_milestone(caseworker, child, kind_value, due=None, done=done,
                                        address=address)  # fmt: skip
         planned.done_on = done
-        self._audit_change(caseworker, child, "milestone.done", {"kind": kind_value}, address)
+        self._audit_change(caseworker, child, "milestone.done", address)
         self.session.commit()
         return planned
 
@@ -293,7 +298,7 @@ class Aftercare:
             .where(Child.id == child.id)
             .values(placement=placement, updated_at=self.clock.now())
         )
-        self._audit_change(caseworker, child, "child.placement", {"placement": placement}, address)
+        self._audit_change(caseworker, child, "child.placement", address)
         self.session.commit()
 
     def set_status(
@@ -307,7 +312,7 @@ class Aftercare:
             .where(Child.id == child.id)
             .values(status=status, updated_at=self.clock.now())
         )
-        self._audit_change(caseworker, child, "child.status", {"status": status}, address)
+        self._audit_change(caseworker, child, "child.status", address)
         self.session.commit()
 
     # -- inside -------------------------------------------------------------------------------
@@ -353,24 +358,17 @@ class Aftercare:
         self.session.add(milestone)
         self.session.flush()
         action = "milestone.done" if done else "milestone.planned"
-        self._audit_change(caseworker, child, action, {"kind": kind}, address)
+        self._audit_change(caseworker, child, action, address)
         self.session.commit()
         return milestone
 
     def _audit_change(
-        self,
-        caseworker: User,
-        child: Child,
-        action: str,
-        details: dict[str, str | int | None],
-        address: str | None,
+        self, caseworker: User, child: Child, action: str, address: str | None
     ) -> None:
+        # Which child and what kind of change, not what it is: leads and admins read the audit
+        # log, and a care plan is for the child's caseworker alone.
         self.audit.record(
-            action,
-            actor=f"user:{caseworker.id}",
-            subject=f"child:{child.id}",
-            address=address,
-            details=details,
+            action, actor=f"user:{caseworker.id}", subject=f"child:{child.id}", address=address
         )
 
     def _pseudonym(self) -> str:

@@ -36,6 +36,7 @@ from referrals.clock import Clock
 from referrals.database import rows_matched
 from referrals.intake.models import IntakeKey
 from referrals.operations.models import Operation
+from referrals.typed_values import whole_number
 
 #: How long a unit has to accept or refuse a hand-over before the lead sees it overdue.
 HANDOVER_ANSWER_TIME = timedelta(days=7)
@@ -355,7 +356,8 @@ class Casework:
     def _value(self, need: Need, raw: str) -> object:
         match need:
             case Need.UNIT:
-                unit = self.session.get(Unit, int(raw)) if raw.isdigit() and len(raw) < 10 else None
+                unit_id = whole_number(raw)
+                unit = self.session.get(Unit, unit_id) if unit_id is not None else None
                 if unit is None:
                     raise ValueError("Choose the unit to hand it to.")
                 return unit.id
@@ -367,10 +369,9 @@ class Casework:
                     )
                 return raw
             case Need.OPERATION:
+                operation_id = whole_number(raw)
                 operation = (
-                    self.session.get(Operation, int(raw))
-                    if raw.isdigit() and len(raw) < 10
-                    else None
+                    self.session.get(Operation, operation_id) if operation_id is not None else None
                 )
                 if operation is None:
                     raise ValueError("Name the operation.")
@@ -381,9 +382,10 @@ class Casework:
                     if need is Need.CHILDREN_SAFEGUARDED
                     else "suspects arrested"
                 )
-                if not raw.isdigit() or int(raw) > MAX_COUNT:
+                count = whole_number(raw, most=MAX_COUNT)
+                if count is None:
                     raise ValueError(f"Give the number of {what} (0 if none).")
-                return int(raw)
+                return count
             case Need.CLOSE_REASON:
                 try:
                     return CloseReason(raw).value
@@ -469,7 +471,12 @@ def _effects(move: Transition, given: Mapping[Need, Any], now: datetime) -> dict
                 "suspects_arrested": given[Need.SUSPECTS_ARRESTED],
             }
         case "close_early":
-            return {"close_reason": given[Need.CLOSE_REASON], "handover_due_at": None}
+            # Out of any operation it was in: the operation's later steps pass it by.
+            return {
+                "close_reason": given[Need.CLOSE_REASON],
+                "handover_due_at": None,
+                "operation_id": None,
+            }
         case "close":
             return {"handover_due_at": None}
     return {}

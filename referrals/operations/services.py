@@ -25,6 +25,7 @@ from referrals.casework.services import Casework, MoveRefused
 from referrals.clock import Clock
 from referrals.database import rows_matched
 from referrals.operations.models import Operation, OperationPartnerUnit, OperationStatus
+from referrals.typed_values import whole_number
 
 ST = OperationStatus
 MAX_REFERRALS = 50
@@ -234,6 +235,20 @@ class Operations:
         partners = sorted(set(partner_unit_ids) - {lead_unit_id or 0})
         if any(self.session.get(Unit, unit_id) is None for unit_id in partners):
             problems.append("A partner unit chosen is not registered.")
+        # Its units' officers will see and act on every referral in it: each must be held by
+        # one of them.
+        acting = {lead_unit_id, *partners}
+        for referral in referrals if lead_unit is not None else []:
+            if (
+                referral is not None
+                and referral.stage == ReferralStage.WITH_UNIT.value
+                and referral.team_id == person.team_id
+                and referral.unit_id not in acting
+            ):
+                problems.append(
+                    f"{referral.reference} is with a unit not in this operation: make its unit "
+                    "the lead unit or a partner unit."
+                )
         try:
             day = date.fromisoformat(planned_for.strip())
         except ValueError:
@@ -367,14 +382,15 @@ class Operations:
                 if outcome
                 else ("", "")
             )
-            if not all(c.isdigit() and int(c) <= 10_000 for c in counts):
+            numbers = [whole_number(count, most=10_000) for count in counts]
+            if None in numbers:
                 problems.append(
                     f"Give {referral.reference}'s children safeguarded and suspects arrested "
                     "(0 if none)."
                 )
                 continue
-            children += int(counts[0])
-            suspects += int(counts[1])
+            children += numbers[0] or 0
+            suspects += numbers[1] or 0
         if problems:
             raise OperationRefused("Nothing was recorded. " + " ".join(problems))
         return {"children_safeguarded": children, "suspects_arrested": suspects}

@@ -323,7 +323,10 @@ class TriageDesk:
         """Open referrals a tip of this person's team may be merged into."""
         return self.session.scalars(
             select(Referral)
-            .where(Referral.team_id == person.team_id)
+            .where(
+                Referral.team_id == person.team_id,
+                Referral.stage != ReferralStage.CLOSED.value,
+            )
             .order_by(Referral.id.desc())
             .limit(200)
         ).all()
@@ -434,7 +437,7 @@ class TriageDesk:
         priority becomes the more urgent of the two.
 
         Raises:
-            ReferralNotFound: no such referral in the person's team.
+            ReferralNotFound: no such open referral in the person's team.
         """
         tip = self._open_tip(person, tip_id)
         self._require_team(person)
@@ -442,6 +445,8 @@ class TriageDesk:
             select(Referral).where(
                 Referral.reference == reference.strip().upper(),
                 Referral.team_id == person.team_id,
+                # A closed referral takes no more tips: open a new one.
+                Referral.stage != ReferralStage.CLOSED.value,
             )
         ).first()
         if referral is None:

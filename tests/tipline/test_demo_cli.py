@@ -12,6 +12,7 @@ from referrals.casework.models import Referral, ReferralStage
 from referrals.intake.models import Tip, TipStatus
 from referrals.operations.models import Operation, OperationStatus
 from tests.support import tipline_env
+from tests.tipline.admin.people import enrolled
 from tipline.cli import cli
 from tipline.config import Settings
 from tipline.runtime import Runtime
@@ -66,5 +67,18 @@ def test_asked_only_if_empty_the_demo_leaves_a_used_instance_alone(
     assert "No demo data added: the demo fills an empty instance only; this one holds 1 team." in (
         answer.output
     )
+    with runtime.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Tip)) == 0
+
+
+def test_an_instance_someone_enrolled_in_gets_no_demo_accounts(
+    settings: Settings, runtime: Runtime
+) -> None:
+    enrolled(runtime, "real.admin@centre.example", "admin")
+
+    answer = CliRunner(env=tipline_env(settings)).invoke(cli, ["demo"])
+
+    assert answer.exit_code == 1
+    assert "this one holds 1 enrolled account" in answer.output
     with runtime.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Tip)) == 0

@@ -79,7 +79,8 @@ def referrals() -> str:
 
 
 @blueprint.get("/<int:referral_id>")
-@access.roles(*PEOPLE)
+# Its notes are sealed like tip content: a code after a quiet period, as for a tip.
+@access.roles(*PEOPLE, content=True)
 def referral(referral_id: int) -> Response | str:
     person = _person()
     casework = _casework()

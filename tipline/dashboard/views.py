@@ -18,6 +18,7 @@ from referrals.accounts.models import Role, Team, User
 from referrals.casework.dashboard import Dashboard, LeadDashboard
 from referrals.casework.lifecycle import STAGE_LABELS, STAGE_SLA
 from tipline import access, database
+from tipline.addresses import client_address
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -77,11 +78,29 @@ def chart_csv(chart: str) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([_inert(cell) for cell in row] for row in rows)
+    person = _person()
+    db_session = database.session()
+    database.runtime().audit(db_session).record(
+        "dashboard.exported",
+        actor=f"user:{person.id}",
+        subject=f"team:{person.team_id}",
+        address=client_address(),
+        details={"chart": chart},
+    )
+    db_session.commit()
     response = Response(out.getvalue(), mimetype="text/csv")
     name = f"{chart}-{database.runtime().clock.now():%Y-%m-%d}.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+def _inert(cell: object) -> object:
+    """A cell a spreadsheet will not run as a formula (an agency's or region's name typed by
+    someone could start with one)."""
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return cell
 
 
 def _table(chart: str, figures: Dashboard) -> tuple[Sequence[str], Iterable[Sequence[object]]]:

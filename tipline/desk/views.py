@@ -280,7 +280,7 @@ def merge(tip_id: str) -> Response:
             _person(), _tip_id(tip_id), form.referral.data or "", address=client_address()
         )
     except ReferralNotFound:
-        flash("Nothing was changed: your team has no referral with that reference.", "error")
+        flash("Nothing was changed: your team has no open referral with that reference.", "error")
         return redirect(url_for("desk.tip", tip_id=tip_id))
     return _decided(tip_id, f"Merged into referral {referral.reference}.")
 

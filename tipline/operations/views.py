@@ -18,6 +18,7 @@ from referrals.operations.services import (
     Operations,
     Outcome,
 )
+from referrals.typed_values import whole_number
 from tipline import access, database
 from tipline.addresses import client_address
 from tipline.operations.forms import PlanForm, StepForm
@@ -49,7 +50,7 @@ def _units() -> dict[int, str]:
 
 def _ids(name: str) -> list[int]:
     values = request.form.getlist(name)[:MAX_IDS]
-    return [int(value) for value in values if value.isdigit() and len(value) < 10]
+    return [number for number in map(whole_number, values) if number is not None]
 
 
 @blueprint.get("")
@@ -68,8 +69,8 @@ def board() -> str:
 @blueprint.get("/new")
 @access.roles(Role.LEAD)
 def new_operation() -> str:
-    chosen = request.args.get("referral", "")
-    return _plan_page(PlanForm(formdata=None), chosen={int(chosen)} if chosen.isdigit() else set())
+    chosen = whole_number(request.args.get("referral", ""))
+    return _plan_page(PlanForm(formdata=None), chosen={chosen} if chosen is not None else set())
 
 
 @blueprint.post("/new")
@@ -85,7 +86,7 @@ def plan() -> Response | str:
         operation = _operations().plan(
             _person(),
             referral_ids=sorted(chosen),
-            lead_unit_id=int(lead) if lead.isdigit() and len(lead) < 10 else None,
+            lead_unit_id=whole_number(lead),
             partner_unit_ids=_ids("partner_unit"),
             planned_for=form.planned_for.data or "",
             region=form.region.data or "",

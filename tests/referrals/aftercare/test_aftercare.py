@@ -74,6 +74,8 @@ def test_a_child_is_recorded_under_a_pseudonym_for_one_caseworker(cast: Cast) ->
     [
         ({"age": "18"}, "Give the child's age in years (0 to 17)."),
         ({"age": "nine"}, "Give the child's age in years (0 to 17)."),
+        ({"age": "²"}, "Give the child's age in years (0 to 17)."),  # a digit to isdigit()
+        ({"caseworker_id": "²"}, "Choose the caseworker who takes the child on."),
         ({"sex": "x"}, "Choose the child's sex (or “not disclosed”)."),
         ({"caseworker_id": "0"}, "Choose the caseworker who takes the child on."),
     ],
@@ -138,6 +140,13 @@ def test_the_caseworker_keeps_the_care_plan_and_overdue_milestones_are_counted(
         ("story_documented", False, True),
     ]
     assert placement == "ngo_shelter"
+    with cast.runtime.session_factory() as session:
+        # Which child and what kind of change only: leads and admins read the audit log.
+        details = session.scalars(
+            select(AuditRecord.details).where(AuditRecord.action.like("milestone.%")
+                                              | AuditRecord.action.like("child.placement"))
+        ).all()  # fmt: skip
+    assert details and all(d is None for d in details)
     cas_id = f"user:{cast.people['cas'].id}"
     assert [a for a in actions(cast) if a[2] == cas_id] == [
         ("milestone.planned", f"child:{child.id}", cas_id),

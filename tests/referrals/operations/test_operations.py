@@ -126,6 +126,13 @@ def test_only_referrals_of_the_team_accepted_by_a_unit_go_into_an_operation(cast
     assert stage_of(cast, ready) == S.WITH_UNIT
     with pytest.raises(OperationRefused, match="Only a team lead plans operations"):
         plan(cast, [ready], who="ana")
+    # Its units' officers act on every referral in it: each must be held by one of them.
+    with pytest.raises(OperationRefused) as elsewhere:
+        plan(cast, [ready], lead_unit_id=cast.units["Cebu"], partner_unit_ids=[])
+    assert str(elsewhere.value) == (
+        f"Nothing was planned. {referral(cast, ready).reference} is with a unit not in this "
+        "operation: make its unit the lead unit or a partner unit."
+    )
 
 
 def test_recording_the_outcome_needs_every_referral_s_counts_or_changes_nothing(
@@ -194,6 +201,7 @@ def test_a_referral_closed_early_stays_out_of_its_operation_s_later_steps(cast: 
     done = step(cast, operation.id, "debrief", outcomes={first: Outcome("1", "0")})
 
     assert (stage_of(cast, first), stage_of(cast, second)) == (S.OUTCOME_RECORDED, S.CLOSED)
+    assert referral(cast, second).operation_id is None  # out of the operation
     assert done.children_safeguarded == 1
     with cast.runtime.session_factory() as session:
         moves = session.scalars(

@@ -86,6 +86,8 @@ def test_from_accepted_tip_to_a_unit_and_its_answer(
     assert "Accept the hand-over" in officer_page
     assert "Refuse the hand-over" in officer_page
     assert "/desk/tips/" not in officer_page
+    assert "TL-" not in officer_page  # not even a tip's tracking number
+    assert "1 tip: the team that handed it over holds them." in officer_page
 
     status, text = move(oli, referral_id, "accept_handover", unit_reference="LCPU-2026/0042")
     assert "With a law-enforcement unit" in text
@@ -125,6 +127,8 @@ def test_a_refused_move_says_why_and_changes_nothing(
 
     status, text = move(browser("lea"), referral_id, "close_early")
     assert "Nothing was changed. Choose why the referral is closed." in text
+    status, text = move(browser("lea"), referral_id, "hand_over", unit_id="²")
+    assert "Nothing was changed. Choose the unit to hand it to." in text
     assert stage(runtime, referral_id) == ReferralStage.INVESTIGATION
 
 
@@ -183,3 +187,23 @@ def test_the_referral_shows_work_sharing_its_identifiers_to_the_team_only(
     officer_page = browser("oli").get(f"/referrals/{referral_id}").get_data(as_text=True)
     assert "Correlated work" not in officer_page
     assert later.tracking_number not in officer_page
+
+
+def test_a_closed_referral_takes_no_more_tips(
+    browser: Browser, send_tip: SendTip, runtime: Runtime
+) -> None:
+    referral_id = accepted(browser, send_tip, runtime)
+    move(browser("lea"), referral_id, "close_early", close_reason="duplicate")
+    later = send_tip()
+    ana = browser("ana")
+    page = ana.get(f"/desk/tips/{later.id}").get_data(as_text=True)
+    with runtime.session_factory() as session:
+        reference = session.get(Referral, referral_id).reference  # type: ignore[union-attr]
+
+    answer = ana.post(
+        f"/desk/tips/{later.id}/merge", data={"csrf_token": csrf(page), "referral": reference}
+    )
+
+    assert "your team has no open referral with that reference" in ana.get(
+        answer.headers["Location"]
+    ).get_data(as_text=True)

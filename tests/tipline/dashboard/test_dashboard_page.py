@@ -9,7 +9,7 @@ import io
 from sqlalchemy import select
 
 from referrals.operations.models import Operation
-from tests.tipline.admin.people import csrf
+from tests.tipline.admin.people import audit_records, csrf
 from tests.tipline.casework.test_referral_pages import Browser, unit_id
 from tests.tipline.desk.conftest import SendTip
 from tests.tipline.operations.test_operation_pages import step, with_the_unit
@@ -26,7 +26,7 @@ def test_a_lead_reads_the_team_s_figures_as_charts_tables_and_csv(
         "/operations/new",
         data={"csrf_token": csrf(form), "referral": [str(first), str(second)],
               "lead_unit": unit_id(runtime, "Luzon child protection unit"),
-              "planned_for": "2026-12-10", "region": "Central Luzon"},
+              "planned_for": "2026-12-10", "region": "=HYPERLINK(\"x\")"},
     )  # fmt: skip
     with runtime.session_factory() as session:
         operation_id = session.scalars(select(Operation.id)).one()
@@ -48,7 +48,10 @@ def test_a_lead_reads_the_team_s_figures_as_charts_tables_and_csv(
     )
     assert "<script" not in page
     assert '<th scope="row">Children safeguarded</th><td>5</td>' in page
-    assert '<th scope="row">Central Luzon, PH</th><td>1</td><td>5</td><td>2</td>' in page
+    assert '<th scope="row">=HYPERLINK(&#34;x&#34;), PH</th><td>1</td><td>5</td><td>2</td>' in page
+    regions = lea.get("/dashboard/regions.csv").get_data(as_text=True).splitlines()
+    # A spreadsheet would run a cell starting with "=": it is written inert.
+    assert regions[1] == '"\'=HYPERLINK(""x""), PH",1,5,2'
     assert 'href="/dashboard/funnel.csv"' in page
 
     answer = lea.get("/dashboard/funnel.csv")
@@ -63,5 +66,7 @@ def test_a_lead_reads_the_team_s_figures_as_charts_tables_and_csv(
         ["Children safeguarded", "5"],
         ["Children in aftercare", "0"],
     ]
+    exports = audit_records(runtime, "dashboard.exported")
+    assert sorted(record.details["chart"] for record in exports) == ["funnel", "regions"]
     assert lea.get("/dashboard/nothing.csv").status_code == 404
     assert browser("ana").get("/dashboard").status_code == 403

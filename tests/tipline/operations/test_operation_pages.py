@@ -132,3 +132,18 @@ def test_an_officer_of_another_unit_does_not_reach_an_operation(
     ces = browser("ces")
     assert ces.get(f"/operations/{operation_id}").status_code == 404
     assert browser("lou").get(f"/operations/{operation_id}").status_code == 404
+
+
+def test_numbers_a_browser_would_not_send_are_refused_as_form_errors(
+    browser: Browser, send_tip: SendTip, runtime: Runtime
+) -> None:
+    lea = browser("lea")
+    assert lea.get("/operations/new?referral=²").status_code == 200
+    form = lea.get("/operations/new").get_data(as_text=True)
+    for field in ("referral", "lead_unit", "partner_unit"):
+        answer = lea.post(
+            "/operations/new",
+            data={"csrf_token": csrf(form), field: "²", "planned_for": "2026-12-10"},
+        )
+        assert answer.status_code == 200, field
+        assert "Nothing was planned." in answer.get_data(as_text=True)
