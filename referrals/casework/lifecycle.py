@@ -160,7 +160,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     _move("close", "Close the referral", "Closed",
           [S.OUTCOME_RECORDED, S.AFTERCARE], S.CLOSED, LEAD),
     _move("close_early", "Close early", "Closed early",
-          OPEN_STAGES - {S.OUTCOME_RECORDED, S.AFTERCARE}, S.CLOSED, LEAD, (Need.CLOSE_REASON,)),
+          OPEN_STAGES, S.CLOSED, LEAD, (Need.CLOSE_REASON,)),
 )  # fmt: skip
 
 BY_NAME: dict[str, Transition] = {move.name: move for move in TRANSITIONS}

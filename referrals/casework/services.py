@@ -296,7 +296,7 @@ class Casework:
                               f"{ROLE_NAMES.get(person.role_enum, person.role)}.")  # fmt: skip
         given = self._read(move, values)
         now = self.clock.now()
-        changes = _effects(move, given, now)
+        changes = _effects(move, given, now, stage)
         moved = self.session.execute(
             update(Referral)
             .where(Referral.id == referral.id, Referral.stage == stage.value)
@@ -448,7 +448,9 @@ def within_reach(person: User, referral: Referral) -> bool:
     return False
 
 
-def _effects(move: Transition, given: Mapping[Need, Any], now: datetime) -> dict[str, Any]:
+def _effects(
+    move: Transition, given: Mapping[Need, Any], now: datetime, stage: ReferralStage
+) -> dict[str, Any]:
     """What the move records on the referral itself, besides its stage."""
     match move.name:
         case "hand_over":
@@ -471,12 +473,12 @@ def _effects(move: Transition, given: Mapping[Need, Any], now: datetime) -> dict
                 "suspects_arrested": given[Need.SUSPECTS_ARRESTED],
             }
         case "close_early":
-            # Out of any operation it was in: the operation's later steps pass it by.
-            return {
-                "close_reason": given[Need.CLOSE_REASON],
-                "handover_due_at": None,
-                "operation_id": None,
-            }
+            changes = {"close_reason": given[Need.CLOSE_REASON], "handover_due_at": None}
+            if stage in (ReferralStage.OPERATION_PLANNED, ReferralStage.OPERATION_CONDUCTED):
+                # Out of the operation it was in: the operation's later steps pass it by.
+                # (Once its outcome is recorded, it stays part of what the operation did.)
+                changes["operation_id"] = None
+            return changes
         case "close":
             return {"handover_due_at": None}
     return {}

@@ -218,6 +218,7 @@ def test_a_refused_hand_over_goes_back_to_the_team_with_its_reason(cast: Cast) -
 
 
 def test_closing_early_from_each_open_stage_records_why(cast: Cast) -> None:
+    assert BY_NAME["close_early"].sources == frozenset(s for s in S if s is not S.CLOSED)
     for stage in BY_NAME["close_early"].sources:
         referral_id = cast.new_referral()
         walk_to(cast, referral_id, stage)
@@ -225,7 +226,10 @@ def test_closing_early_from_each_open_stage_records_why(cast: Cast) -> None:
         closed = referral(cast, referral_id)
         assert (closed.stage, closed.close_reason, closed.handover_due_at) == (
             S.CLOSED, "no_offence", None
-        )  # fmt: skip
+        ), stage  # fmt: skip
+        # Out of an operation still under way; still part of one whose outcome it has.
+        in_operation = stage in (S.OUTCOME_RECORDED, S.AFTERCARE)
+        assert (closed.operation_id is not None) == in_operation, stage
 
 
 # -- refusals -----------------------------------------------------------------------------
