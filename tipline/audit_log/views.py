@@ -43,6 +43,8 @@ ROLE_NAMES = {
     Role.PARTNER: "partner",
     Role.ANALYST: "analyst",
     Role.LEAD: "team lead",
+    Role.OFFICER: "officer",
+    Role.CASEWORKER: "caseworker",
     Role.ADMIN: "administrator",
 }
 _REFERENCE = re.compile(r"(user|agency|team):([0-9]{1,18})")  # an id that fits in 64 bits
