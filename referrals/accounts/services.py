@@ -1034,6 +1034,37 @@ def _totp_context(user: User) -> bytes:
     return f"totp:user:{user.id}".encode()
 
 
+def _add_jurisdiction(
+    session: Session,
+    audit: AuditLog,
+    model: type[Team] | type[Unit],
+    *,
+    kind: str,
+    name: str,
+    country: str,
+    regions: list[str],
+    actor: str,
+) -> Team | Unit:
+    """A team or a unit: a unique name working ``country`` (all of it, or only ``regions``),
+    audited as ``<kind>.created`` and committed."""
+    name = name.strip()
+    if not name:
+        raise AccountError(f"a {kind} needs a name")
+    try:
+        code = country_code(country)
+    except AgencyError as exc:
+        raise AccountError(str(exc)) from None
+    if session.scalar(select(model.id).where(model.name == name)) is not None:
+        raise AccountError(f"a {kind} named {name!r} exists")
+    made = model(name=name, country=code, regions=sorted({r.strip() for r in regions if r.strip()}))
+    session.add(made)
+    session.flush()
+    audit.record(f"{kind}.created", actor=actor, subject=f"{kind}:{made.id}",
+                 details={"country": code})  # fmt: skip
+    session.commit()
+    return made
+
+
 class TeamService:
     """Teams and their jurisdictions.
 
@@ -1052,24 +1083,9 @@ class TeamService:
         Raises:
             AccountError: the name is taken or the country is not an ISO 3166-1 code.
         """
-        name = name.strip()
-        if not name:
-            raise AccountError("a team needs a name")
-        try:
-            code = country_code(country)
-        except AgencyError as exc:
-            raise AccountError(str(exc)) from None
-        if self.session.scalar(select(Team.id).where(Team.name == name)) is not None:
-            raise AccountError(f"a team named {name!r} exists")
-        team = Team(
-            name=name, country=code, regions=sorted({r.strip() for r in regions if r.strip()})
-        )
-        self.session.add(team)
-        self.session.flush()
-        self.audit.record(
-            "team.created", actor=actor, subject=f"team:{team.id}", details={"country": code}
-        )
-        self.session.commit()
+        team = _add_jurisdiction(self.session, self.audit, Team, kind="team", name=name,
+                                 country=country, regions=regions, actor=actor)  # fmt: skip
+        assert isinstance(team, Team)  # noqa: S101 - made from Team
         return team
 
 
@@ -1091,22 +1107,7 @@ class UnitService:
         Raises:
             AccountError: the name is taken or the country is not an ISO 3166-1 code.
         """
-        name = name.strip()
-        if not name:
-            raise AccountError("a unit needs a name")
-        try:
-            code = country_code(country)
-        except AgencyError as exc:
-            raise AccountError(str(exc)) from None
-        if self.session.scalar(select(Unit.id).where(Unit.name == name)) is not None:
-            raise AccountError(f"a unit named {name!r} exists")
-        unit = Unit(
-            name=name, country=code, regions=sorted({r.strip() for r in regions if r.strip()})
-        )
-        self.session.add(unit)
-        self.session.flush()
-        self.audit.record(
-            "unit.created", actor=actor, subject=f"unit:{unit.id}", details={"country": code}
-        )
-        self.session.commit()
+        unit = _add_jurisdiction(self.session, self.audit, Unit, kind="unit", name=name,
+                                 country=country, regions=regions, actor=actor)  # fmt: skip
+        assert isinstance(unit, Unit)  # noqa: S101 - made from Unit
         return unit

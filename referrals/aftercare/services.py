@@ -240,11 +240,19 @@ class Aftercare:
             select(Milestone).where(Milestone.child_id == child.id).order_by(Milestone.id)
         ).all()
 
-    def overdue(self, child: Child) -> int:
-        today = self.clock.now().date()
-        return sum(
-            1 for m in self.milestones(child) if m.done_on is None and m.due_on and m.due_on < today
-        )
+    def overdue(self, children: Sequence[Child]) -> dict[int, int]:
+        """Each child's milestones past their date and not done, in one query."""
+        rows = self.session.execute(
+            select(Milestone.child_id, func.count())
+            .where(
+                Milestone.child_id.in_([child.id for child in children]),
+                Milestone.done_on.is_(None),
+                Milestone.due_on < self.clock.now().date(),
+            )
+            .group_by(Milestone.child_id)
+        ).all()
+        found = {child_id: int(count) for child_id, count in rows}
+        return {child.id: found.get(child.id, 0) for child in children}
 
     def plan_milestone(
         self, caseworker: User, child_id: int, *, kind: str, due_on: str,
@@ -290,29 +298,30 @@ class Aftercare:
     def set_placement(
         self, caseworker: User, child_id: int, placement: str, *, address: str | None = None
     ) -> None:
-        child = self._own(caseworker, child_id)
         if placement not in set(Placement):
+            self._own(caseworker, child_id)  # another's child is "not found" first
             raise AftercareRefused("Nothing was changed. Choose the kind of placement.")
-        self.session.execute(
-            update(Child)
-            .where(Child.id == child.id)
-            .values(placement=placement, updated_at=self.clock.now())
-        )
-        self._audit_change(caseworker, child, "child.placement", address)
-        self.session.commit()
+        self._set(caseworker, child_id, "placement", placement, address)
 
     def set_status(
         self, caseworker: User, child_id: int, status: str, *, address: str | None = None
     ) -> None:
-        child = self._own(caseworker, child_id)
         if status not in set(CareStatus):
+            self._own(caseworker, child_id)
             raise AftercareRefused("Nothing was changed. Choose the child's status.")
+        self._set(caseworker, child_id, "status", status, address)
+
+    def _set(
+        self, caseworker: User, child_id: int, field: str, value: str, address: str | None
+    ) -> None:
+        """One field of the child's record, checked by the caller; audited as changed."""
+        child = self._own(caseworker, child_id)
         self.session.execute(
             update(Child)
             .where(Child.id == child.id)
-            .values(status=status, updated_at=self.clock.now())
+            .values({field: value, "updated_at": self.clock.now()})
         )
-        self._audit_change(caseworker, child, "child.status", address)
+        self._audit_change(caseworker, child, f"child.{field}", address)
         self.session.commit()
 
     # -- inside -------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def index() -> str:
         return render_template(
             "aftercare/children.html",
             children=children,
-            overdue={child.id: aftercare.overdue(child) for child in children},
+            overdue=aftercare.overdue(children),
             sexes=SEX_LABELS,
             placements=PLACEMENT_LABELS,
             statuses=STATUS_LABELS,
