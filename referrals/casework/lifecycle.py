@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from referrals.accounts.models import Role
 from referrals.casework.models import ReferralStage
+from referrals.intake.models import PartnerStage
 
 S = ReferralStage
 OPEN_STAGES = frozenset(stage for stage in ReferralStage if stage is not S.CLOSED)
@@ -29,6 +30,22 @@ STAGE_LABELS: dict[ReferralStage, str] = {
     S.OUTCOME_RECORDED: "Outcome recorded",
     S.AFTERCARE: "Aftercare and prosecution",
     S.CLOSED: "Closed",
+}
+
+
+#: What the agencies whose tips are in a referral are told of its stage (in the status API and
+#: the portal): a planned operation is still "under investigation" to them, so nothing of it
+#: leaves before it is done.
+PARTNER_STAGE: dict[ReferralStage, PartnerStage] = {
+    S.ASSESSMENT: PartnerStage.ACCEPTED,
+    S.INVESTIGATION: PartnerStage.UNDER_INVESTIGATION,
+    S.HANDOVER_PENDING: PartnerStage.UNDER_INVESTIGATION,
+    S.WITH_UNIT: PartnerStage.UNDER_INVESTIGATION,
+    S.OPERATION_PLANNED: PartnerStage.UNDER_INVESTIGATION,
+    S.OPERATION_CONDUCTED: PartnerStage.OPERATION_CONDUCTED,
+    S.OUTCOME_RECORDED: PartnerStage.OPERATION_CONDUCTED,
+    S.AFTERCARE: PartnerStage.OPERATION_CONDUCTED,
+    S.CLOSED: PartnerStage.CLOSED,
 }
 
 

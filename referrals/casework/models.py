@@ -65,6 +65,10 @@ class Referral(Base):
     close_reason: Mapped[str | None] = mapped_column(String(32), default=None)
     # When the earliest of its tips arrived (the clock of "tip to operation").
     first_tip_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The most restrictive handling marking of its tips (TLP 2.0 and handling code): what
+    # leaving the centre is checked against (referrals.handling).
+    tlp: Mapped[str | None] = mapped_column(String(12), default=None)
+    handling_code: Mapped[str | None] = mapped_column(String(2), default=None)
     # The operation it is (or last was) part of.
     operation_id: Mapped[int | None] = mapped_column(
         ForeignKey("operations.id"), default=None, index=True

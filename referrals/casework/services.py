@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from referrals.audit.services import AuditLog
 from referrals.casework.lifecycle import (
     BY_NAME,
     OPENED,
+    PARTNER_STAGE,
     STAGE_LABELS,
     CloseReason,
     Need,
@@ -34,7 +35,8 @@ from referrals.casework.lifecycle import (
 from referrals.casework.models import Referral, ReferralAgency, ReferralEvent, ReferralStage
 from referrals.clock import Clock
 from referrals.database import rows_matched
-from referrals.intake.models import IntakeKey
+from referrals.handling.markings import stricter_code, stricter_tlp
+from referrals.intake.models import IntakeKey, Tip, TipStatus
 from referrals.operations.models import Operation
 from referrals.typed_values import whole_number
 
@@ -92,22 +94,38 @@ def opening(referral: Referral, person: User, now: datetime) -> ReferralEvent:
     )
 
 
-def take_in(session: Session, referral_id: int, *, agency_id: int, received_at: datetime) -> None:
-    """Record on the referral a tip accepted or merged into it: the earliest tip's time, and
-    its agency among those the referral's outcome is owed to (once each, whatever races)."""
+def take_in(session: Session, referral_id: int, tip: Tip) -> None:
+    """Record on the referral a tip accepted or merged into it: the earliest tip's time, its
+    agency among those the referral's outcome is owed to (once each, whatever races), the more
+    restrictive of its handling markings and the referral's, and the stage its agency is told.
+
+    The referral's row is locked first (PostgreSQL), so a move made at the same time waits
+    for this tip and tells its agency too."""
+    row = session.execute(
+        select(Referral.stage, Referral.tlp, Referral.handling_code, Referral.first_tip_at)
+        .where(Referral.id == referral_id)
+        .with_for_update()
+    ).one()
+    first = row.first_tip_at
     session.execute(
         update(Referral)
-        .where(
-            Referral.id == referral_id,
-            or_(Referral.first_tip_at.is_(None), Referral.first_tip_at > received_at),
+        .where(Referral.id == referral_id)
+        .values(
+            first_tip_at=tip.received_at if first is None or first > tip.received_at else first,
+            tlp=stricter_tlp(row.tlp, tip.tlp),
+            handling_code=stricter_code(row.handling_code, tip.handling_code),
         )
-        .values(first_tip_at=received_at)
     )
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(
         dialect.insert(ReferralAgency)
-        .values(referral_id=referral_id, agency_id=agency_id)
+        .values(referral_id=referral_id, agency_id=tip.agency_id)
         .on_conflict_do_nothing()
+    )
+    session.execute(
+        update(Tip)
+        .where(Tip.id == tip.id)
+        .values(partner_stage=PARTNER_STAGE[ReferralStage(row.stage)].value)
     )
 
 
@@ -305,6 +323,15 @@ class Casework:
         if rows_matched(moved) == 0:
             self.session.rollback()
             raise StageChanged("Nothing was changed: someone moved the referral at the same time.")
+        told = PARTNER_STAGE[move.target]
+        if told is not PARTNER_STAGE[stage]:
+            # The agencies whose tips are in it see the new coarse stage (and, through
+            # ``updated_at``, find the tips among those changed since they last asked).
+            self.session.execute(
+                update(Tip)
+                .where(Tip.referral_id == referral.id, Tip.status == TipStatus.ACCEPTED)
+                .values(partner_stage=told.value, updated_at=now)
+            )
         # The object in this session is read again: a caller making several moves in one
         # session (an operation) must see each one's effects.
         self.session.refresh(referral)

@@ -116,6 +116,8 @@ class TriageFacts:
     youngest_victim_age: int | None
     tlp: str
     handling_code: str | None
+    source_reliability: str | None
+    information_accuracy: int | None
 
 
 @dataclass(frozen=True)
@@ -516,4 +518,6 @@ def _facts(data: Mapping[str, Any]) -> TriageFacts:
         youngest_victim_age=min(ages, default=None),
         tlp=data["handling"]["tlp"],
         handling_code=data["handling"].get("code"),
+        source_reliability=data["handling"].get("source_reliability"),
+        information_accuracy=data["handling"].get("information_accuracy"),
     )

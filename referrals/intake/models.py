@@ -131,6 +131,16 @@ class TipStatus(enum.StrEnum):
     DECLINED = "declined"
 
 
+class PartnerStage(enum.StrEnum):
+    """How far the referral an accepted tip went into has come, as the sending agency is told
+    it: coarse on purpose (nothing of who works it, where, or when an operation is planned)."""
+
+    ACCEPTED = "accepted"
+    UNDER_INVESTIGATION = "under_investigation"
+    OPERATION_CONDUCTED = "operation_conducted"
+    CLOSED = "closed"
+
+
 #: The partner cannot act on a fault of ours: they are told the tip is held, and not to resend.
 HELD = "held"
 HELD_NOTE = (
@@ -187,6 +197,9 @@ class Tip(Base):
     youngest_victim_age: Mapped[int | None] = mapped_column(Integer, default=None)
     tlp: Mapped[str | None] = mapped_column(String(12), default=None)
     handling_code: Mapped[str | None] = mapped_column(String(2), default=None)
+    # The partner's grading of its source (A, B, C, X) and of the information (1 to 4).
+    source_reliability: Mapped[str | None] = mapped_column(String(1), default=None)
+    information_accuracy: Mapped[int | None] = mapped_column(Integer, default=None)
     # Selectors that could not be normalised (a malformed phone number, say) are not indexed;
     # the tip is kept all the same, and analysts see how many were left out.
     unindexed_selectors: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -214,10 +227,12 @@ class Tip(Base):
     # The analyst who claimed it.
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-    # The referral an accepted tip was taken into (or merged into).
+    # The referral an accepted tip was taken into (or merged into), and how far that referral
+    # has come as the partner is told it (kept by casework as the referral moves).
     referral_id: Mapped[int | None] = mapped_column(
         ForeignKey("referrals.id"), default=None, index=True
     )
+    partner_stage: Mapped[str | None] = mapped_column(String(24), default=None)
 
     # How many times processing was started (each claim counts, also one whose worker was
     # killed); at the cap the tip is quarantined instead of processed again.
@@ -234,8 +249,13 @@ class Tip(Base):
 
     @property
     def partner_status(self) -> str:
-        """The status as the sending agency is told it."""
-        return HELD if self.status == TipStatus.QUARANTINED else self.status
+        """The status as the sending agency is told it: an accepted tip's follows its
+        referral's coarse stage."""
+        if self.status == TipStatus.QUARANTINED:
+            return HELD
+        if self.status == TipStatus.ACCEPTED and self.partner_stage is not None:
+            return self.partner_stage
+        return self.status
 
     @property
     def partner_reason(self) -> str | None:

@@ -374,6 +374,8 @@ class TipProcessor:
                 youngest_victim_age=facts.youngest_victim_age,
                 tlp=facts.tlp,
                 handling_code=facts.handling_code,
+                source_reliability=facts.source_reliability,
+                information_accuracy=facts.information_accuracy,
                 unindexed_selectors=len(warnings),
                 selector_warnings=warnings or None,
             )

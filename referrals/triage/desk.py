@@ -413,7 +413,7 @@ class TriageDesk:
         self.session.flush()
         referral.reference = f"RF-{now:%Y}-{referral.id:06d}"
         self.session.add(opening(referral, person, now))
-        take_in(self.session, referral.id, agency_id=tip.agency_id, received_at=tip.received_at)
+        take_in(self.session, referral.id, tip)
         self._decide(person, tip_id, status=TipStatus.ACCEPTED, referral_id=referral.id)
         self.audit.record(
             "referral.created",
@@ -452,7 +452,7 @@ class TriageDesk:
         if referral is None:
             raise ReferralNotFound(reference)
         self._decide(person, tip_id, status=TipStatus.ACCEPTED, referral_id=referral.id)
-        take_in(self.session, referral.id, agency_id=tip.agency_id, received_at=tip.received_at)
+        take_in(self.session, referral.id, tip)
         if tip.priority in PRIORITY_ORDER:
             # In one statement: two merges at once must not lose the more urgent ("P1" < "P2").
             self.session.execute(

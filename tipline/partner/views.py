@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from crypto import CryptoError
 from referrals.accounts.models import Role
 from referrals.intake.document import InvalidTipDocument, parse_tip_document
-from referrals.intake.models import Tip, TipStatus
+from referrals.intake.models import HELD, PartnerStage, Tip, TipStatus
 from referrals.intake.receiving import Cursor, TipReceiver
 from referrals.intake.services import (
     IntakeKeyMissing,
@@ -35,16 +35,35 @@ logger = logging.getLogger(__name__)
 blueprint = Blueprint("partner", __name__, url_prefix="/partner")
 
 PAGE_SIZE = 25
-STATUS_TEXT = {
-    TipStatus.RECEIVED: "stored, waiting to be checked",
-    TipStatus.PROCESSING: "being checked (decrypted, verified and validated)",
-    TipStatus.IN_TRIAGE: "received and valid: with the centre's analysts for triage",
-    TipStatus.ACCEPTED: "accepted: the centre has taken it on",
-    TipStatus.DECLINED: "declined by the centre: see the reason",
-    TipStatus.REJECTED: "not accepted: see the reason, correct the tip and send it again",
-    TipStatus.QUARANTINED: (
+#: What each status a partner sees means (``Tip.partner_status``): a short name for lists
+#: and a sentence for the tip's page.
+STATUS_TEXT: dict[str, tuple[str, str]] = {
+    TipStatus.RECEIVED: ("Received", "stored, waiting to be checked"),
+    TipStatus.PROCESSING: ("Being checked", "being checked (decrypted, verified and validated)"),
+    TipStatus.IN_TRIAGE: (
+        "In triage",
+        "received and valid: with the centre's analysts for triage",
+    ),
+    PartnerStage.ACCEPTED: ("Accepted", "accepted: the centre has taken it on"),
+    PartnerStage.UNDER_INVESTIGATION: (
+        "Under investigation",
+        "under investigation: the centre is working the case it is part of",
+    ),
+    PartnerStage.OPERATION_CONDUCTED: (
+        "Operation conducted",
+        "an operation was conducted on the case it is part of; what the centre releases about "
+        "it is under Feedback",
+    ),
+    PartnerStage.CLOSED: ("Closed", "closed: the centre's work on the case it was part of ended"),
+    TipStatus.DECLINED: ("Declined", "declined by the centre: see the reason"),
+    TipStatus.REJECTED: (
+        "Not accepted",
+        "not accepted: see the reason, correct the tip and send it again",
+    ),
+    HELD: (
+        "Held by the centre",
         "held by the centre after a fault on its side: it will be processed once the fault is "
-        "fixed; do not send it again"
+        "fixed; do not send it again",
     ),
 }
 
@@ -79,7 +98,13 @@ def tips() -> str:
         older = url_for(
             "partner.tips", after=Cursor(updated_at=last.updated_at, tip_id=last.id).encode()
         )
-    return render_template("partner/tips.html", tips=page, older=older, first_page=cursor is None)
+    return render_template(
+        "partner/tips.html",
+        tips=page,
+        older=older,
+        first_page=cursor is None,
+        labels={status: label for status, (label, _) in STATUS_TEXT.items()},
+    )
 
 
 @blueprint.get("/tips/<tip_id>")
@@ -151,7 +176,7 @@ def _tip_page(tip_id: str, form: ReplyForm) -> str:
     return render_template(
         "partner/tip.html",
         tip=found,
-        status_text=STATUS_TEXT.get(TipStatus(found.status), ""),
+        status_text=STATUS_TEXT.get(found.partner_status, ("", found.partner_status))[1],
         conversation=conversation,
         reply_form=form,
     )

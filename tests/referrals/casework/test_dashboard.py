@@ -25,7 +25,7 @@ S = ReferralStage
 
 def tip(
     cast: Cast, agency: str, referral_id: int | None, *, days_ago: float = 0, **kw: object
-) -> None:
+) -> str:
     """A tip held for the Manila team, from ``agency``, in ``referral_id`` (stored directly,
     as processing would leave it, then taken into the referral as the desk does)."""
     with cast.runtime.session_factory() as session:
@@ -37,24 +37,25 @@ def tip(
             agency_id = found.id
         team_id = session.query(Team.id).filter(Team.name == "Manila").scalar()
         at = cast.runtime.clock.now() - timedelta(days=days_ago)
-        session.add(
-            Tip(
-                id=str(uuid.uuid4()),
-                tracking_number=f"TL-{uuid.uuid4().hex[:10]}",
-                agency_id=agency_id,
-                status=TipStatus.ACCEPTED if referral_id else TipStatus.IN_TRIAGE,
-                received_at=at,
-                updated_at=at,
-                ciphertext_sha256="0" * 64,
-                ciphertext_bytes=1,
-                team_id=team_id,
-                referral_id=referral_id,
-                **kw,
-            )
+        found_tip = Tip(
+            id=str(uuid.uuid4()),
+            tracking_number=f"TL-{uuid.uuid4().hex[:10]}",
+            agency_id=agency_id,
+            status=TipStatus.ACCEPTED if referral_id else TipStatus.IN_TRIAGE,
+            received_at=at,
+            updated_at=at,
+            ciphertext_sha256="0" * 64,
+            ciphertext_bytes=1,
+            team_id=team_id,
+            referral_id=referral_id,
+            **kw,
         )
+        session.add(found_tip)
+        session.flush()
         if referral_id is not None:  # as accepting or merging it does
-            take_in(session, referral_id, agency_id=agency_id, received_at=at)
+            take_in(session, referral_id, found_tip)
         session.commit()
+        return found_tip.id
 
 
 def test_the_dashboard_adds_up_as_worked_out_by_hand(cast: Cast, clock: ManualClock) -> None:

@@ -77,7 +77,7 @@ def test_the_listing_shows_the_agencys_tips_newest_change_first_a_page_at_a_time
     assert tracking_numbers(second) == [own[0].tracking_number]
     assert "Older tips" not in second and "Most recent tips" in second
     assert other.tracking_number not in page + second
-    assert "2026-11-01 11:00 UTC" in page and "<code>received</code>" in page
+    assert "2026-11-01 11:00 UTC" in page and 'data-status="received">Received<' in page
 
 
 def test_the_listing_says_so_when_there_is_nothing(officer: Officer) -> None:
@@ -126,7 +126,7 @@ def test_a_tip_quarantined_on_our_side_is_shown_as_held_without_the_fault(
         )
     page = officer.client.get(f"/partner/tips/{tip.id}").get_data(as_text=True)
     listing = officer.client.get("/partner/tips").get_data(as_text=True)
-    assert "<code>held</code>" in listing
+    assert 'data-status="held">Held by the centre<' in listing
     assert 'data-status="held"' in page
     for shown in (page, listing):
         assert "quarantined" not in shown and "SecretKeyLocked" not in shown
