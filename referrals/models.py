@@ -19,6 +19,7 @@ from referrals.casework.models import (
     ReferralEvent,
 )
 from referrals.database import Base
+from referrals.feedback.models import Feedback
 from referrals.health.models import QueueProbe
 from referrals.intake.models import (
     Agency,
@@ -37,6 +38,7 @@ from referrals.triage.models import SelectorValue, TipLink, TriageRuleSet
 
 __all__ = [
     "EnrolmentToken",
+    "Feedback",
     "KeptForm",
     "PendingSignIn",
     "Team",

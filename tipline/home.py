@@ -17,6 +17,7 @@ NAVIGATION: dict[Role, list[tuple[str, str]]] = {role: [] for role in Role}
 NAVIGATION[Role.PARTNER] += [
     ("Your agency's tips", "partner.tips"),
     ("Send a tip", "partner.new_tip"),
+    ("Feedback", "partner.feedback"),
 ]
 NAVIGATION[Role.ADMIN] += [
     ("Accounts", "admin.users"),

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -85,12 +86,6 @@ class Correspondence:
             raise MessageRefused("Write what you need from the partner agency.")
         if len(text) > MAX_TEXT_CHARS:
             raise MessageRefused(f"Write at most {MAX_TEXT_CHARS:,} characters.")
-        keyring = self._keyring()
-        agency = self.session.get(Agency, tip.agency_id)
-        key = agency.current_key if agency is not None else None
-        if key is None:
-            raise MessageRefused("The agency has no current key to encrypt to.")
-        intake = self._intake_key()
         now = self.clock.now()
         document = {
             "schema": SCHEMA,
@@ -100,6 +95,48 @@ class Correspondence:
             "sent_at": now.isoformat(),
             "text": text,
         }
+        armored, key_fingerprint = self.seal_for(tip.agency_id, document)
+        message = Message(
+            tip_id=tip.id,
+            agency_id=tip.agency_id,
+            direction=Direction.TO_PARTNER.value,
+            kind=MessageKind.INFORMATION_REQUEST.value,
+            status=MessageStatus.SENT.value,
+            armored=armored,
+            created_at=now,
+            author_id=person.id,
+            key_fingerprint=key_fingerprint,
+        )
+        self.session.add(message)
+        self.session.execute(
+            update(Tip).where(Tip.id == tip.id, Tip.triaged_at.is_(None)).values(triaged_at=now)
+        )
+        self.session.flush()
+        self.audit.record(
+            "message.sent",
+            actor=f"user:{person.id}",
+            subject=f"tip:{tip.id}",
+            address=address,
+            details={"message": message.id, "kind": message.kind},
+        )
+        self.session.commit()
+        return message
+
+    def seal_for(self, agency_id: int, document: Mapping[str, Any]) -> tuple[bytes, str]:
+        """``document`` as the centre sends it to an agency: JSON, signed with the intake key,
+        encrypted to the agency's current key, to the intake key (staff read what was sent)
+        and to the portal key (the portal shows it). Returns the armored message and the
+        fingerprint of the agency key it was sealed for.
+
+        Raises:
+            MessageRefused: the agency has no key, or it could not be sealed.
+        """
+        keyring = self._keyring()
+        agency = self.session.get(Agency, agency_id)
+        key = agency.current_key if agency is not None else None
+        if key is None:
+            raise MessageRefused("The agency has no current key to encrypt to.")
+        intake = self._intake_key()
         recipients = [key.fingerprint, intake]
         portal = PortalKeyService(self.session, keyring=keyring, clock=self.clock).recorded()
         try:
@@ -117,31 +154,22 @@ class Correspondence:
             )
         except CryptoError as exc:
             raise MessageRefused(f"The message could not be sealed: {exc}.") from exc
-        message = Message(
-            tip_id=tip.id,
-            agency_id=tip.agency_id,
-            direction=Direction.TO_PARTNER.value,
-            kind=MessageKind.INFORMATION_REQUEST.value,
-            status=MessageStatus.SENT.value,
-            armored=armored.encode("ascii"),
-            created_at=now,
-            author_id=person.id,
-            key_fingerprint=key.fingerprint,
-        )
-        self.session.add(message)
-        self.session.execute(
-            update(Tip).where(Tip.id == tip.id, Tip.triaged_at.is_(None)).values(triaged_at=now)
-        )
-        self.session.flush()
-        self.audit.record(
-            "message.sent",
-            actor=f"user:{person.id}",
-            subject=f"tip:{tip.id}",
-            address=address,
-            details={"message": message.id, "kind": message.kind},
-        )
-        self.session.commit()
-        return message
+        return armored.encode("ascii"), key.fingerprint
+
+    def open_ours(self, armored: bytes) -> str | None:
+        """The JSON document of a message the centre sealed (``seal_for``), opened in memory
+        with this host's keyring (a staff host's intake key, a partner host's portal key),
+        if it can and the intake key signed it; else None."""
+        if self.keyring is None:
+            return None
+        centre = set(self.session.scalars(select(IntakeKey.fingerprint)))
+        try:
+            opened = self.keyring.decrypt_and_verify(armored)
+            if opened.signature_valid and opened.signer_fingerprint in centre:
+                return opened.plaintext.decode("utf-8")
+        except (CryptoError, UnicodeDecodeError):
+            logger.warning("a message of the centre could not be read on this host")
+        return None
 
     # -- the partner fetches and replies ---------------------------------------------------
 

@@ -144,6 +144,7 @@ TABLE: dict[tuple[str, str], Case] = {
         everyone(401), values=lambda w: {"tip_id": w.tip_id, "message_id": 1}, tip_content=True
     ),
     ("api.messages.listing", "GET"): Case(everyone(401), tip_content=True),
+    ("api.feedback.listing", "GET"): Case(everyone(401)),
     # Partner pages: partners only, and only their own agency's tips.
     ("partner.tips", "GET"): Case(only(*PARTNERS), tip_content=True),
     ("partner.tip", "GET"): Case(
@@ -158,6 +159,7 @@ TABLE: dict[tuple[str, str], Case] = {
         only(*PARTNERS, ok=400, partner_b=404), values=_tip, tip_content=True
     ),  # an empty answer is refused; another agency's tip is "not found"
     ("partner.new_tip", "GET"): Case(only(*PARTNERS), tip_content=True),
+    ("partner.feedback", "GET"): Case(only(*PARTNERS), tip_content=True),
     ("partner.new_tip", "POST"): Case(only(*PARTNERS, ok=400), tip_content=True),  # empty form
     # Administration: admins only.
     ("admin.users", "GET"): Case(only(ADMIN)),
@@ -244,6 +246,13 @@ TABLE: dict[tuple[str, str], Case] = {
     ("casework.move", "POST"): Case(
         only(ANALYST, LEAD, ok="/referrals/{referral_id}") | {OFFICER: 404},
         values=lambda w: {"referral_id": w.referral_id, "name": "investigate"},
+    ),
+    # Feedback to partners: the referral's team lead only (an empty form is shown again; an
+    # empty release goes back to the referral's page, refused).
+    ("feedback.new", "GET"): Case(only(LEAD), values=_referral),
+    ("feedback.preview", "POST"): Case(only(LEAD), values=_referral),
+    ("feedback.release", "POST"): Case(
+        only(LEAD, ok="/referrals/{referral_id}"), values=_referral
     ),
     # Operations: the team's analysts and leads, the units' officers; leads plan (an empty
     # plan is shown again, refused); no operation 999999: "not found".

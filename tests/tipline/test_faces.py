@@ -44,6 +44,7 @@ BLUEPRINTS = {
         "audit_log",
         "desk",
         "casework",
+        "feedback",
         "operations",
         "dashboard",
         "aftercare",

@@ -12,11 +12,12 @@ from flask import Blueprint, Flask, Response
 from flask_limiter import Limiter
 
 from tipline import access
-from tipline.api import auth, messages, tips
+from tipline.api import auth, feedback, messages, tips
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 blueprint.register_blueprint(tips.blueprint)
 blueprint.register_blueprint(messages.blueprint)
+blueprint.register_blueprint(feedback.blueprint)
 
 
 def init_app(app: Flask, limiter: Limiter) -> None:

@@ -26,13 +26,14 @@ from referrals.casework.lifecycle import (
     Need,
     over_sla,
 )
-from referrals.casework.models import ReferralStage
+from referrals.casework.models import Referral, ReferralStage
 from referrals.casework.services import (
     Casework,
     MoveRefused,
     ReferralNotFound,
     time_in_stages,
 )
+from referrals.feedback.services import FeedbackDesk, Released
 from referrals.intake.models import Agency, Tip
 from referrals.operations.models import Operation
 from referrals.triage.desk import CorrelatedTip, TriageDesk
@@ -138,6 +139,7 @@ def referral(referral_id: int) -> Response | str:
         person=person,
         sees_tips=sees_tips,
         correlated=_correlated([tip.id for tip in tips]) if sees_tips else [],
+        feedback=_released(found) if sees_tips else [],
         now=now,
     )
     response = Response(answer, mimetype="text/html")
@@ -174,6 +176,15 @@ def move(referral_id: int, name: str) -> Response:
         return redirect(url_for("casework.referral", referral_id=referral_id))
     flash(f"Done: the referral is now at “{STAGE_LABELS[ReferralStage(event.to_stage)]}”.", "info")
     return redirect(url_for("casework.referral", referral_id=referral_id))
+
+
+def _released(referral: Referral) -> list[Released]:
+    """The feedback released on the referral, opened with the intake key (the page's reading
+    is audited as the referral's)."""
+    rt = database.runtime()
+    db_session = database.session()
+    desk = FeedbackDesk(db_session, audit=rt.audit(db_session), clock=rt.clock, keyring=rt.keyring)
+    return desk.released(referral)
 
 
 def _errors(form: MoveForm) -> list[str]:

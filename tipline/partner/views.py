@@ -10,10 +10,12 @@ import json
 import logging
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from crypto import CryptoError
 from referrals.accounts.models import Role
+from referrals.feedback.services import FeedbackDesk
 from referrals.intake.document import InvalidTipDocument, parse_tip_document
 from referrals.intake.models import HELD, PartnerStage, Tip, TipStatus
 from referrals.intake.receiving import Cursor, TipReceiver
@@ -173,13 +175,56 @@ def _tip_page(tip_id: str, form: ReplyForm) -> str:
     conversation = Correspondence(
         session, audit=rt.audit(session), clock=rt.clock, keyring=rt.web_form_keyring
     ).for_portal(found.agency_id, found.id, reader=person, address=client_address())
+    feedback = _feedback_desk().for_portal(
+        found.agency_id, reader=person, address=client_address(), tip_id=found.id
+    )
     return render_template(
         "partner/tip.html",
         tip=found,
         status_text=STATUS_TEXT.get(found.partner_status, ("", found.partner_status))[1],
         conversation=conversation,
+        feedback=feedback,
+        stage_labels={status: label for status, (label, _) in STATUS_TEXT.items()},
         reply_form=form,
     )
+
+
+def _feedback_desk() -> FeedbackDesk:
+    rt = database.runtime()
+    session = database.session()
+    # The portal key (under the partner face's passphrase) opens what the centre released.
+    return FeedbackDesk(
+        session, audit=rt.audit(session), clock=rt.clock, keyring=rt.web_form_keyring
+    )
+
+
+@blueprint.get("/feedback")
+@access.roles(Role.PARTNER)
+def feedback() -> Response:
+    """What the centre released to the agency about cases its tips are in, newest first;
+    reading it is audited and tells the lead it arrived."""
+    person = access.current_person()
+    assert person is not None  # noqa: S101 - the access rule let only a partner in
+    entries = _feedback_desk().for_portal(_agency_id(), reader=person, address=client_address())
+    numbers = dict(
+        database.session()
+        .execute(
+            select(Tip.id, Tip.tracking_number).where(
+                Tip.agency_id == _agency_id(),
+                Tip.id.in_({tip_id for entry in entries for tip_id in entry.feedback.tip_ids}),
+            )
+        )
+        .all()
+    )
+    page = render_template(
+        "partner/feedback.html",
+        entries=entries,
+        numbers=numbers,
+        stage_labels={status: label for status, (label, _) in STATUS_TEXT.items()},
+    )
+    response = Response(page, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @blueprint.get("/tips/<tip_id>/messages/<int:message_id>.asc")

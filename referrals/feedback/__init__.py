@@ -1,0 +1,1 @@
+"""Feedback: what a team lead chooses to tell the agencies whose tips are in a referral."""
