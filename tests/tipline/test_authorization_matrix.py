@@ -251,9 +251,7 @@ TABLE: dict[tuple[str, str], Case] = {
     # empty release goes back to the referral's page, refused).
     ("feedback.new", "GET"): Case(only(LEAD), values=_referral),
     ("feedback.preview", "POST"): Case(only(LEAD), values=_referral),
-    ("feedback.release", "POST"): Case(
-        only(LEAD, ok="/referrals/{referral_id}"), values=_referral
-    ),
+    ("feedback.release", "POST"): Case(only(LEAD, ok="/referrals/{referral_id}"), values=_referral),
     # Operations: the team's analysts and leads, the units' officers; leads plan (an empty
     # plan is shown again, refused); no operation 999999: "not found".
     ("operations.board", "GET"): Case(only(ANALYST, LEAD, OFFICER)),
