@@ -20,6 +20,7 @@ from referrals.casework.models import (
 )
 from referrals.database import Base
 from referrals.feedback.models import Feedback
+from referrals.handling.models import HandlingConsent
 from referrals.health.models import QueueProbe
 from referrals.intake.models import (
     Agency,
@@ -39,6 +40,7 @@ from referrals.triage.models import SelectorValue, TipLink, TriageRuleSet
 __all__ = [
     "EnrolmentToken",
     "Feedback",
+    "HandlingConsent",
     "KeptForm",
     "PendingSignIn",
     "Team",

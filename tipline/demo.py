@@ -33,10 +33,15 @@ from referrals.aftercare.models import Child
 from referrals.aftercare.services import RECORDING_STAGES, Aftercare
 from referrals.casework.models import Referral, ReferralStage
 from referrals.casework.services import Casework
+from referrals.handling.models import RecipientKind
+from referrals.handling.services import Consents, Recipient, restrictions
 from referrals.intake.agencies import AgencyService
 from referrals.intake.models import Agency, IntakeKey, Tip, TipStatus
 from referrals.intake.processing import TipProcessor
 from referrals.intake.receiving import TipReceiver
+from referrals.messages.checking import ReplyChecker
+from referrals.messages.models import Message
+from referrals.messages.services import Correspondence
 from referrals.operations.models import Operation
 from referrals.operations.services import Operations, Outcome
 from referrals.triage.desk import DeclineReason, TriageDesk
@@ -389,6 +394,39 @@ class _Story:
         self.clock.advance(days=self.rng.uniform(1, 6))
         self._casework().advance(who, referral_id, name, values)
 
+    def _consented(self, lead: User, referral_id: int, unit: Unit) -> bool:
+        """Whether the agencies that marked the referral's tips TLP:RED or AMBER+STRICT
+        consented to the hand-over: the lead asks each through the message channel, the
+        agency's reply is sealed with its key and checked as a real one is, and the lead
+        records it (now and then an agency has not answered yet)."""
+        referral = self.session.get(Referral, referral_id)
+        assert referral is not None  # noqa: S101
+        to = Recipient(RecipientKind.UNIT, unit.id, unit.name)
+        fingerprints = dict(self.senders)
+        audit = self.rt.audit(self.session)
+        consents = Consents(self.session, audit=audit, clock=self.clock, keyring=self.rt.keyring)
+        for restriction in restrictions(self.session, referral_id):
+            self.clock.advance(hours=self.rng.uniform(1, 8))
+            consent = consents.request(lead, referral, restriction.agency_id, to, "", address=None)
+            if self.rng.random() < 0.3:
+                return False
+            self.clock.advance(days=self.rng.uniform(0.5, 3))
+            request = self.session.get(Message, consent.request_message_id)
+            assert request is not None  # noqa: S101
+            answer = self.partner_keys.encrypt(
+                b"Fictional answer: we consent to this hand-over.",
+                [self.intake],
+                sign_with=fingerprints[restriction.agency_id],
+            )
+            reply = Correspondence(self.session, audit=audit, clock=self.clock).receive_reply(
+                restriction.agency_id, request.tip_id, answer.encode()
+            )
+            ReplyChecker(self.session, audit=audit, clock=self.clock,
+                         keyring=self.rt.keyring).check_reply(reply.id)  # fmt: skip
+            consents.record(lead, referral, consent.id, granted=True, reply_id=reply.id,
+                            address=None)  # fmt: skip
+        return True
+
     def _lifecycle(self, referrals: list[int]) -> None:
         weights = [weight for _, weight in DESTINATIONS]
         into_operations: dict[int, list[int]] = {}
@@ -414,6 +452,8 @@ class _Story:
             if destination == ReferralStage.INVESTIGATION:
                 continue
             assert unit is not None  # noqa: S101
+            if not self._consented(lead, referral_id, unit):
+                continue  # waiting for a partner's consent to hand it over
             self._move(lead, referral_id, "hand_over", unit_id=str(unit.id))
             if destination == ReferralStage.HANDOVER_PENDING:
                 continue

@@ -36,6 +36,8 @@ from referrals.casework.models import Referral, ReferralAgency, ReferralEvent, R
 from referrals.clock import Clock
 from referrals.database import rows_matched
 from referrals.handling.markings import stricter_code, stricter_tlp
+from referrals.handling.models import RecipientKind
+from referrals.handling.services import MarkingRefused, check_leaving, recipient
 from referrals.intake.models import IntakeKey, Tip, TipStatus
 from referrals.operations.models import Operation
 from referrals.typed_values import whole_number
@@ -313,6 +315,15 @@ class Casework:
             raise MoveRefused(f"Only {who} may “{move.label.lower()}”; you are "
                               f"{ROLE_NAMES.get(person.role_enum, person.role)}.")  # fmt: skip
         given = self._read(move, values)
+        if move.target is ReferralStage.HANDOVER_PENDING:
+            # Handing over passes the referral's information to the unit: its markings must
+            # allow that (referrals.handling).
+            unit = recipient(self.session, RecipientKind.UNIT, given[Need.UNIT])
+            assert unit is not None  # noqa: S101 - _read found the unit
+            try:
+                check_leaving(self.session, referral, unit)
+            except MarkingRefused as refused:
+                raise MoveRefused(str(refused)) from None
         now = self.clock.now()
         changes = _effects(move, given, now, stage)
         moved = self.session.execute(

@@ -25,6 +25,8 @@ class Direction(enum.StrEnum):
 
 class MessageKind(enum.StrEnum):
     INFORMATION_REQUEST = "information_request"  # an analyst asks the partner for more
+    # A lead asks the agency's consent to pass on what it marked TLP:RED or AMBER+STRICT.
+    CONSENT_REQUEST = "consent_request"
     REPLY = "reply"  # the partner's answer
 
 

@@ -86,21 +86,47 @@ class Correspondence:
             raise MessageRefused("Write what you need from the partner agency.")
         if len(text) > MAX_TEXT_CHARS:
             raise MessageRefused(f"Write at most {MAX_TEXT_CHARS:,} characters.")
+        message = self.send(person, tip, MessageKind.INFORMATION_REQUEST, text, address=address)
+        self.session.execute(
+            update(Tip)
+            .where(Tip.id == tip.id, Tip.triaged_at.is_(None))
+            .values(triaged_at=message.created_at)
+        )
+        self.session.commit()
+        return message
+
+    def send(
+        self,
+        person: User,
+        tip: Tip,
+        kind: MessageKind,
+        text: str,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        address: str | None,
+    ) -> Message:
+        """Seal and store a message of the centre to the tip's agency about the tip, audited
+        (``message.sent``); the caller commits. ``extra`` adds fields to the document.
+
+        Raises:
+            MessageRefused: as ``seal_for``.
+        """
         now = self.clock.now()
         document = {
             "schema": SCHEMA,
-            "kind": MessageKind.INFORMATION_REQUEST.value,
+            "kind": kind.value,
             "tip_id": tip.id,
             "tracking_number": tip.tracking_number,
             "sent_at": now.isoformat(),
             "text": text,
+            **(extra or {}),
         }
         armored, key_fingerprint = self.seal_for(tip.agency_id, document)
         message = Message(
             tip_id=tip.id,
             agency_id=tip.agency_id,
             direction=Direction.TO_PARTNER.value,
-            kind=MessageKind.INFORMATION_REQUEST.value,
+            kind=kind.value,
             status=MessageStatus.SENT.value,
             armored=armored,
             created_at=now,
@@ -108,9 +134,6 @@ class Correspondence:
             key_fingerprint=key_fingerprint,
         )
         self.session.add(message)
-        self.session.execute(
-            update(Tip).where(Tip.id == tip.id, Tip.triaged_at.is_(None)).values(triaged_at=now)
-        )
         self.session.flush()
         self.audit.record(
             "message.sent",
@@ -119,7 +142,6 @@ class Correspondence:
             address=address,
             details={"message": message.id, "kind": message.kind},
         )
-        self.session.commit()
         return message
 
     def seal_for(self, agency_id: int, document: Mapping[str, Any]) -> tuple[bytes, str]:

@@ -252,6 +252,13 @@ TABLE: dict[tuple[str, str], Case] = {
     ("feedback.new", "GET"): Case(only(LEAD), values=_referral),
     ("feedback.preview", "POST"): Case(only(LEAD), values=_referral),
     ("feedback.release", "POST"): Case(only(LEAD, ok="/referrals/{referral_id}"), values=_referral),
+    # Consents to pass on what an agency marked: the referral's team lead only (an empty
+    # request or answer goes back to the referral's page, refused).
+    ("handling.ask", "POST"): Case(only(LEAD, ok="/referrals/{referral_id}"), values=_referral),
+    ("handling.answer", "POST"): Case(
+        only(LEAD, ok="/referrals/{referral_id}"),
+        values=lambda w: {"referral_id": w.referral_id, "consent_id": 1},
+    ),
     # Operations: the team's analysts and leads, the units' officers; leads plan (an empty
     # plan is shown again, refused); no operation 999999: "not found".
     ("operations.board", "GET"): Case(only(ANALYST, LEAD, OFFICER)),

@@ -45,6 +45,7 @@ BLUEPRINTS = {
         "desk",
         "casework",
         "feedback",
+        "handling",
         "operations",
         "dashboard",
         "aftercare",

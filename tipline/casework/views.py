@@ -10,6 +10,7 @@ told it does not exist. The page opens the timeline's notes in memory and writes
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -34,7 +35,11 @@ from referrals.casework.services import (
     time_in_stages,
 )
 from referrals.feedback.services import FeedbackDesk, Released
+from referrals.handling.markings import TLP_MEANING, tlp
+from referrals.handling.models import ConsentStatus, RecipientKind
+from referrals.handling.services import ConsentEntry, Consents, Restriction, restrictions
 from referrals.intake.models import Agency, Tip
+from referrals.messages.services import ThreadEntry
 from referrals.operations.models import Operation
 from referrals.triage.desk import CorrelatedTip, TriageDesk
 from tipline import access, database
@@ -140,6 +145,7 @@ def referral(referral_id: int) -> Response | str:
         sees_tips=sees_tips,
         correlated=_correlated([tip.id for tip in tips]) if sees_tips else [],
         feedback=_released(found) if sees_tips else [],
+        handling=_handling(found, units) if sees_tips else None,
         now=now,
     )
     response = Response(answer, mimetype="text/html")
@@ -176,6 +182,40 @@ def move(referral_id: int, name: str) -> Response:
         return redirect(url_for("casework.referral", referral_id=referral_id))
     flash(f"Done: the referral is now at “{STAGE_LABELS[ReferralStage(event.to_stage)]}”.", "info")
     return redirect(url_for("casework.referral", referral_id=referral_id))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Handling:
+    """The referral's markings as its page shows them, with the consents asked for."""
+
+    tlp: str | None
+    meaning: str | None
+    code: str | None
+    restrictions: list[Restriction]
+    consents: list[ConsentEntry]
+    answers: dict[int, list[ThreadEntry]]  # for each consent awaiting its answer
+    recipients: list[tuple[str, str]]  # ("unit:3", "Luzon child protection unit")
+
+
+def _handling(referral: Referral, units: Sequence[Any]) -> _Handling:
+    rt = database.runtime()
+    db_session = database.session()
+    consents = Consents(db_session, audit=rt.audit(db_session), clock=rt.clock, keyring=rt.keyring)
+    asked = consents.for_referral(referral)
+    marking = tlp(referral.tlp)
+    return _Handling(
+        tlp=referral.tlp,
+        meaning=TLP_MEANING[marking] if marking is not None else None,
+        code=referral.handling_code,
+        restrictions=restrictions(db_session, referral.id),
+        consents=asked,
+        answers={
+            entry.consent.id: consents.answers(entry.consent)
+            for entry in asked
+            if entry.consent.status == ConsentStatus.REQUESTED.value
+        },
+        recipients=[(f"{RecipientKind.UNIT.value}:{unit.id}", unit.name) for unit in units],
+    )
 
 
 def _released(referral: Referral) -> list[Released]:

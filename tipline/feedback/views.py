@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from referrals.accounts.models import Role, User
 from referrals.casework.models import Referral
@@ -50,7 +51,9 @@ def _referral(referral_id: int) -> Referral:
 
 def _compose(referral: Referral, form: FeedbackForm) -> str:
     desk = _desk()
-    form.agency_id.choices = desk.recipients(referral)
+    form.agency_id.choices = [
+        SelectChoice(value, name) for value, name in desk.recipients(referral)
+    ]
     return render_template("feedback/new.html", referral=referral, form=form)
 
 
@@ -102,7 +105,9 @@ def _preview(referral: Referral, release: Release) -> str:
         text=release.text,
         include_outcome=release.outcome is not None,
     )
-    change.agency_id.choices = _desk().recipients(referral)
+    change.agency_id.choices = [
+        SelectChoice(value, name) for value, name in _desk().recipients(referral)
+    ]
     return render_template(
         "feedback/preview.html",
         referral=referral,

@@ -48,7 +48,8 @@ def tip(
             ciphertext_bytes=1,
             team_id=team_id,
             referral_id=referral_id,
-            **kw,
+            # Processing always records the partner's marking: here one that allows hand-over.
+            **({"tlp": "GREEN"} | kw),
         )
         session.add(found_tip)
         session.flush()

@@ -4,6 +4,7 @@ and another unit with one, two caseworkers; tips sent and processed as on the de
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -13,6 +14,13 @@ from tests.clock import ManualClock
 from tests.tipline.admin.people import Person, add_team, add_unit, enrolled, signed_in_client
 from tests.tipline.desk.conftest import clock, send_tip  # noqa: F401 - fixtures shared
 from tipline.runtime import Runtime
+
+
+@pytest.fixture
+def handling() -> dict[str, Any]:
+    """Tips marked TLP:AMBER: a hand-over to a unit needs no consent (the consent path has
+    tests of its own, with tips marked as they say)."""
+    return {"tlp": "AMBER", "code": "H2", "source_reliability": "B", "information_accuracy": 2}
 
 
 @pytest.fixture

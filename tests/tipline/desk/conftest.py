@@ -50,8 +50,16 @@ def browser(
 
 
 @pytest.fixture
+def handling() -> dict[str, Any] | None:
+    """The partners' marking of the tips ``send_tip`` sends (None: the fixture document's,
+    TLP:AMBER+STRICT). Pages past the desk mark theirs so a hand-over needs no consent."""
+    return None
+
+
+@pytest.fixture
 def send_tip(
     clock: ManualClock,  # first: agencies' keys are pinned on the same clock as tips arrive
+    handling: dict[str, Any] | None,
     runtime: Runtime,
     agencies: dict[str, RegisteredAgency],
     partners: PartnerKeys,
@@ -61,8 +69,11 @@ def send_tip(
 
     def send(agency: str = "agency-a", **changes: Any) -> Tip:
         registered = agencies[agency]
+        marked = {"handling": handling} if handling is not None else {}
         body = partners.seal(
-            valid_tip(**changes), recipient=intake_keyring.fingerprint, signer=registered.key_name
+            valid_tip(**(marked | changes)),
+            recipient=intake_keyring.fingerprint,
+            signer=registered.key_name,
         )
         with runtime.session_factory() as session:
             tip_id = (

@@ -1,4 +1,4 @@
 """Feedback's people are the referral pages' (a Manila team, a Bangkok lead, units, officers)."""
 
-from tests.tipline.casework.conftest import browser, people  # noqa: F401 - fixtures shared
+from tests.tipline.casework.conftest import browser, handling, people  # noqa: F401 - fixtures shared
 from tests.tipline.desk.conftest import clock, send_tip  # noqa: F401 - fixtures shared

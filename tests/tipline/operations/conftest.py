@@ -1,4 +1,4 @@
 """The operations pages use the referral pages' people and tips."""
 
-from tests.tipline.casework.conftest import browser, people  # noqa: F401 - fixtures shared
+from tests.tipline.casework.conftest import browser, handling, people  # noqa: F401 - fixtures shared
 from tests.tipline.desk.conftest import clock, send_tip  # noqa: F401 - fixtures shared
