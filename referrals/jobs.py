@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from crypto import BlindIndex, Keyring
+from crypto.secretbox import SecretBox
 from referrals.clock import Clock
 
 INTAKE_QUEUE = "intake"
@@ -75,6 +76,8 @@ class JobContext:
     keyring: Keyring
     blind_index: BlindIndex
     audit_key: bytes
+    # Opens small secrets sealed at rest (another centre's token, to deliver packages).
+    secret_box: SecretBox
 
 
 def is_task(func_name: str) -> bool:

@@ -34,6 +34,7 @@ from referrals.intake.models import (
     WebFormKey,
 )
 from referrals.messages.models import Message
+from referrals.onward.models import Correspondent, OnwardPackage, ReceivedFeedback
 from referrals.operations.models import Operation, OperationPartnerUnit
 from referrals.triage.models import SelectorValue, TipLink, TriageRuleSet
 
@@ -68,6 +69,9 @@ __all__ = [
     "ReferralAgency",
     "DashboardSnapshot",
     "Message",
+    "Correspondent",
+    "OnwardPackage",
+    "ReceivedFeedback",
     "Operation",
     "OperationPartnerUnit",
     "Child",

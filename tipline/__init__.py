@@ -34,6 +34,7 @@ from tipline.desk import blueprint as desk_blueprint
 from tipline.feedback import blueprint as feedback_blueprint
 from tipline.handling import blueprint as handling_blueprint
 from tipline.instance import FLASK_SECRET_KEY, read_secret
+from tipline.onward import blueprint as onward_blueprint
 from tipline.operations import blueprint as operations_blueprint
 from tipline.partner import blueprint as partner_blueprint
 from tipline.runtime import Runtime
@@ -100,6 +101,7 @@ def create_app(config: Settings | None = None, *, runtime: Runtime | None = None
         app.register_blueprint(casework_blueprint)
         app.register_blueprint(feedback_blueprint)
         app.register_blueprint(handling_blueprint)
+        app.register_blueprint(onward_blueprint)
         app.register_blueprint(operations_blueprint)
         app.register_blueprint(dashboard_blueprint)
         app.register_blueprint(aftercare_blueprint)

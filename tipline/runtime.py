@@ -153,6 +153,7 @@ class Runtime:
             keyring=self.keyring,
             blind_index=self.blind_index,
             audit_key=self.audit_key,
+            secret_box=self.secret_box,
         )
 
     def close(self, *, stop_gpg_agent: bool = False) -> None:

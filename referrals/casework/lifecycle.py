@@ -181,8 +181,22 @@ TRANSITIONS: tuple[Transition, ...] = (
 )  # fmt: skip
 
 BY_NAME: dict[str, Transition] = {move.name: move for move in TRANSITIONS}
+
+#: Events on the timeline that are not moves (the referral stays where it is): what left the
+#: centre, and what came back.
+PACKAGE_EXPORTED = "package_exported"
+FEEDBACK_RECEIVED = "feedback_received"
+ANNOTATIONS: dict[str, str] = {
+    PACKAGE_EXPORTED: "Package exported to another centre",
+    FEEDBACK_RECEIVED: "Feedback received from the centre it was sent to",
+}
+
 #: What the timeline says of each event.
-DONE: dict[str, str] = {OPENED: "Opened", **{move.name: move.done for move in TRANSITIONS}}
+DONE: dict[str, str] = {
+    OPENED: "Opened",
+    **{move.name: move.done for move in TRANSITIONS},
+    **ANNOTATIONS,
+}
 
 
 def moves_from(stage: ReferralStage, role: Role) -> list[Transition]:
@@ -206,6 +220,10 @@ def replay(steps: Iterable[tuple[str, str | None, str]]) -> ReferralStage:
             if name != OPENED or source is not None or target != S.ASSESSMENT:
                 raise ValueError("a timeline starts with the referral's opening")
             stage = S.ASSESSMENT
+            continue
+        if name in ANNOTATIONS:
+            if source != stage or target != stage:
+                raise ValueError(f"note {name} from {source} to {target} at {stage}")
             continue
         move = BY_NAME.get(name)
         if move is None or source != stage or stage not in move.sources or target != move.target:

@@ -323,7 +323,7 @@ class Casework:
             try:
                 check_leaving(self.session, referral, unit)
             except MarkingRefused as refused:
-                raise MoveRefused(str(refused)) from None
+                raise MoveRefused(f"Nothing was changed: {refused}") from None
         now = self.clock.now()
         changes = _effects(move, given, now, stage)
         moved = self.session.execute(

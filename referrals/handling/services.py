@@ -131,7 +131,7 @@ def check_leaving(session: Session, referral: Referral, to: Recipient) -> None:
     said = "; ".join(f"TLP:{r.tlp} from {r.agency_name} ({_meaning(r.tlp)})" for r in missing)
     whose = " and ".join(r.agency_name for r in missing)
     raise MarkingRefused(
-        f"Nothing was changed: this referral holds information that may not go to {to.name} "
+        f"this referral holds information that may not go to {to.name} "
         f"without the consent of the agency that marked it: {said}. Ask {whose} for consent "
         "to share with "
         f"{to.name} (under “Handling markings” on the referral's page); once the answer is "

@@ -259,6 +259,14 @@ TABLE: dict[tuple[str, str], Case] = {
         only(LEAD, ok="/referrals/{referral_id}"),
         values=lambda w: {"referral_id": w.referral_id, "consent_id": 1},
     ),
+    # Onward packages: the referral's team lead exports (an empty export is shown again,
+    # refused); the team downloads what was sealed (no package 999999: "not found").
+    ("onward.new", "GET"): Case(only(LEAD), values=_referral),
+    ("onward.export", "POST"): Case(only(LEAD, ok=400), values=_referral),
+    ("onward.sealed", "GET"): Case(
+        only(ANALYST, LEAD, ok=404),
+        values=lambda w: {"referral_id": w.referral_id, "package_id": 999_999},
+    ),
     # Operations: the team's analysts and leads, the units' officers; leads plan (an empty
     # plan is shown again, refused); no operation 999999: "not found".
     ("operations.board", "GET"): Case(only(ANALYST, LEAD, OFFICER)),

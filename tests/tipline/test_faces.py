@@ -46,6 +46,7 @@ BLUEPRINTS = {
         "casework",
         "feedback",
         "handling",
+        "onward",
         "operations",
         "dashboard",
         "aftercare",

@@ -40,6 +40,7 @@ from referrals.handling.models import ConsentStatus, RecipientKind
 from referrals.handling.services import ConsentEntry, Consents, Restriction, restrictions
 from referrals.intake.models import Agency, Tip
 from referrals.messages.services import ThreadEntry
+from referrals.onward.services import OnwardPackages, PackageEntry
 from referrals.operations.models import Operation
 from referrals.triage.desk import CorrelatedTip, TriageDesk
 from tipline import access, database
@@ -146,6 +147,7 @@ def referral(referral_id: int) -> Response | str:
         correlated=_correlated([tip.id for tip in tips]) if sees_tips else [],
         feedback=_released(found) if sees_tips else [],
         handling=_handling(found, units) if sees_tips else None,
+        packages=_onward(found) if sees_tips else [],
         now=now,
     )
     response = Response(answer, mimetype="text/html")
@@ -214,8 +216,25 @@ def _handling(referral: Referral, units: Sequence[Any]) -> _Handling:
             for entry in asked
             if entry.consent.status == ConsentStatus.REQUESTED.value
         },
-        recipients=[(f"{RecipientKind.UNIT.value}:{unit.id}", unit.name) for unit in units],
+        recipients=[(f"{RecipientKind.UNIT.value}:{unit.id}", unit.name) for unit in units]
+        + [
+            (f"{RecipientKind.AGENCY.value}:{agency_id}", f"{name} (another centre or agency)")
+            for agency_id, name, _linked in OnwardPackages(
+                db_session, audit=rt.audit(db_session), clock=rt.clock
+            ).recipients()
+        ],
     )
+
+
+def _onward(referral: Referral) -> list[PackageEntry]:
+    """The packages exported from the referral, with the feedback their recipients sent
+    back (opened with the intake key; the page's reading is audited as the referral's)."""
+    rt = database.runtime()
+    db_session = database.session()
+    packages = OnwardPackages(
+        db_session, audit=rt.audit(db_session), clock=rt.clock, keyring=rt.keyring
+    )
+    return packages.for_referral(referral)
 
 
 def _released(referral: Referral) -> list[Released]:

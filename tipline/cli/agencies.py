@@ -9,6 +9,8 @@ import click
 from sqlalchemy.orm import Session
 
 from referrals.intake.agencies import AgencyError, AgencyService
+from referrals.onward.services import OnwardPackages, PackageRefused, check_base_url
+from referrals.onward.tasks import poll_correspondents
 from tipline.cli.environment import cli_actor, initialised_runtime, read_settings
 from tipline.runtime import Runtime
 
@@ -132,3 +134,52 @@ def agency_list(as_json: bool) -> None:
             f"{row['id']:>5}  {row['country']}  {row['fingerprint'] or '-':40}  "
             f"expires {row['expires'] or 'never'}  {row['name']}"
         )
+
+
+@agency.command("connect")
+@click.argument("agency_ref", metavar="AGENCY")
+@click.option(
+    "--url",
+    required=True,
+    help="The other centre's address, https://host[:port] (its partner API is under /api/v1).",
+)
+@click.option(
+    "--token-file",
+    required=True,
+    type=click.File("r"),
+    help="A file (or - for standard input) holding the API token that centre issued to this "
+    "one: never on the command line, where other users of the host could read it.",
+)
+def agency_connect(agency_ref: str, url: str, token_file: IO[str]) -> None:
+    """Deliver onward packages for AGENCY (another centre running Tipline, registered here
+    with its intake key) to its API, and fetch its feedback from there. The token is sealed
+    at rest."""
+    runtime = initialised_runtime(read_settings())
+    try:
+        with runtime.session_factory() as session:
+            try:
+                found = _agency_service(runtime, session).find(agency_ref)
+                OnwardPackages(
+                    session,
+                    audit=runtime.audit(session),
+                    clock=runtime.clock,
+                    secret_box=runtime.secret_box,
+                ).connect(found, url, token_file.read(), actor=cli_actor())
+            except (AgencyError, PackageRefused) as exc:
+                raise click.ClickException(str(exc)) from None
+            name, agency_id = found.name, found.id
+    finally:
+        runtime.close()
+    click.echo(f"agency {agency_id}: {name}: packages go to {check_base_url(url)}/api/v1/tips")
+
+
+@agency.command("poll")
+def agency_poll() -> None:
+    """Fetch now what connected centres gave back: feedback on the packages delivered to them,
+    and the status of each (workers do this every minute)."""
+    runtime = initialised_runtime(read_settings())
+    try:
+        report = poll_correspondents(runtime.job_context())
+    finally:
+        runtime.close()
+    click.echo(f"{report.feedback} new feedback, {report.statuses} statuses changed")

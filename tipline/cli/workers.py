@@ -23,6 +23,7 @@ from referrals.intake.housekeeping import (
 from referrals.intake.processing import MAX_ATTEMPTS
 from referrals.intake.sweep import DEFAULT_GRACE, Swept, TipSweeper
 from referrals.jobs import JobContext, at_most_every
+from referrals.onward.tasks import poll_correspondents, resend_packages
 from referrals.triage.tasks import flag_sla_breaches, rescore_stale
 from tipline.cli.environment import (
     initialised_runtime,
@@ -99,6 +100,10 @@ def worker(
                 at_most_every(300, "rescore-stale", rescore_stale),
                 # Leads' dashboards read these figures: a minute old at most.
                 at_most_every(60, "dashboards", refresh_dashboards),
+                # What other centres give back on the packages delivered to them.
+                at_most_every(60, "correspondents", poll_correspondents),
+                # Deliveries a lost job left behind.
+                at_most_every(300, "resend-packages", resend_packages),
             ),
             maintenance_interval=sweep_every,
         )
