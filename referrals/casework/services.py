@@ -118,6 +118,10 @@ def take_in(session: Session, referral_id: int, tip: Tip) -> None:
             handling_code=stricter_code(row.handling_code, tip.handling_code),
         )
     )
+    held = session.identity_map.get(session.identity_key(Referral, referral_id))
+    if held is not None:
+        # Read again when next used: the caller (accepting, merging) may go on with it.
+        session.expire(held, ["first_tip_at", "tlp", "handling_code"])
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(
         dialect.insert(ReferralAgency)

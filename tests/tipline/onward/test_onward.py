@@ -307,3 +307,19 @@ def test_feedback_signed_by_the_correspondent_is_shown_and_a_forgery_is_not(
     assert "Forged" not in page
     assert "there: <strong>operation conducted</strong>" in page
     assert re.search(r"Feedback received from the centre it was sent to", page)
+
+
+def test_a_referral_taken_on_carries_its_tips_marking_at_once_in_the_same_session(
+    send_tip: SendTip, runtime: Runtime, people: dict
+) -> None:
+    # What a lead exporting straight after accepting (a script, the demo) reads: not a
+    # marking left stale in the session that accepted the tip (it was "RED" by default).
+    from referrals.accounts.models import User
+    from referrals.triage.desk import TriageDesk
+
+    tip = send_tip("agency-a", handling={"tlp": "GREEN", "code": "H1"})
+    with runtime.session_factory() as session:
+        person = session.get(User, people["ana"].id)
+        desk = TriageDesk(session, audit=runtime.audit(session), clock=runtime.clock)
+        referral = desk.accept(person, tip.id, address=None)
+        assert (referral.tlp, referral.handling_code) == ("GREEN", "H1")
