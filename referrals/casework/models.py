@@ -69,6 +69,9 @@ class Referral(Base):
     # leaving the centre is checked against (referrals.handling).
     tlp: Mapped[str | None] = mapped_column(String(12), default=None)
     handling_code: Mapped[str | None] = mapped_column(String(2), default=None)
+    # The least assured grading of its tips (source A-C, X; information 1-4).
+    source_reliability: Mapped[str | None] = mapped_column(String(1), default=None)
+    information_accuracy: Mapped[int | None] = mapped_column(default=None)
     # The operation it is (or last was) part of.
     operation_id: Mapped[int | None] = mapped_column(
         ForeignKey("operations.id"), default=None, index=True

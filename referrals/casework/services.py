@@ -35,7 +35,12 @@ from referrals.casework.lifecycle import (
 from referrals.casework.models import Referral, ReferralAgency, ReferralEvent, ReferralStage
 from referrals.clock import Clock
 from referrals.database import rows_matched
-from referrals.handling.markings import stricter_code, stricter_tlp
+from referrals.handling.markings import (
+    stricter_code,
+    stricter_tlp,
+    weaker_accuracy,
+    weaker_reliability,
+)
 from referrals.handling.models import RecipientKind
 from referrals.handling.services import MarkingRefused, check_leaving, recipient
 from referrals.intake.models import IntakeKey, Tip, TipStatus
@@ -104,7 +109,14 @@ def take_in(session: Session, referral_id: int, tip: Tip) -> None:
     The referral's row is locked first (PostgreSQL), so a move made at the same time waits
     for this tip and tells its agency too."""
     row = session.execute(
-        select(Referral.stage, Referral.tlp, Referral.handling_code, Referral.first_tip_at)
+        select(
+            Referral.stage,
+            Referral.tlp,
+            Referral.handling_code,
+            Referral.source_reliability,
+            Referral.information_accuracy,
+            Referral.first_tip_at,
+        )
         .where(Referral.id == referral_id)
         .with_for_update()
     ).one()
@@ -116,12 +128,19 @@ def take_in(session: Session, referral_id: int, tip: Tip) -> None:
             first_tip_at=tip.received_at if first is None or first > tip.received_at else first,
             tlp=stricter_tlp(row.tlp, tip.tlp),
             handling_code=stricter_code(row.handling_code, tip.handling_code),
+            source_reliability=weaker_reliability(row.source_reliability, tip.source_reliability),
+            information_accuracy=weaker_accuracy(
+                row.information_accuracy, tip.information_accuracy
+            ),
         )
     )
     held = session.identity_map.get(session.identity_key(Referral, referral_id))
     if held is not None:
         # Read again when next used: the caller (accepting, merging) may go on with it.
-        session.expire(held, ["first_tip_at", "tlp", "handling_code"])
+        session.expire(
+            held,
+            ["first_tip_at", "tlp", "handling_code", "source_reliability", "information_accuracy"],
+        )
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(
         dialect.insert(ReferralAgency)

@@ -75,6 +75,31 @@ def stricter_code(first: str | None, second: str | None) -> str | None:
     return max(known, key=HANDLING_CODES.index) if known else None
 
 
+def weaker_reliability(first: str | None, second: str | None) -> str | None:
+    """The less assured of two source gradings (A reliable ... C not reliable, then X: cannot
+    be judged): a referral is as assured as its least assured tip."""
+    known = [grade for grade in (first, second) if grade in SOURCE_RELIABILITY]
+    return max(known, key=list(SOURCE_RELIABILITY).index) if known else None
+
+
+def weaker_accuracy(first: int | None, second: int | None) -> int | None:
+    """The less assured of two information gradings (1 known to be true ... 4 cannot be
+    judged)."""
+    known = [grade for grade in (first, second) if grade in INFORMATION_ACCURACY]
+    return max(known) if known else None
+
+
+def grading(source: str | None, information: int | None) -> str | None:
+    """A source and information grading in words ("source B, mostly reliable; information 2,
+    known to the source personally"), or None when neither is given."""
+    said = []
+    if source in SOURCE_RELIABILITY:
+        said.append(f"source {source}, {SOURCE_RELIABILITY[source]}")
+    if information in INFORMATION_ACCURACY:
+        said.append(f"information {information}, {INFORMATION_ACCURACY[information]}")
+    return "; ".join(said) or None
+
+
 def needs_consent(marking: str | None) -> bool:
     """Whether information under ``marking`` may leave the centre only with its agency's
     consent. A marking this code does not know is held to the strictest rule."""

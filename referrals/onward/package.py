@@ -24,6 +24,8 @@ def compose(
     summary: str,
     tlp: str,
     handling_code: str | None,
+    source_reliability: str | None = None,
+    information_accuracy: int | None = None,
     prefer_country: str | None,
     now: datetime,
 ) -> dict[str, Any]:
@@ -78,7 +80,12 @@ def compose(
         "suspects": suspects,
         "selectors": selectors,
         "files": files,
-        "handling": {"tlp": tlp} | ({"code": handling_code} if handling_code else {}),
+        "handling": {
+            "tlp": tlp,
+            **({"code": handling_code} if handling_code else {}),
+            **({"source_reliability": source_reliability} if source_reliability else {}),
+            **({"information_accuracy": information_accuracy} if information_accuracy else {}),
+        },
     }
     if incidents:
         document["incident_at"] = min(incidents, key=_instant)

@@ -214,6 +214,8 @@ class OnwardPackages:
             summary=summary,
             tlp=referral.tlp or "RED",
             handling_code=referral.handling_code,
+            source_reliability=referral.source_reliability,
+            information_accuracy=referral.information_accuracy,
             prefer_country=agency.country,
             now=now,
         )

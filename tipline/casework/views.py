@@ -35,7 +35,7 @@ from referrals.casework.services import (
     time_in_stages,
 )
 from referrals.feedback.services import FeedbackDesk, Released
-from referrals.handling.markings import TLP_MEANING, tlp
+from referrals.handling.markings import TLP_MEANING, grading, tlp
 from referrals.handling.models import ConsentStatus, RecipientKind
 from referrals.handling.services import ConsentEntry, Consents, Restriction, restrictions
 from referrals.intake.models import Agency, Tip
@@ -193,6 +193,7 @@ class _Handling:
     tlp: str | None
     meaning: str | None
     code: str | None
+    grading: str | None  # the least assured source and information grading, in words
     restrictions: list[Restriction]
     consents: list[ConsentEntry]
     answers: dict[int, list[ThreadEntry]]  # for each consent awaiting its answer
@@ -209,6 +210,7 @@ def _handling(referral: Referral, units: Sequence[Any]) -> _Handling:
         tlp=referral.tlp,
         meaning=TLP_MEANING[marking] if marking is not None else None,
         code=referral.handling_code,
+        grading=grading(referral.source_reliability, referral.information_accuracy),
         restrictions=restrictions(db_session, referral.id),
         consents=asked,
         answers={

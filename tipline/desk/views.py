@@ -31,6 +31,7 @@ from werkzeug.wrappers import Response
 
 from crypto import CryptoError
 from referrals.accounts.models import Role, User
+from referrals.handling.markings import grading
 from referrals.intake.attachments import AttachmentStore
 from referrals.intake.document import InvalidTipDocument, parse_tip_document
 from referrals.intake.models import Agency, Attachment, Tip, TipCiphertext
@@ -206,6 +207,7 @@ def tip(tip_id: str) -> str:
     return render_template(
         "desk/tip.html",
         tip=found,
+        grading=grading,
         agency=agency,
         assignee=assignee,
         document=document,

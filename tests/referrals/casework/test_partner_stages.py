@@ -81,6 +81,16 @@ def test_a_tip_merged_later_is_told_where_the_referral_already_is(cast: Cast) ->
     assert told(cast, late)[0] == "under_investigation"
 
 
+def test_a_referral_is_graded_as_its_least_assured_tip(cast: Cast) -> None:
+    referral_id = cast.new_referral()
+    for source, information in (("A", 2), ("C", 1), ("B", None)):
+        tip(cast, "NCA", referral_id, source_reliability=source, information_accuracy=information)
+    with cast.runtime.session_factory() as session:
+        referral = session.get(Referral, referral_id)
+        assert referral is not None
+        assert (referral.source_reliability, referral.information_accuracy) == ("C", 2)
+
+
 @pytest.mark.parametrize(
     ("markings", "tlp", "code"),
     [

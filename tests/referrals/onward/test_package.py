@@ -26,6 +26,8 @@ def joined(documents: list[dict[str, Any]], prefer: str | None = None) -> dict[s
         summary="Two tips about one facilitator.",
         tlp="AMBER",
         handling_code="H2",
+        source_reliability="B",
+        information_accuracy=3,
         prefer_country=prefer,
         now=NOW,
     )
@@ -38,7 +40,12 @@ def test_any_valid_tips_join_into_a_valid_tip(drawn: list[tuple[dict[str, Any], 
     package = joined(documents)
     parsed = parse_tip_document(json.dumps(package).encode())  # valid, as the recipient checks
     assert parsed.data["external_reference"] == "RF-2026-000042/1"
-    assert parsed.data["handling"] == {"tlp": "AMBER", "code": "H2"}
+    assert parsed.data["handling"] == {
+        "tlp": "AMBER",
+        "code": "H2",
+        "source_reliability": "B",
+        "information_accuracy": 3,
+    }
     assert len(package["victims"]) == sum(len(d.get("victims", [])) for d in documents)
     assert len(package["suspects"]) == sum(len(d.get("suspects", [])) for d in documents)
     assert len(package["files"]) == sum(len(d.get("files", [])) for d in documents)
