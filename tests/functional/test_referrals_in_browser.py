@@ -42,7 +42,9 @@ def test_a_lead_hands_a_referral_to_a_unit_and_its_officer_accepts_it(
     lead = enrolled(runtime, "lea@centre.example", "lead", team="Manila")
     officer = enrolled(runtime, "oli@unit.example", "officer", unit="Luzon child protection unit")
     caseworker = enrolled(runtime, "cas@care.example", "caseworker")
-    tip = _send(runtime, partners, intake_keyring, agencies["agency-a"])
+    # Marked TLP:AMBER: the hand-over needs no consent (that walk is in
+    # test_across_the_border_in_browser.py).
+    tip = _send(runtime, partners, intake_keyring, agencies["agency-a"], handling={"tlp": "AMBER"})
     with runtime.session_factory() as session:
         person = session.scalars(select(User).where(User.id == analyst.id)).one()
         reference = (
@@ -168,7 +170,7 @@ def _with_the_unit(
     officer: Person,
 ) -> str:
     """A referral accepted from a new tip, handed to the officer's unit and accepted there."""
-    tip = _send(runtime, partners, intake_keyring, agency)
+    tip = _send(runtime, partners, intake_keyring, agency, handling={"tlp": "GREEN"})
     with runtime.session_factory() as session:
         people = {p.id: session.get(User, p.id) for p in (analyst, lead, officer)}
         referral = TriageDesk(session, audit=runtime.audit(session), clock=runtime.clock).accept(
