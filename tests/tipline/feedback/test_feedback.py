@@ -240,3 +240,68 @@ def test_agencies_see_the_coarse_stage_of_their_tips_and_officers_read_feedback_
     assert "Prosecution" not in signed_in_client(app, runtime, other).get(
         "/partner/feedback"
     ).get_data(as_text=True)
+
+
+def test_at_every_stage_the_agency_sees_its_coarse_status_and_nothing_else(
+    app,
+    browser: Browser,
+    send_tip: SendTip,
+    runtime: Runtime,
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+    people: dict,
+) -> None:
+    from referrals.accounts.models import Unit
+    from referrals.casework.models import ReferralStage
+    from referrals.operations.models import Operation
+    from tests.referrals.casework.conftest import Cast
+    from tests.referrals.casework.test_lifecycle import walk_to
+
+    told = {
+        ReferralStage.ASSESSMENT: "accepted",
+        ReferralStage.INVESTIGATION: "under_investigation",
+        ReferralStage.HANDOVER_PENDING: "under_investigation",
+        ReferralStage.WITH_UNIT: "under_investigation",
+        ReferralStage.OPERATION_PLANNED: "under_investigation",
+        ReferralStage.OPERATION_CONDUCTED: "operation_conducted",
+        ReferralStage.OUTCOME_RECORDED: "operation_conducted",
+        ReferralStage.AFTERCARE: "operation_conducted",
+        ReferralStage.CLOSED: "closed",
+    }
+    referral_id, number_a, _b = referral_of_two_agencies(browser, send_tip, runtime)
+    a, b = agencies["agency-a"], agencies["agency-b"]
+    with runtime.session_factory() as session:
+        units = {
+            name.split()[0]: unit_id
+            for unit_id, name in session.execute(select(Unit.id, Unit.name))
+        }
+        reference = session.get(Referral, referral_id).reference  # type: ignore[union-attr]
+    cast = Cast(runtime, people, units)
+    officer = enrolled(runtime, "officer@agency-a.example", "partner", agency_id=a.id)
+    portal = signed_in_client(app, runtime, officer)
+    [mine] = client.get("/api/v1/tips", headers=a.headers).get_json()["tips"]
+    for stage, status in told.items():
+        walk_to(cast, referral_id, stage)
+        with runtime.session_factory() as session:
+            operation = session.scalars(select(Operation.reference)).first()
+        secrets = [reference, "Luzon", "Cebu", "LCPU-2026/0042", "Manila", "ana@", "lea@"]
+        secrets += [operation] if operation else []
+        answer = client.get(f"/api/v1/tips/{mine['id']}", headers=a.headers)
+        assert answer.get_json()["status"] == status, stage
+        assert set(answer.get_json()) == {
+            "id",
+            "tracking_number",
+            "status",
+            "reason",
+            "warnings",
+            "updated_at",
+        }
+        listing = client.get("/api/v1/tips", headers=a.headers).get_data(as_text=True)
+        page = portal.get(f"/partner/tips/{mine['id']}").get_data(as_text=True)
+        tips_page = portal.get("/partner/tips").get_data(as_text=True)
+        for shown in (answer.get_data(as_text=True), listing, page, tips_page):
+            assert not [secret for secret in secrets if secret in shown], stage
+        assert f'data-status="{status}"' in page
+        # Agency B, whose tip is in the same referral, never reaches agency A's tip.
+        assert client.get(f"/api/v1/tips/{mine['id']}", headers=b.headers).status_code == 404
+        assert number_a not in client.get("/api/v1/tips", headers=b.headers).get_data(as_text=True)
