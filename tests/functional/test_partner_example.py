@@ -15,12 +15,20 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
+from sqlalchemy import select
 
+from referrals.accounts.models import User
+from referrals.feedback.services import FeedbackDesk
+from referrals.intake.models import Tip
+from referrals.triage.desk import TriageDesk
 from tests.partners import FIXTURES, PartnerKeys
 from tests.support import PATIENCE, add_agency, free_port, run_tipline, wait_for_worker
+from tipline.config import Settings
+from tipline.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "docs" / "examples" / "submit-tip.sh"
+FEEDBACK_SCRIPT = ROOT / "docs" / "examples" / "fetch-feedback.sh"
 TIP_SCHEMA = ROOT / "referrals" / "intake" / "tip.schema.json"
 
 
@@ -38,6 +46,7 @@ def test_the_served_openapi_description_is_valid_openapi_3_1(client: FlaskClient
         "/tips/{id}/messages",
         "/tips/{id}/messages/{message_id}",
         "/messages",
+        "/feedback",
     }
 
 
@@ -161,13 +170,70 @@ def test_the_documented_worked_example_gets_a_tip_into_triage(
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout.strip().splitlines()[-1])["id"] == final["id"]
 
+        # The centre takes it on and a lead releases feedback; the second example fetches it,
+        # checks the intake key signed it, saves it, and next time fetches only what is new.
+        release_feedback(env, str(final["id"]), "Operation conducted; prosecution under way.")
+
+        def fetch_feedback() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["bash", str(FEEDBACK_SCRIPT)],  # noqa: S607
+                env=script_env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=PATIENCE,
+                check=False,
+            )
+
+        fetched = fetch_feedback()
+        assert fetched.returncode == 0, fetched.stderr
+        [line] = fetched.stdout.splitlines()
+        number, tips, stage, text = line.split("\t")
+        assert (tips, stage, text) == (
+            final["tracking_number"],
+            "accepted",
+            "Operation conducted; prosecution under way.",
+        )
+        saved = json.loads((tmp_path / "feedback" / f"feedback-{number}.json").read_text())
+        assert saved["schema"] == "tipline.feedback/1"
+        assert fetch_feedback().stdout == ""  # nothing new
+        assert token not in fetched.stdout + fetched.stderr
+
         # A wrong token is an HTTP error: the script stops with curl's status and the answer.
         script_env["TIPLINE_TOKEN"] = "not-a-token"
         refused = run_example()
         assert refused.returncode == 22, refused.stderr
         assert '"unauthorized"' in refused.stderr
+        assert fetch_feedback().returncode == 22
     finally:
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=PATIENCE)
     assert server.returncode == 0, output
     assert "Traceback" not in output
+
+
+def release_feedback(env: dict[str, str], tip_id: str, text: str) -> None:
+    """A lead of the centre takes the tip on and releases feedback to its agency (through the
+    services, on the centre's own home)."""
+    team = run_tipline("team", "add", "--name", "Manila", "--country", "PH", env=env)
+    assert team.returncode == 0, team.stderr
+    added = run_tipline("user", "add", "--email", "lead@centre.example", "--role", "lead",
+                        "--team", "Manila", "--json", env=env)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    runtime = Runtime.build(Settings.from_environment(env))
+    try:
+        with runtime.session_factory() as session:
+            lead = session.get(User, int(json.loads(added.stdout)["id"]))
+            assert lead is not None
+            referral = TriageDesk(
+                session, audit=runtime.audit(session), clock=runtime.clock
+            ).accept(lead, tip_id, address=None)
+            agency_id = session.scalars(select(Tip.agency_id).where(Tip.id == tip_id)).one()
+            desk = FeedbackDesk(
+                session, audit=runtime.audit(session), clock=runtime.clock, keyring=runtime.keyring
+            )
+            shown = desk.draft(lead, referral.id, agency_id, text, include_outcome=False)
+            desk.release(lead, referral.id, agency_id, text, include_outcome=False,
+                         version=shown.version, address=None)  # fmt: skip
+    finally:
+        runtime.close()
