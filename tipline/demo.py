@@ -33,6 +33,7 @@ from referrals.aftercare.models import Child
 from referrals.aftercare.services import RECORDING_STAGES, Aftercare
 from referrals.casework.models import Referral, ReferralStage
 from referrals.casework.services import Casework
+from referrals.feedback.services import FeedbackDesk
 from referrals.handling.models import RecipientKind
 from referrals.handling.services import Consents, Recipient, restrictions
 from referrals.intake.agencies import AgencyService
@@ -42,6 +43,7 @@ from referrals.intake.receiving import TipReceiver
 from referrals.messages.checking import ReplyChecker
 from referrals.messages.models import Message
 from referrals.messages.services import Correspondence
+from referrals.onward.services import OnwardPackages
 from referrals.operations.models import Operation
 from referrals.operations.services import Operations, Outcome
 from referrals.triage.desk import DeclineReason, TriageDesk
@@ -54,6 +56,8 @@ AGENCIES = (
     ("Demo Westmark Child Safety Hotline", "NL"),
     ("Demo Eastport Federal Police", "AU"),
 )
+#: A centre abroad, for onward referral (registered like a partner agency).
+ABROAD = ("Demo Southsea National Centre", "TH")
 TEAMS = (
     ("Luzon desk", ["Central Luzon", "Metro Manila", "Calabarzon"]),
     ("Visayas desk", ["Central Visayas", "Western Visayas"]),
@@ -176,6 +180,8 @@ class _Story:
             referrals = self._triage(tip_ids)
             self._lifecycle(referrals)
             self._aftercare()
+            self._feedback()
+            self._onward()
             self.filled.counts = {
                 "tips": len(tip_ids),
                 "referrals": len(referrals),
@@ -546,6 +552,53 @@ class _Story:
                     care.plan_milestone(caseworker, child.id, kind=kind, due_on=due.isoformat())
                 placement = self.rng.choice(["government_shelter", "ngo_shelter", "foster_family"])
                 care.set_placement(caseworker, child.id, placement)
+
+    def _feedback(self) -> None:
+        """Leads release feedback on most referrals past their operation, with the outcome."""
+        self.clock.moment = datetime.now(UTC) - timedelta(days=10)
+        desk = FeedbackDesk(self.session, audit=self.rt.audit(self.session), clock=self.clock,
+                            keyring=self.rt.keyring)  # fmt: skip
+        done = self.session.scalars(
+            select(Referral).where(Referral.children_safeguarded.is_not(None)).order_by(Referral.id)
+        ).all()
+        for referral in done:
+            if self.rng.random() < 0.3:
+                continue  # not every lead has written back yet
+            _, lead = self._staff(referral.team_id)
+            text = desk.suggestion(referral) + " Thank you for your report."
+            for agency_id, _name in desk.recipients(referral):
+                shown = desk.draft(lead, referral.id, agency_id, text, include_outcome=True)
+                desk.release(lead, referral.id, agency_id, text, include_outcome=True,
+                             version=shown.version, address=None)  # fmt: skip
+
+    def _onward(self) -> None:
+        """A centre abroad, registered with its key (none reachable: its packages are sealed to
+        be sent by hand), and a package for it from a referral still under investigation."""
+        fingerprint = self.partner_keys.generate_encryption_key(
+            name=ABROAD[0], email="centre@abroad.example"
+        )
+        service = AgencyService(self.session, keyring=self.rt.keyring, clock=self.clock,
+                                audit=self.rt.audit(self.session))  # fmt: skip
+        abroad, _token = service.add(
+            name=ABROAD[0],
+            country=ABROAD[1],
+            key_data=self.partner_keys.export_public_key(fingerprint).encode(),
+            actor=ACTOR,
+        )
+        candidates = self.session.scalars(
+            select(Referral)
+            .where(Referral.stage == ReferralStage.INVESTIGATION.value)
+            .order_by(Referral.id)
+        ).all()
+        packages = OnwardPackages(self.session, audit=self.rt.audit(self.session),
+                                  clock=self.clock, keyring=self.rt.keyring)  # fmt: skip
+        for referral in candidates:
+            if restrictions(self.session, referral.id):
+                continue  # would need the marking agencies' consent first
+            _, lead = self._staff(referral.team_id)
+            summary = "Fictional: a suspect of this case moved abroad."
+            packages.export(lead, referral.id, abroad.id, summary, address=None)
+            return
 
 
 def _chunks(items: list[int], rng: random.Random) -> Iterator[list[int]]:

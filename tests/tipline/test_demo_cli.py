@@ -9,7 +9,10 @@ from sqlalchemy import func, select
 
 from referrals.aftercare.models import Child, Milestone
 from referrals.casework.models import Referral, ReferralStage
+from referrals.feedback.models import Feedback
+from referrals.handling.models import HandlingConsent
 from referrals.intake.models import Tip, TipStatus
+from referrals.onward.models import OnwardPackage
 from referrals.operations.models import Operation, OperationStatus
 from tests.support import tipline_env
 from tests.tipline.admin.people import enrolled
@@ -38,11 +41,18 @@ def test_the_demo_fills_an_empty_instance_with_every_state_and_refuses_a_second_
         statuses = counted(Operation.status)
         children = session.scalar(select(func.count()).select_from(Child))
         milestones = session.scalar(select(func.count()).select_from(Milestone))
+        feedback = session.scalar(select(func.count()).select_from(Feedback))
+        packages = session.scalar(select(func.count()).select_from(OnwardPackage))
+        consents = counted(HandlingConsent.status)
     assert set(tips) == {TipStatus.IN_TRIAGE, TipStatus.ACCEPTED, TipStatus.DECLINED,
                          TipStatus.REJECTED}  # fmt: skip
     assert set(stages) == set(ReferralStage)
     assert set(statuses) == set(OperationStatus)
     assert children and milestones
+    # Back across the border: feedback released, a package sealed for a centre abroad,
+    # consents asked for restricted referrals (some answered, some awaited).
+    assert feedback and packages == 1
+    assert set(consents) == {"granted", "requested"}
     assert f"Made 80 tips, {sum(stages.values())} referrals" in made.output
     # Everything went through the audited services: the chain holds.
     verified = runner.invoke(cli, ["audit", "verify"])
@@ -50,7 +60,7 @@ def test_the_demo_fills_an_empty_instance_with_every_state_and_refuses_a_second_
 
     again = runner.invoke(cli, ["demo", "--tips", "80"])
     assert again.exit_code == 1
-    assert "the demo fills an empty instance only; this one holds 3 agencies" in again.output
+    assert "the demo fills an empty instance only; this one holds 4 agencies" in again.output
 
 
 def test_asked_only_if_empty_the_demo_leaves_a_used_instance_alone(
