@@ -122,3 +122,16 @@ def test_consent_for_a_hand_over_then_feedback_the_partner_reads_in_its_portal(
     page.reload()
     assert "fetched by the agency" in page.locator("#feedback").inner_text()
     assert "not yet fetched" not in page.locator("#feedback").inner_text()
+
+    # Sending it on to another centre (agency B stands for one) needs agency A's consent for
+    # that centre too: the export page says so before, and the refusal after.
+    page.get_by_role("link", name="Export a package for another country's centre").click()
+    assert "Marked so that it needs consent to leave: Agency A" in page.content()
+    page.get_by_label("To", exact=True).select_option(label="Agency B")
+    page.get_by_label("Summary for the recipient's analysts").fill("A facilitator moved abroad.")
+    page.get_by_role("button", name="Seal and export").click()
+    refused = page.locator(".error").inner_text()
+    assert "Nothing was exported: this referral holds information that may not go to Agency B" in (
+        refused
+    )
+    _screenshot(page, "export-refused")
