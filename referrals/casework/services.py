@@ -107,7 +107,12 @@ def take_in(session: Session, referral_id: int, tip: Tip) -> None:
     restrictive of its handling markings and the referral's, and the stage its agency is told.
 
     The referral's row is locked first (PostgreSQL), so a move made at the same time waits
-    for this tip and tells its agency too."""
+    for this tip and tells its agency too, and a hand-over sees its marking.
+
+    Raises:
+        MarkingRefused: the referral is handed to a unit, and the tip's marking does not let
+            it go there (the caller rolls back).
+    """
     row = session.execute(
         select(
             Referral.stage,
@@ -116,6 +121,7 @@ def take_in(session: Session, referral_id: int, tip: Tip) -> None:
             Referral.source_reliability,
             Referral.information_accuracy,
             Referral.first_tip_at,
+            Referral.unit_id,
         )
         .where(Referral.id == referral_id)
         .with_for_update()
@@ -152,6 +158,11 @@ def take_in(session: Session, referral_id: int, tip: Tip) -> None:
         .where(Tip.id == tip.id)
         .values(partner_stage=PARTNER_STAGE[ReferralStage(row.stage)].value)
     )
+    if row.unit_id is not None:
+        # Handed to a unit: what the tip brings goes there too, so its marking must allow it.
+        unit = recipient(session, RecipientKind.UNIT, row.unit_id)
+        if unit is not None:
+            check_leaving(session, referral_id, unit)
 
 
 def time_in_stages(events: Sequence[ReferralEvent], now: datetime) -> list[StageTime]:
@@ -343,8 +354,12 @@ class Casework:
             # allow that (referrals.handling).
             unit = recipient(self.session, RecipientKind.UNIT, given[Need.UNIT])
             assert unit is not None  # noqa: S101 - _read found the unit
+            # Locked first: a tip merged at the same time waits, then sees the unit.
+            self.session.execute(
+                select(Referral.id).where(Referral.id == referral.id).with_for_update()
+            )
             try:
-                check_leaving(self.session, referral, unit)
+                check_leaving(self.session, referral.id, unit)
             except MarkingRefused as refused:
                 raise MoveRefused(f"Nothing was changed: {refused}") from None
         now = self.clock.now()

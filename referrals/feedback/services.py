@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,7 +77,7 @@ class Release:
     @property
     def version(self) -> str:
         """A digest of everything that would leave: the release must match what was shown."""
-        shown = self.document(datetime.min)
+        shown = self.document(datetime.min) | {"agency_id": self.agency_id}
         return hashlib.sha256(json.dumps(shown, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -254,19 +255,21 @@ class FeedbackDesk:
 
     def for_agency(
         self, agency_id: int, *, after_id: int = 0, since: datetime | None = None, limit: int = 50
-    ) -> list[Feedback]:
-        """The agency's feedback after ``after_id`` (and released ``since``), oldest first; the
-        first fetch of each is recorded (committed)."""
+    ) -> tuple[list[Feedback], bool]:
+        """The agency's feedback after ``after_id`` (and released ``since``), oldest first, at
+        most ``limit``, and whether more follow; the first fetch of each item returned is
+        recorded (committed)."""
         conditions = [Feedback.agency_id == agency_id, Feedback.id > after_id]
         if since is not None:
             conditions.append(Feedback.released_at >= since)
         found = list(
             self.session.scalars(
-                select(Feedback).where(*conditions).order_by(Feedback.id).limit(limit)
+                select(Feedback).where(*conditions).order_by(Feedback.id).limit(limit + 1)
             )
         )
-        self._fetched(found, actor=f"agency:{agency_id}", action="feedback.fetched")
-        return found
+        page = found[:limit]
+        self._fetched(page, actor=f"agency:{agency_id}", action="feedback.fetched")
+        return page, len(found) > limit
 
     def for_portal(
         self,
@@ -340,3 +343,44 @@ class FeedbackDesk:
             details={"feedback": len(unread), "first": unread[0], "last": unread[-1]},
         )
         self.session.commit()
+
+
+_STAGE = re.compile(r"[a-z_]{1,24}")
+MAX_FEEDBACK_BYTES = 64 * 1024
+
+
+def parse_feedback(raw: bytes) -> dict[str, Any] | None:
+    """A ``tipline.feedback/1`` document as another centre sealed it, if it is one (the shape
+    this module writes: a text, a stage, counts or none, the tips it is about); else None. What
+    another system sends is read only through this."""
+    if len(raw) > MAX_FEEDBACK_BYTES:
+        return None
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        return None
+    text, stage, outcome, tips = (
+        document.get("text"),
+        document.get("stage"),
+        document.get("outcome"),
+        document.get("tips", []),
+    )
+    if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS * 2:
+        return None
+    if not isinstance(stage, str) or not _STAGE.fullmatch(stage):
+        return None
+    if outcome is not None and not (
+        isinstance(outcome, dict)
+        and all(
+            type(outcome.get(count)) is int and 0 <= outcome[count] <= 1_000_000
+            for count in ("children_safeguarded", "suspects_arrested")
+        )
+    ):
+        return None
+    if not isinstance(tips, list) or not all(
+        isinstance(tip, dict) and isinstance(tip.get("id"), str) for tip in tips
+    ):
+        return None
+    return document

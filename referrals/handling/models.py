@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from referrals.database import Base, UTCDateTime
@@ -39,6 +39,8 @@ class HandlingConsent(Base):
     recipient_kind: Mapped[str] = mapped_column(String(8))
     recipient_id: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12))
+    # The agency's tips the request named: a tip merged in later is not covered.
+    tip_ids: Mapped[list[str]] = mapped_column(JSON)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     request_message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))

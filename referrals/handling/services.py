@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crypto import Keyring
@@ -21,6 +21,7 @@ from referrals.accounts.models import Role, Unit, User
 from referrals.audit.services import AuditLog
 from referrals.casework.models import Referral
 from referrals.clock import Clock
+from referrals.database import rows_matched
 from referrals.handling.markings import TLP_MEANING, needs_consent, stricter_tlp, tlp
 from referrals.handling.models import ConsentStatus, HandlingConsent, RecipientKind
 from referrals.intake.models import Agency, Tip, TipStatus
@@ -60,6 +61,7 @@ class Restriction:
     agency_id: int
     agency_name: str
     tlp: str  # the strictest marking of its tips in the referral
+    tip_ids: tuple[str, ...]  # its tips whose marking needs its consent
 
 
 @dataclass(frozen=True)
@@ -81,50 +83,62 @@ def recipient(session: Session, kind: RecipientKind, recipient_id: int) -> Recip
 
 def restrictions(session: Session, referral_id: int) -> list[Restriction]:
     """The agencies whose tips in the referral carry a marking that needs their consent to
-    leave, by name."""
+    leave, with those tips, by name."""
     rows = session.execute(
-        select(Tip.agency_id, Tip.tlp, Agency.name)
+        select(Tip.id, Tip.agency_id, Tip.tlp, Agency.name)
         .join(Agency, Agency.id == Tip.agency_id)
         .where(Tip.referral_id == referral_id, Tip.status == TipStatus.ACCEPTED)
+        .order_by(Tip.id)
     ).all()
     names: dict[int, str] = {}
     strictest: dict[int, str | None] = {}
+    restricted: dict[int, list[str]] = {}
     for row in rows:
-        names[row.agency_id] = row.name
-        held = strictest.get(row.agency_id)
         # A marking this code does not know counts as the strictest (``needs_consent``).
-        unknown = held == UNKNOWN or tlp(row.tlp) is None
-        strictest[row.agency_id] = UNKNOWN if unknown else stricter_tlp(held, row.tlp)
+        marking = row.tlp if tlp(row.tlp) is not None else UNKNOWN
+        if not needs_consent(marking):
+            continue
+        names[row.agency_id] = row.name
+        restricted.setdefault(row.agency_id, []).append(row.id)
+        held = strictest.get(row.agency_id)
+        strictest[row.agency_id] = (
+            UNKNOWN if UNKNOWN in (held, marking) else stricter_tlp(held, marking)
+        )
     found = [
-        Restriction(agency_id, names[agency_id], marking or UNKNOWN)
-        for agency_id, marking in strictest.items()
-        if needs_consent(marking)
+        Restriction(
+            agency_id,
+            names[agency_id],
+            strictest[agency_id] or UNKNOWN,
+            tuple(restricted[agency_id]),
+        )  # fmt: skip
+        for agency_id in restricted
     ]
     return sorted(found, key=lambda restriction: restriction.agency_name)
 
 
-def granted(session: Session, referral_id: int, agency_id: int, to: Recipient) -> bool:
-    return (
-        session.scalar(
-            select(HandlingConsent.id).where(
-                HandlingConsent.referral_id == referral_id,
-                HandlingConsent.agency_id == agency_id,
-                HandlingConsent.recipient_kind == to.kind.value,
-                HandlingConsent.recipient_id == to.id,
-                HandlingConsent.status == ConsentStatus.GRANTED.value,
-            )
+def consented_tips(session: Session, referral_id: int, agency_id: int, to: Recipient) -> set[str]:
+    """The agency's tips in the referral it consented to pass on to ``to``."""
+    consents = session.scalars(
+        select(HandlingConsent.tip_ids).where(
+            HandlingConsent.referral_id == referral_id,
+            HandlingConsent.agency_id == agency_id,
+            HandlingConsent.recipient_kind == to.kind.value,
+            HandlingConsent.recipient_id == to.id,
+            HandlingConsent.status == ConsentStatus.GRANTED.value,
         )
-        is not None
     )
+    return {tip_id for tip_ids in consents for tip_id in (tip_ids or [])}
 
 
-def check_leaving(session: Session, referral: Referral, to: Recipient) -> None:
-    """Raise ``MarkingRefused`` unless every agency whose marking restricts the referral has
-    consented to ``to``."""
+def check_leaving(session: Session, referral_id: int, to: Recipient) -> None:
+    """Raise ``MarkingRefused`` unless each restricted tip of the referral is covered by its
+    agency's consent to ``to`` (a consent names the tips it was asked for: a tip merged in
+    later needs asking again). Call with the referral's row locked."""
     missing = [
         restriction
-        for restriction in restrictions(session, referral.id)
-        if not granted(session, referral.id, restriction.agency_id, to)
+        for restriction in restrictions(session, referral_id)
+        if set(restriction.tip_ids)
+        - consented_tips(session, referral_id, restriction.agency_id, to)
     ]
     if not missing:
         return
@@ -294,6 +308,7 @@ class Consents:
             requested_at=message.created_at,
             requested_by_id=person.id,
             request_message_id=message.id,
+            tip_ids=list(restriction.tip_ids),
         )
         self.session.add(consent)
         self.session.flush()
@@ -341,10 +356,24 @@ class Consents:
                 "of the agency, received and checked since the request)."
             )
         status = ConsentStatus.GRANTED if granted else ConsentStatus.REFUSED
-        consent.status = status.value
-        consent.decided_at = self.clock.now()
-        consent.decided_by_id = person.id
-        consent.reply_message_id = reply_id
+        # Guarded: of two leads recording answers at once, one does.
+        recorded = self.session.execute(
+            update(HandlingConsent)
+            .where(
+                HandlingConsent.id == consent.id,
+                HandlingConsent.status == ConsentStatus.REQUESTED.value,
+            )
+            .values(
+                status=status.value,
+                decided_at=self.clock.now(),
+                decided_by_id=person.id,
+                reply_message_id=reply_id,
+            )
+        )
+        if rows_matched(recorded) == 0:
+            self.session.rollback()
+            raise ConsentRefused("Nothing was recorded: this request was answered already.")
+        self.session.refresh(consent)
         self.audit.record(
             f"consent.{status.value}",
             actor=f"user:{person.id}",

@@ -197,9 +197,10 @@ class Correspondence:
 
     def for_agency(
         self, agency_id: int, *, after_id: int = 0, since: datetime | None = None, limit: int = 50
-    ) -> list[Message]:
+    ) -> tuple[list[Message], bool]:
         """The centre's messages to the agency after ``after_id`` (and ``since``), oldest
-        first; the first fetch of each is recorded (committed)."""
+        first, at most ``limit``, and whether more follow; the first fetch of each message
+        returned is recorded (committed)."""
         conditions = [
             Message.agency_id == agency_id,
             Message.direction == Direction.TO_PARTNER.value,
@@ -209,10 +210,11 @@ class Correspondence:
             conditions.append(Message.created_at >= since)
         found = list(
             self.session.scalars(
-                select(Message).where(*conditions).order_by(Message.id).limit(limit)
+                select(Message).where(*conditions).order_by(Message.id).limit(limit + 1)
             )
         )
-        unread = [message.id for message in found if message.fetched_at is None]
+        page = found[:limit]
+        unread = [message.id for message in page if message.fetched_at is None]
         if unread:
             now = self.clock.now()
             self.session.execute(
@@ -226,7 +228,7 @@ class Correspondence:
                 details={"messages": len(unread), "first": unread[0], "last": unread[-1]},
             )
             self.session.commit()
-        return found
+        return page, len(found) > limit
 
     def for_portal(
         self, agency_id: int, tip_id: str, *, reader: User, address: str | None

@@ -1,6 +1,8 @@
 """Talking to other centres that run this system: delivering packages to their partner API,
 and fetching the feedback (and the status) they give back. Run by workers, never by a web
-process; bounded in time (a timeout per request) and in work (pages per poll).
+process, and bounded whatever the other side does: each answer is read up to a size, each
+poll within a deadline and a number of pages and items, and everything read is checked
+against the shapes this system gives before it is used.
 
 A delivery is idempotent (the package's Idempotency-Key: the other centre answers a repeat
 with its first receipt) and retried on faults that may pass (no answer, 429, 5xx) a bounded
@@ -12,13 +14,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +34,7 @@ from referrals.casework.lifecycle import FEEDBACK_RECEIVED
 from referrals.casework.models import Referral, ReferralEvent
 from referrals.clock import Clock
 from referrals.database import rows_matched
+from referrals.feedback.services import parse_feedback
 from referrals.intake.models import AgencyKey
 from referrals.onward.models import (
     Correspondent,
@@ -43,14 +49,26 @@ logger = logging.getLogger(__name__)
 #: Tries of one delivery before it is left failed (the job's retries, then the sweep's).
 MAX_ATTEMPTS = 8
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-FEEDBACK_PAGES = 10  # pages of feedback fetched per poll (50 each): the rest next time
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a page of 50 feedback items is well under 1 MiB
+POLL_DEADLINE = 120.0  # seconds one correspondent's poll may take, all requests together
+PAGE_ITEMS = 50
+FEEDBACK_PAGES = 10  # pages of feedback fetched per poll: the rest next time
 STATUS_CHECKS = 100  # delivered packages whose status is asked per poll
 FINAL_REMOTE = ("closed", "declined", "rejected")
+_REMOTE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+_TRACKING = re.compile(r"[A-Za-z0-9-]{1,40}")
+_STATUS = re.compile(r"[a-z_]{1,24}")
+_MAX_ID = 2**31 - 1
 
 
 class DeliveryNotDone(RuntimeError):
     """A fault that may pass (no answer, too busy, an error on their side): the job is
     retried. Its message names the fault, never a token or content."""
+
+
+class Unusable(ValueError):
+    """The other side answered something this system never gives (too big, too slow, not
+    the shape it should be); the message says what, never quoting it."""
 
 
 @dataclass(frozen=True)
@@ -113,25 +131,31 @@ class Delivery:
             body = bytes(package.armored)
             key = package.idempotency_key
             session.commit()
+        deadline = time.monotonic() + POLL_DEADLINE
         try:
             with self._client(base_url, token) as client:
-                answer = client.post(
+                status, answer = _exchange(
+                    client,
+                    "POST",
                     "/api/v1/tips",
+                    deadline,
                     content=body,
                     headers={"Content-Type": "application/pgp-encrypted", "Idempotency-Key": key},
                 )
-        except httpx.HTTPError as exc:
-            return self._not_done(package_id, attempts, f"no answer ({type(exc).__name__})")
-        if answer.status_code == 202:
+        except (httpx.HTTPError, Unusable) as exc:
+            return self._not_done(package_id, attempts, f"no usable answer ({_named(exc)})")
+        if status == 202:
             return self._delivered(package_id, answer)
-        fault = f"HTTP {answer.status_code}: {_error_message(answer)}"
-        if answer.status_code == 429 or answer.status_code >= 500:
+        fault = f"HTTP {status}: {_error_message(answer)}"
+        if status == 429 or status >= 500:
             return self._not_done(package_id, attempts, fault)
         return self._finish(package_id, PackageStatus.REFUSED, fault)
 
     def stale(self, *, older_than: timedelta, limit: int = 100) -> list[int]:
-        """Packages still to be delivered whose last try is older than ``older_than`` (no job
-        carries them on any more: lost, or out of the job's retries), with tries left."""
+        """Packages still to be delivered whose last try (or making, if none) is older than
+        ``older_than`` (no job carries them on any more: lost, or out of the job's retries),
+        with tries left."""
+        last = func.coalesce(OnwardPackage.attempted_at, OnwardPackage.created_at)
         with self.sessions() as session:
             return list(
                 session.scalars(
@@ -139,24 +163,26 @@ class Delivery:
                     .where(
                         OnwardPackage.status == PackageStatus.SENDING.value,
                         OnwardPackage.attempts < MAX_ATTEMPTS,
-                        or_(
-                            OnwardPackage.attempted_at.is_(None),
-                            OnwardPackage.attempted_at < self.clock.now() - older_than,
-                        ),
+                        last < self.clock.now() - older_than,
                     )
                     .order_by(OnwardPackage.id)
                     .limit(limit)
                 )
             )
 
-    def _delivered(self, package_id: int, answer: httpx.Response) -> str:
-        try:
-            receipt = answer.json()
-            remote_id = str(receipt["id"])[:64]
-            number = str(receipt.get("tracking_number") or "")[:40] or None
-            status = str(receipt.get("status") or "")[:24] or None
-        except (ValueError, KeyError, TypeError):
-            return self._finish(package_id, PackageStatus.FAILED, "a receipt that is not JSON")
+    def _delivered(self, package_id: int, receipt: Any) -> str:
+        remote_id = receipt.get("id") if isinstance(receipt, dict) else None
+        number = receipt.get("tracking_number") if isinstance(receipt, dict) else None
+        status = receipt.get("status") if isinstance(receipt, dict) else None
+        if not (
+            isinstance(remote_id, str)
+            and _REMOTE_ID.fullmatch(remote_id)
+            and (number is None or (isinstance(number, str) and _TRACKING.fullmatch(number)))
+            and (status is None or (isinstance(status, str) and _STATUS.fullmatch(status)))
+        ):
+            return self._finish(
+                package_id, PackageStatus.FAILED, "a receipt this system does not give"
+            )
         with self.sessions() as session:
             now = self.clock.now()
             session.execute(
@@ -216,13 +242,15 @@ class Delivery:
 
     # -- feedback in ------------------------------------------------------------------------
 
-    def poll_all(self) -> PollReport:
-        """Poll every correspondent (a fault with one is recorded and does not stop the
-        others)."""
+    def correspondents(self) -> list[int]:
         with self.sessions() as session:
-            agencies = list(session.scalars(select(Correspondent.agency_id)))
+            return list(session.scalars(select(Correspondent.agency_id)))
+
+    def poll_all(self) -> PollReport:
+        """Poll every correspondent in turn (a fault with one is recorded on it and does not
+        stop the others)."""
         feedback = statuses = 0
-        for agency_id in agencies:
+        for agency_id in self.correspondents():
             report = self.poll(agency_id)
             feedback += report.feedback
             statuses += report.statuses
@@ -230,34 +258,47 @@ class Delivery:
 
     def poll(self, agency_id: int) -> PollReport:
         """Fetch the correspondent's new feedback for this centre and the status of the
-        packages delivered to it; a fault is recorded on the correspondent for operators."""
+        packages delivered to it, within ``POLL_DEADLINE``; a fault (theirs or ours) is
+        recorded on the correspondent for operators, and the next poll starts after the last
+        item stored."""
         with self.sessions() as session:
             correspondent = session.get(Correspondent, agency_id)
             if correspondent is None:
                 return PollReport(0, 0)
             base_url, cursor = correspondent.base_url, correspondent.feedback_cursor
             token = self._token(correspondent)
+        deadline = time.monotonic() + POLL_DEADLINE
         stored = changed = 0
         fault = None
         try:
             with self._client(base_url, token) as client:
                 for _ in range(FEEDBACK_PAGES):
-                    answer = client.get(
-                        "/api/v1/feedback", params={"cursor": str(cursor), "limit": "50"}
+                    status, page = _exchange(
+                        client,
+                        "GET",
+                        "/api/v1/feedback",
+                        deadline,
+                        params={"cursor": str(cursor), "limit": str(PAGE_ITEMS)},
                     )
-                    answer.raise_for_status()
-                    items = answer.json()["feedback"]
-                    if not items:
+                    if status != 200 or not isinstance(page, dict):
+                        raise Unusable(f"HTTP {status} for its feedback")
+                    items = page.get("feedback")
+                    if not isinstance(items, list):
+                        raise Unusable("a feedback page this system does not give")
+                    for item in items[:PAGE_ITEMS]:
+                        remote_id, armored = _item(item, after=cursor)
+                        stored += self._store(agency_id, remote_id, armored)
+                        cursor = remote_id
+                        self._save_cursor(agency_id, cursor)
+                    if not items or page.get("next") is None:
                         break
-                    for item in items:
-                        stored += self._store(agency_id, item)
-                        cursor = max(cursor, int(item["id"]))
-                    self._save_cursor(agency_id, cursor)
-                    if answer.json().get("next") is None:
-                        break
-                changed = self._statuses(client, agency_id)
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            fault = f"polling failed ({type(exc).__name__})"
+                changed = self._statuses(client, agency_id, deadline)
+        except (httpx.HTTPError, Unusable) as exc:
+            fault = f"polling stopped: {_named(exc)}"
+        except Exception as exc:  # noqa: BLE001 - recorded for operators; the others go on
+            fault = f"polling failed on our side ({type(exc).__name__})"
+            logger.exception("correspondent %s: polling failed", agency_id)
+        if fault is not None:
             logger.warning("correspondent %s: %s", agency_id, fault)
         with self.sessions() as session:
             session.execute(
@@ -268,22 +309,21 @@ class Delivery:
             session.commit()
         return PollReport(stored, changed)
 
-    def _store(self, agency_id: int, item: dict[str, Any]) -> int:
-        remote_id = int(item["id"])
-        armored = str(item["message"]).encode("ascii")
-        tip_ids = [str(tip_id) for tip_id in item.get("tip_ids", [])]
+    def _store(self, agency_id: int, remote_id: int, armored: bytes) -> int:
         with self.sessions() as session:
-            package = (
-                session.scalars(
-                    select(OnwardPackage).where(
-                        OnwardPackage.agency_id == agency_id,
-                        OnwardPackage.remote_tip_id.in_(tip_ids),
-                    )
-                ).first()
-                if tip_ids
-                else None
-            )
-            verified, fault = self._verify(session, agency_id, armored)
+            document, fault = self._verify(session, agency_id, armored)
+            package = None
+            if document is not None:
+                # Which package it is about, by the tips the signed document names (not the
+                # unsigned list around it).
+                named = [str(tip["id"]) for tip in document.get("tips", [])][:100]
+                if named:
+                    package = session.scalars(
+                        select(OnwardPackage).where(
+                            OnwardPackage.agency_id == agency_id,
+                            OnwardPackage.remote_tip_id.in_(named),
+                        )
+                    ).first()
             dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
             inserted = session.execute(
                 dialect.insert(ReceivedFeedback)
@@ -293,7 +333,7 @@ class Delivery:
                     package_id=package.id if package is not None else None,
                     armored=armored,
                     received_at=self.clock.now(),
-                    verified=verified,
+                    verified=document is not None,
                     fault=fault,
                 )
                 .on_conflict_do_nothing()
@@ -301,7 +341,7 @@ class Delivery:
             if rows_matched(inserted) == 0:
                 session.rollback()
                 return 0
-            if package is not None and verified:
+            if package is not None:
                 referral = session.get(Referral, package.referral_id)
                 assert referral is not None  # noqa: S101 - a package's referral stays
                 session.add(
@@ -319,13 +359,16 @@ class Delivery:
                 "feedback.received",
                 actor=f"agency:{agency_id}",
                 subject=f"referral:{package.referral_id}" if package is not None else None,
-                details={"remote": remote_id, "verified": verified},
+                details={"remote": remote_id, "verified": document is not None},
             )
             session.commit()
         return 1
 
-    def _verify(self, session: Session, agency_id: int, armored: bytes) -> tuple[bool, str | None]:
-        """Whether a key pinned to the correspondent (and not retired) signed it."""
+    def _verify(
+        self, session: Session, agency_id: int, armored: bytes
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """The feedback document, if a key pinned to the correspondent (and not retired)
+        signed it and it is one; else None and why."""
         keys = {
             key.fingerprint: key.public_key
             for key in session.scalars(
@@ -339,16 +382,15 @@ class Delivery:
                 self.keyring.make_available(fingerprint, public_key)
             opened = self.keyring.decrypt_and_verify(armored)
         except CryptoError as exc:
-            return False, f"cannot be opened here ({type(exc).__name__})"
+            return None, f"cannot be opened here ({type(exc).__name__})"
         if not opened.signature_valid or opened.signer_fingerprint not in keys:
-            return False, "not signed by the key pinned to this correspondent"
-        try:
-            json.loads(opened.plaintext)
-        except ValueError:
-            return False, "not a feedback document"
-        return True, None
+            return None, "not signed by the key pinned to this correspondent"
+        document = parse_feedback(opened.plaintext)
+        if document is None:
+            return None, "not a feedback document"
+        return document, None
 
-    def _statuses(self, client: httpx.Client, agency_id: int) -> int:
+    def _statuses(self, client: httpx.Client, agency_id: int, deadline: float) -> int:
         with self.sessions() as session:
             packages: Sequence[OnwardPackage] = session.scalars(
                 select(OnwardPackage)
@@ -364,22 +406,23 @@ class Delivery:
                 .order_by(OnwardPackage.remote_status_at)
                 .limit(STATUS_CHECKS)
             ).all()
-            wanted = [
-                (package.id, package.remote_tip_id, package.remote_status) for package in packages
-            ]
+            wanted = [(p.id, str(p.remote_tip_id), p.remote_status) for p in packages]
         changed = 0
         for package_id, remote_tip_id, before in wanted:
-            answer = client.get(f"/api/v1/tips/{remote_tip_id}")
-            answer.raise_for_status()
-            status = str(answer.json()["status"])[:24]
+            status, answer = _exchange(
+                client, "GET", f"/api/v1/tips/{quote(remote_tip_id, safe='')}", deadline
+            )
+            told = answer.get("status") if isinstance(answer, dict) else None
+            if status != 200 or not (isinstance(told, str) and _STATUS.fullmatch(told)):
+                raise Unusable(f"HTTP {status} for a package's status")
             with self.sessions() as session:
                 session.execute(
                     update(OnwardPackage)
                     .where(OnwardPackage.id == package_id)
-                    .values(remote_status=status, remote_status_at=self.clock.now())
+                    .values(remote_status=told, remote_status_at=self.clock.now())
                 )
                 session.commit()
-            changed += status != before
+            changed += told != before
         return changed
 
     def _save_cursor(self, agency_id: int, cursor: int) -> None:
@@ -401,7 +444,8 @@ class Delivery:
     def _client(self, base_url: str, token: str) -> httpx.Client:
         return httpx.Client(
             base_url=base_url,
-            headers={"Authorization": f"Bearer {token}"},
+            # Identity: an answer is read raw up to a size, never inflated on our side.
+            headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"},
             timeout=TIMEOUT,
             transport=self.transport,
             follow_redirects=False,
@@ -411,10 +455,54 @@ class Delivery:
         return AuditLog(session, key=self.audit_key, clock=self.clock)
 
 
-def _error_message(answer: httpx.Response) -> str:
-    """The other centre's reason, as its API words errors (bounded; never echoed raw)."""
+def _exchange(
+    client: httpx.Client, method: str, url: str, deadline: float, **kwargs: Any
+) -> tuple[int, Any]:
+    """One request: its status and its JSON answer (None if it is not JSON), read up to
+    ``MAX_ANSWER_BYTES`` and before ``deadline``.
+
+    Raises:
+        Unusable: too big, or too slow.
+        httpx.HTTPError: no answer.
+    """
+    if time.monotonic() > deadline:
+        raise Unusable("out of time")
+    with client.stream(method, url, **kwargs) as answer:
+        if answer.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
+            raise Unusable("a compressed answer (identity was asked for)")
+        body = bytearray()
+        for chunk in answer.iter_bytes():
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise Unusable(f"an answer over {MAX_ANSWER_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise Unusable("an answer too slow to arrive")
+        status = answer.status_code
     try:
-        error = answer.json()["error"]
-        return f"{str(error['code'])[:60]}: {str(error['message'])[:300]}"
-    except (ValueError, KeyError, TypeError):
-        return "no reason given"
+        return status, json.loads(bytes(body))
+    except ValueError:
+        return status, None
+
+
+def _item(item: Any, *, after: int) -> tuple[int, bytes]:
+    """A feedback item's id and sealed message, if it is one this system gives."""
+    if not isinstance(item, dict):
+        raise Unusable("a feedback item this system does not give")
+    remote_id, message = item.get("id"), item.get("message")
+    if type(remote_id) is not int or not after < remote_id <= _MAX_ID:
+        raise Unusable("a feedback item whose id is not one this system gives")
+    if not isinstance(message, str) or not message.isascii() or len(message) > 256 * 1024:
+        raise Unusable(f"feedback {remote_id} without a sealed message")
+    return remote_id, message.encode("ascii")
+
+
+def _named(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, Unusable) else type(exc).__name__
+
+
+def _error_message(answer: Any) -> str:
+    """The other centre's reason, as its API words errors (bounded)."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if isinstance(error, dict):
+        return f"{str(error.get('code'))[:60]}: {str(error.get('message'))[:300]}"
+    return "no reason given"

@@ -31,6 +31,7 @@ from referrals.casework.lifecycle import PACKAGE_EXPORTED
 from referrals.casework.models import Referral, ReferralEvent
 from referrals.casework.services import ReferralNotFound, within_reach
 from referrals.clock import Clock
+from referrals.feedback.services import parse_feedback
 from referrals.handling.models import RecipientKind
 from referrals.handling.services import MarkingRefused, Recipient, check_leaving
 from referrals.intake.document import InvalidTipDocument, parse_tip_document
@@ -47,6 +48,7 @@ from referrals.onward.models import (
 from referrals.onward.package import compose
 
 MAX_SUMMARY_CHARS = 1000
+SHOWN_FEEDBACK = 20  # the latest items per package on the referral's page
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -71,14 +73,28 @@ def check_base_url(base_url: str) -> str:
         PackageRefused: anything else (a token must never cross a network in clear).
     """
     url = base_url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not one
+    except ValueError:
+        parts = urlsplit("")
+    # Scheme, host and port only: no credentials (they would land in the audit log), no
+    # path, query or fragment (the API is at /api/v1 of the origin).
+    plain = (
+        parts.hostname is not None
+        and parts.username is None
+        and parts.password is None
+        and not parts.path
+        and not parts.query
+        and not parts.fragment
+    )
+    if plain and parts.scheme == "https":
         return url
-    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
+    if plain and parts.scheme == "http" and parts.hostname in _LOOPBACK:
         return url
     raise PackageRefused(
-        "Give the other centre's address as https://host[:port] (plain http only to this "
-        "host): its token must never cross a network in clear."
+        "Give the other centre's address as https://host[:port], nothing more (plain http only "
+        "to this host): its token must never cross a network in clear."
     )
 
 
@@ -191,9 +207,12 @@ class OnwardPackages:
         if problems:
             raise PackageRefused("Nothing was exported. " + " ".join(problems))
         assert agency is not None and key is not None  # noqa: S101 - checked above
+        self.session.execute(
+            select(Referral.id).where(Referral.id == referral.id).with_for_update()
+        )
         try:
             check_leaving(
-                self.session, referral, Recipient(RecipientKind.AGENCY, agency.id, agency.name)
+                self.session, referral.id, Recipient(RecipientKind.AGENCY, agency.id, agency.name)
             )
         except MarkingRefused as refused:
             raise PackageRefused(f"Nothing was exported: {refused}") from None
@@ -283,7 +302,8 @@ class OnwardPackages:
                     ReceivedFeedback.package_id == row.OnwardPackage.id,
                     ReceivedFeedback.verified.is_(True),
                 )
-                .order_by(ReceivedFeedback.remote_id)
+                .order_by(ReceivedFeedback.remote_id.desc())
+                .limit(SHOWN_FEEDBACK)
             ).all()
             entries.append(
                 PackageEntry(
@@ -335,10 +355,9 @@ class OnwardPackages:
     def _open(self, feedback: ReceivedFeedback) -> dict[str, Any] | None:
         try:
             plaintext = self._keyring().decrypt_and_verify(feedback.armored).plaintext
-            document = json.loads(plaintext)
-        except (CryptoError, ValueError):
+        except CryptoError:
             return None
-        return document if isinstance(document, dict) else None
+        return parse_feedback(plaintext)
 
     def _keyring(self) -> Keyring:
         if self.keyring is None:

@@ -29,8 +29,32 @@ def deliver_package(context: JobContext, package_id: int) -> str | None:
     return _delivery(context).deliver(package_id)
 
 
-def poll_correspondents(context: JobContext) -> PollReport:
-    """Fetch the feedback and statuses other centres give back (workers' maintenance)."""
+#: A poll's own limit (rq stops the job past it); the poll keeps its deadline well within.
+POLL_TIMEOUT = 300
+
+
+def poll_correspondents(context: JobContext) -> int:
+    """Queue a poll of each other centre (workers' maintenance: the polls run as jobs, with
+    a time limit, so that no centre's answers hold up the maintenance of tips)."""
+    agencies = _delivery(context).correspondents()
+    for agency_id in agencies:
+        context.queue.enqueue(
+            poll_correspondent,
+            agency_id,
+            job_id=f"poll-correspondent-{agency_id}",
+            retry=None,  # polled again in a minute anyway
+            timeout=POLL_TIMEOUT,
+        )
+    return len(agencies)
+
+
+def poll_correspondent(context: JobContext, agency_id: int) -> PollReport:
+    """Fetch the feedback and statuses one other centre gives back."""
+    return _delivery(context).poll(agency_id)
+
+
+def poll_now(context: JobContext) -> PollReport:
+    """Every other centre, one after another, in this process (`tipline agency poll`)."""
     return _delivery(context).poll_all()
 
 

@@ -37,6 +37,7 @@ from referrals.casework.models import Referral, ReferralStage
 from referrals.casework.services import opening, take_in
 from referrals.clock import Clock
 from referrals.database import rows_matched
+from referrals.handling.services import MarkingRefused
 from referrals.intake.models import Agency, Tip, TipStatus
 from referrals.triage.models import SelectorRule, SelectorValue, TipLink
 
@@ -452,7 +453,15 @@ class TriageDesk:
         if referral is None:
             raise ReferralNotFound(reference)
         self._decide(person, tip_id, status=TipStatus.ACCEPTED, referral_id=referral.id)
-        take_in(self.session, referral.id, tip)
+        held_by = referral.reference
+        try:
+            take_in(self.session, referral.id, tip)
+        except MarkingRefused as refused:
+            self.session.rollback()
+            raise NotAllowed(
+                f"{held_by} is handed to a unit, and {str(refused).rstrip('.')}; or accept "
+                "this tip into a referral of its own"
+            ) from None
         if tip.priority in PRIORITY_ORDER:
             # In one statement: two merges at once must not lose the more urgent ("P1" < "P2").
             self.session.execute(

@@ -40,12 +40,11 @@ def listing() -> Response:
     rt = database.runtime()
     db_session = database.session()
     desk = FeedbackDesk(db_session, audit=rt.audit(db_session), clock=rt.clock)
-    found = desk.for_agency(
-        agency_id, after_id=int(cursor) if cursor else 0, since=since, limit=limit + 1
+    page, more = desk.for_agency(
+        agency_id, after_id=int(cursor) if cursor else 0, since=since, limit=limit
     )
-    page = found[:limit]
     following = None
-    if len(found) > limit:
+    if more:
         args: dict[str, Any] = {"cursor": str(page[-1].id), "limit": str(limit)}
         if since is not None:
             args["since"] = since.isoformat()

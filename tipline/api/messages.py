@@ -58,10 +58,9 @@ def listing() -> Response:
     if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 10):
         raise ApiBadRequest("bad_cursor", "cursor is not one this service gave out")
     after = int(cursor) if cursor else 0
-    found = _correspondence().for_agency(agency_id, after_id=after, since=since, limit=limit + 1)
-    page = found[:limit]
+    page, more = _correspondence().for_agency(agency_id, after_id=after, since=since, limit=limit)
     following = None
-    if len(found) > limit:
+    if more:
         args: dict[str, Any] = {"cursor": str(page[-1].id), "limit": str(limit)}
         if since is not None:
             args["since"] = since.isoformat()

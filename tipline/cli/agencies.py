@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from referrals.intake.agencies import AgencyError, AgencyService
 from referrals.onward.services import OnwardPackages, PackageRefused, check_base_url
-from referrals.onward.tasks import poll_correspondents
+from referrals.onward.tasks import poll_now
 from tipline.cli.environment import cli_actor, initialised_runtime, read_settings
 from tipline.runtime import Runtime
 
@@ -179,7 +179,7 @@ def agency_poll() -> None:
     and the status of each (workers do this every minute)."""
     runtime = initialised_runtime(read_settings())
     try:
-        report = poll_correspondents(runtime.job_context())
+        report = poll_now(runtime.job_context())
     finally:
         runtime.close()
     click.echo(f"{report.feedback} new feedback, {report.statuses} statuses changed")

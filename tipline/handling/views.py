@@ -56,7 +56,7 @@ def _recipient(value: str) -> Recipient | None:
 
 
 @blueprint.post("")
-@access.roles(Role.LEAD, back="casework.referrals")
+@access.roles(Role.LEAD, step_up=True, back="casework.referrals")
 def ask(referral_id: int) -> Response:
     referral = _referral(referral_id)
     form = ConsentRequestForm()
@@ -84,7 +84,7 @@ def ask(referral_id: int) -> Response:
 
 
 @blueprint.post("/<int:consent_id>")
-@access.roles(Role.LEAD, back="casework.referrals")
+@access.roles(Role.LEAD, step_up=True, back="casework.referrals")
 def answer(referral_id: int, consent_id: int) -> Response:
     referral = _referral(referral_id)
     form = ConsentAnswerForm()

@@ -10,7 +10,8 @@ from referrals.onward.services import MAX_SUMMARY_CHARS
 
 
 class PackageForm(FlaskForm):
-    agency_id = SelectField("To", coerce=int, validate_choice=False)
+    # Read with referrals.typed_values.whole_number by the view (any text: no 500).
+    agency_id = SelectField("To", validate_choice=False)
     summary = TextAreaField(
         "Summary for the recipient's analysts",
         validators=[Length(max=MAX_SUMMARY_CHARS * 2)],

@@ -17,6 +17,7 @@ from referrals.handling.services import restrictions
 from referrals.intake.models import Tip, TipStatus
 from referrals.onward.models import OnwardPackage
 from referrals.onward.services import OnwardPackages, PackageRefused
+from referrals.typed_values import whole_number
 from tipline import access, database
 from tipline.addresses import client_address
 from tipline.onward.forms import PackageForm
@@ -48,7 +49,7 @@ def _referral(referral_id: int) -> Referral:
 def _form_page(referral: Referral, form: PackageForm, status: int = 200) -> tuple[str, int]:
     choices = _packages().recipients()
     form.agency_id.choices = [
-        SelectChoice(agency_id, f"{name}{' (delivered to its endpoint)' if linked else ''}")
+        SelectChoice(str(agency_id), f"{name}{' (delivered to its endpoint)' if linked else ''}")
         for agency_id, name, linked in choices
     ]
     db_session = database.session()
@@ -85,7 +86,7 @@ def export(referral_id: int) -> Response | tuple[str, int]:
         package = _packages().export(
             _person(),
             referral.id,
-            form.agency_id.data,
+            whole_number(form.agency_id.data or ""),
             form.summary.data or "",
             address=client_address(),
         )
@@ -116,6 +117,17 @@ def sealed(referral_id: int, package_id: int) -> Response:
     package = database.session().get(OnwardPackage, package_id)
     if package is None or package.referral_id != referral.id:
         abort(404)
+    rt = database.runtime()
+    db_session = database.session()
+    # For a recipient reached by hand, this is when the package leaves.
+    rt.audit(db_session).record(
+        "package.downloaded",
+        actor=f"user:{_person().id}",
+        subject=f"referral:{referral.id}",
+        address=client_address(),
+        details={"package": package.id},
+    )
+    db_session.commit()
     name = package.external_reference.replace("/", "-")
     return Response(
         package.armored,

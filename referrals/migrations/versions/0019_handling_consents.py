@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("recipient_kind", sa.String(length=8), nullable=False),
         sa.Column("recipient_id", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("tip_ids", sa.JSON(), nullable=False),
         sa.Column("requested_at", UTCDateTime(), nullable=False),
         sa.Column("requested_by_id", sa.Integer(), nullable=False),
         sa.Column("request_message_id", sa.Integer(), nullable=False),

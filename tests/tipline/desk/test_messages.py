@@ -305,3 +305,23 @@ def test_a_reply_sent_by_the_api_signed_with_the_web_form_key_is_refused(
         "rejected",
         "the reply is not signed by your agency's registered key",
     )
+
+
+def test_only_the_messages_an_agency_was_given_count_as_fetched(
+    browser: Browser,
+    send_tip: SendTip,
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+    runtime: Runtime,
+) -> None:
+    tip = send_tip()
+    ask(browser, tip, "First question.")
+    ask(browser, tip, "Second question.")
+    a = agencies["agency-a"]
+    first = client.get("/api/v1/messages?limit=1", headers=a.headers).get_json()
+    assert len(first["messages"]) == 1 and first["next"] is not None
+    with runtime.session_factory() as session:
+        fetched = [
+            m.fetched_at is not None for m in session.scalars(select(Message).order_by(Message.id))
+        ]
+    assert fetched == [True, False]

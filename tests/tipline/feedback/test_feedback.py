@@ -305,3 +305,31 @@ def test_at_every_stage_the_agency_sees_its_coarse_status_and_nothing_else(
         # Agency B, whose tip is in the same referral, never reaches agency A's tip.
         assert client.get(f"/api/v1/tips/{mine['id']}", headers=b.headers).status_code == 404
         assert number_a not in client.get("/api/v1/tips", headers=b.headers).get_data(as_text=True)
+
+
+def test_only_the_feedback_an_agency_was_given_counts_as_fetched(
+    browser: Browser,
+    send_tip: SendTip,
+    runtime: Runtime,
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+    people: dict,
+) -> None:
+    referral_id, _a, _b = referral_of_two_agencies(browser, send_tip, runtime)
+    a = agencies["agency-a"]
+    lea = browser("lea")
+    for _ in range(2):
+        page = preview(lea, referral_id, a.id)
+        assert lea.post(f"/referrals/{referral_id}/feedback", data=hidden(page)).status_code == 302
+    first = client.get("/api/v1/feedback?limit=1", headers=a.headers).get_json()
+    assert len(first["feedback"]) == 1 and first["next"] is not None
+    with runtime.session_factory() as session:
+        fetched = [
+            row.fetched_at is not None
+            for row in session.scalars(select(Feedback).order_by(Feedback.id))
+        ]
+    assert fetched == [True, False]  # the second was not given yet
+    second = client.get(first["next"], headers=a.headers).get_json()
+    assert len(second["feedback"]) == 1 and second["next"] is None
+    with runtime.session_factory() as session:
+        assert all(row.fetched_at for row in session.scalars(select(Feedback)))

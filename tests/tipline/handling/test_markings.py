@@ -259,3 +259,60 @@ def test_a_refusal_is_recorded_and_an_answer_must_rest_on_the_agencys_own_reply(
         ana.post(f"/referrals/{referral_id}/consents", data={"csrf_token": csrf(page)}).status_code
         == 403
     )
+
+
+def merge(browser: Browser, runtime: Runtime, tip_id: str, referral_id: int) -> str:
+    """Agency's tip merged by the analyst into the referral: the page it leads back to."""
+    ana = browser("ana")
+    with runtime.session_factory() as session:
+        reference = session.get(Referral, referral_id).reference  # type: ignore[union-attr]
+    page = ana.get(f"/desk/tips/{tip_id}").get_data(as_text=True)
+    answer = ana.post(
+        f"/desk/tips/{tip_id}/merge", data={"csrf_token": csrf(page), "referral": reference}
+    )
+    assert answer.status_code == 302
+    return ana.get(answer.headers["Location"]).get_data(as_text=True)
+
+
+def test_a_restricted_tip_is_not_merged_into_a_referral_handed_to_a_unit(
+    browser: Browser,
+    send_tip: SendTip,
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+) -> None:
+    referral_id = referral_of(browser, send_tip, runtime, ("agency-a", "GREEN"))
+    hand_over(browser, runtime, referral_id)
+    assert stage(runtime, referral_id) == "handover_pending"
+    red = send_tip("agency-b", handling={"tlp": "RED"})
+    page = merge(browser, runtime, red.id, referral_id).replace("&#39;", "'")
+    assert "is handed to a unit, and this referral holds information that may not go to" in page
+    assert f"TLP:RED from {agencies['agency-b'].name}" in page
+    assert "or accept this tip into a referral of its own" in page
+    with runtime.session_factory() as session:
+        assert session.get(Tip, red.id).status == "in_triage"  # type: ignore[union-attr]
+        assert session.get(Referral, referral_id).tlp == "GREEN"  # type: ignore[union-attr]
+
+
+def test_a_consent_covers_the_tips_it_named_not_one_merged_later(
+    browser: Browser,
+    send_tip: SendTip,
+    runtime: Runtime,
+    client: FlaskClient,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    a = agencies["agency-a"]
+    referral_id = referral_of(browser, send_tip, runtime, ("agency-a", "RED"))
+    ask_consent(browser, runtime, referral_id, a.id, LUZON)
+    [item] = client.get("/api/v1/messages", headers=a.headers).get_json()["messages"]
+    yes = reply(client, partners, intake_keyring, runtime, a, item["tip_id"], b"We consent.")
+    with runtime.session_factory() as session:
+        consent = session.scalars(select(HandlingConsent)).one()
+        assert consent.tip_ids == [item["tip_id"]]
+    record(browser, referral_id, consent.id, yes, "granted")
+    later = send_tip("agency-a", handling={"tlp": "RED"})
+    merge(browser, runtime, later.id, referral_id)
+    text = hand_over(browser, runtime, referral_id)
+    assert f"TLP:RED from {a.name}" in text  # the later tip was never asked about
+    assert stage(runtime, referral_id) == "investigation"

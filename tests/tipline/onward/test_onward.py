@@ -260,7 +260,7 @@ def test_feedback_signed_by_the_correspondent_is_shown_and_a_forgery_is_not(
             "stage": "operation_conducted",
             "text": text,
             "outcome": {"children_safeguarded": 3, "suspects_arrested": 1},
-            "tips": [],
+            "tips": [{"id": "remote-7", "tracking_number": "TL-B7"}],
         }
         return partners.seal(document, recipient=intake_keyring.fingerprint, signer=signer).decode()
 
@@ -323,3 +323,164 @@ def test_a_referral_taken_on_carries_its_tips_marking_at_once_in_the_same_sessio
         desk = TriageDesk(session, audit=runtime.audit(session), clock=runtime.clock)
         referral = desk.accept(person, tip.id, address=None)
         assert (referral.tlp, referral.handling_code) == ("GREEN", "H1")
+
+
+def connected_with_a_delivered_package(
+    browser: Browser, send_tip: SendTip, runtime: Runtime, agencies: dict[str, RegisteredAgency]
+) -> tuple[int, int]:
+    """Agency B connected, a package delivered to it as its tip "remote-7": (referral, B)."""
+    b = agencies["agency-b"]
+    connect(runtime, b.id)
+    referral_id = accepted(browser, send_tip, runtime)
+    export(browser, referral_id, b.id)
+    receipt = {"id": "remote-7", "tracking_number": "TL-B7", "status": "received"}
+    delivery(runtime, lambda request: httpx.Response(202, json=receipt)).deliver(
+        the_package(runtime).id
+    )
+    return referral_id, b.id
+
+
+def correspondent_fault(runtime: Runtime, agency_id: int) -> str | None:
+    from referrals.onward.models import Correspondent
+
+    with runtime.session_factory() as session:
+        found = session.get(Correspondent, agency_id)
+        assert found is not None
+        return found.fault
+
+
+@pytest.mark.parametrize(
+    ("page", "fault"),
+    [
+        (
+            {"feedback": [{"id": 10**20, "message": "x"}], "next": None},
+            "polling stopped: a feedback item whose id is not one this system gives",
+        ),
+        (
+            {"feedback": [{"id": "11", "message": "x"}], "next": None},
+            "polling stopped: a feedback item whose id is not one this system gives",
+        ),
+        (
+            {"feedback": [{"id": 11, "message": 5}], "next": None},
+            "polling stopped: feedback 11 without a sealed message",
+        ),
+        (
+            {"feedback": "all of it", "next": None},
+            "polling stopped: a feedback page this system does not give",
+        ),
+        (
+            {"feedback": [{"id": 11, "message": "x" * (5 * 1024 * 1024)}], "next": None},
+            "polling stopped: an answer over 4194304 bytes",
+        ),
+    ],
+    ids=["huge id", "id as text", "no message", "not a list", "too big"],
+)
+def test_what_another_centre_answers_is_checked_and_a_bad_answer_stops_only_its_poll(
+    browser: Browser,
+    send_tip: SendTip,
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    page: dict[str, object],
+    fault: str,
+) -> None:
+    referral_id, agency_id = connected_with_a_delivered_package(
+        browser, send_tip, runtime, agencies
+    )
+    report = delivery(runtime, lambda request: httpx.Response(200, json=page)).poll(agency_id)
+    assert report.feedback == 0
+    assert correspondent_fault(runtime, agency_id) == fault
+    with runtime.session_factory() as session:
+        assert session.scalars(select(ReceivedFeedback)).all() == []
+    assert browser("lea").get(f"/referrals/{referral_id}").status_code == 200
+
+
+def test_a_poll_takes_at_most_a_page_of_items_and_a_signed_oddity_is_never_shown(
+    browser: Browser,
+    send_tip: SendTip,
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    referral_id, agency_id = connected_with_a_delivered_package(
+        browser, send_tip, runtime, agencies
+    )
+    odd = {"schema": "tipline.feedback/1", "stage": "closed", "text": 5,
+           "tips": [{"id": "remote-7"}]}  # fmt: skip
+    sealed = partners.seal(odd, recipient=intake_keyring.fingerprint, signer="agency-b").decode()
+    items = [{"id": 100 + n, "message": sealed} for n in range(300)]
+
+    def centre_b(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/feedback":
+            after = int(request.url.params["cursor"])
+            return httpx.Response(200, json={"feedback": [i for i in items if i["id"] > after],
+                                             "next": None})  # fmt: skip
+        return httpx.Response(200, json={"id": "remote-7", "status": "accepted"})
+
+    delivery(runtime, centre_b).poll(agency_id)
+    with runtime.session_factory() as session:
+        stored = session.scalars(select(ReceivedFeedback)).all()
+    assert len(stored) == 50  # a page is 50 items, whatever the other side sends
+    assert not any(row.verified for row in stored)
+    assert {row.fault for row in stored} == {"not a feedback document"}
+    assert browser("lea").get(f"/referrals/{referral_id}").status_code == 200
+
+
+def test_a_receipt_this_system_never_gives_leaves_the_package_failed(
+    browser: Browser,
+    send_tip: SendTip,
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+) -> None:
+    b = agencies["agency-b"]
+    connect(runtime, b.id)
+    referral_id = accepted(browser, send_tip, runtime)
+    export(browser, referral_id, b.id)
+    receipt = {"id": "../../admin\x00", "status": "received"}
+    answer = delivery(runtime, lambda request: httpx.Response(202, json=receipt)).deliver(
+        the_package(runtime).id
+    )
+    assert answer == "failed"
+    assert the_package(runtime).fault == "a receipt this system does not give"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "http://centre-b.example",
+        "https://user:secret@centre-b.example",
+        "https://centre-b.example/api/v1",
+        "https://centre-b.example?x=1",
+        "https://centre-b.example#top",
+        "https://centre-b.example:99999",
+        "ftp://centre-b.example",
+        "centre-b.example",
+    ],
+)
+def test_an_endpoint_is_an_https_origin_and_nothing_more(address: str) -> None:
+    from referrals.onward.services import PackageRefused, check_base_url
+
+    with pytest.raises(PackageRefused, match="nothing more"):
+        check_base_url(address)
+
+
+def test_endpoints_that_are_origins_are_taken() -> None:
+    from referrals.onward.services import check_base_url
+
+    assert check_base_url(" https://centre-b.example:8443/ ") == "https://centre-b.example:8443"
+    assert check_base_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+def test_an_export_naming_no_real_agency_is_refused_not_a_server_error(
+    browser: Browser, send_tip: SendTip, runtime: Runtime
+) -> None:
+    referral_id = accepted(browser, send_tip, runtime)
+    lea = browser("lea")
+    page = lea.get(f"/referrals/{referral_id}/packages/new").get_data(as_text=True)
+    for value in ("99999999999999999999999", "-5", "١", "x"):
+        answer = lea.post(
+            f"/referrals/{referral_id}/packages",
+            data={"csrf_token": csrf(page), "agency_id": value, "summary": "A summary."},
+        )
+        assert answer.status_code == 400, value
+        assert "Choose a registered recipient" in answer.get_data(as_text=True)
