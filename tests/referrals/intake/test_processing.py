@@ -5,16 +5,18 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import redis
 from sqlalchemy import func, select
 
-from crypto import Keyring
+from crypto import Keyring, SignatureStatus
 from referrals.audit.models import AuditRecord
 from referrals.intake import tasks
 from referrals.intake.agencies import AgencyService
 from referrals.intake.models import AgencyKey, IntakeKey, Tip, TipSelector, TipStatus
+from referrals.intake.processing import Rejection, TipProcessor, _Work
 from referrals.intake.receiving import TipReceiver
 from referrals.intake.sweep import TipSweeper
 from referrals.jobs import INTAKE_QUEUE
@@ -395,3 +397,72 @@ def test_each_fault_of_the_message_is_told_to_the_partner_in_words_it_can_act_on
     assert tip.status == TipStatus.REJECTED
     assert tip.reason is not None
     assert tip.reason.startswith("the body is not an OpenPGP message that can be read: ")
+
+
+def test_what_triage_needs_is_stored_in_clear_exactly_as_the_document_says(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    document = valid_tip(
+        reported_at="2026-03-01T09:30:00+08:00",
+        urgency={"imminent_danger": False, "ongoing_abuse": True, "live_streaming": True},
+        location={"country": "PH", "region": "Cebu", "city": "Cebu City"},
+        handling={
+            "tlp": "AMBER",
+            "code": "H1",
+            "source_reliability": "C",
+            "information_accuracy": 3,
+        },  # fmt: skip
+    )
+    body = partners.seal(document, recipient=intake_keyring.fingerprint, signer="agency-a")
+    tip_id = receive(runtime, agencies["agency-a"], body)
+    tasks.process_tip(runtime.job_context(), tip_id)
+    tip = load(runtime, tip_id)
+    assert (tip.status, tip.reason, tip.schema) == (TipStatus.IN_TRIAGE, None, "tipline.tip/1")
+    assert (
+        tip.reported_at is not None and tip.reported_at.isoformat() == "2026-03-01T01:30:00+00:00"
+    )
+    assert (tip.imminent_danger, tip.ongoing_abuse, tip.live_streaming) == (False, True, True)
+    assert (tip.country, tip.region, tip.location_precision) == ("PH", "Cebu", "city")
+    assert tip.offence_types == document["offence_types"]
+    assert tip.victim_count == len(document["victims"])
+    assert (tip.tlp, tip.handling_code) == ("AMBER", "H1")
+    assert (tip.source_reliability, tip.information_accuracy) == ("C", 3)
+    assert tip.signed_by == partners.fingerprints["agency-a"]
+
+
+def test_a_damaged_message_and_an_unverifiable_signature_are_told_in_words(
+    runtime: Runtime,
+    agencies: dict[str, RegisteredAgency],
+    partners: PartnerKeys,
+    intake_keyring: IntakeKeyring,
+) -> None:
+    packets = partners.seal(
+        valid_tip(), recipient=intake_keyring.fingerprint, signer="agency-a", armored=False
+    )
+    damaged = bytearray(packets)
+    damaged[len(damaged) // 2] ^= 0x5A
+    tip_id = receive(runtime, agencies["agency-a"], armor(bytes(damaged)))
+    tasks.process_tip(runtime.job_context(), tip_id)
+    assert load(runtime, tip_id).reason == (
+        "the message could not be decrypted: it was damaged or altered after it was sealed; "
+        "seal it again (gpg --sign --encrypt) and send it"
+    )
+    # GnuPG could not check the signature at all (a status no table row names).
+    context = runtime.job_context()
+    processor = TipProcessor(
+        context.session_factory,
+        keyring=context.keyring,
+        blind_index=context.blind_index,
+        audit_key=context.audit_key,
+        clock=context.clock,
+    )
+    unchecked = SimpleNamespace(signature_status=SignatureStatus.ERROR, signer_fingerprint=None)
+    work = _Work(
+        armored=b"", agency_id=1, received_at=runtime.clock.now(), submitted_by_user_id=None
+    )
+    with pytest.raises(Rejection) as refused:
+        processor._check_signer(unchecked, work, allowed={})  # type: ignore[arg-type]
+    assert refused.value.reason == "the signature could not be verified"
