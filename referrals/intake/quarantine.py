@@ -134,12 +134,12 @@ class TipQuarantine:
         return retried
 
     def _release(self, tip_id: str, *, actor: str) -> bool:
-        attempts = self.session.scalar(
-            select(Tip.attempts).where(Tip.id == tip_id, Tip.status == TipStatus.QUARANTINED)
-        )
+        # The same condition guards the UPDATE: the attempts read are the released tip's.
+        held = (Tip.id == tip_id, Tip.status == TipStatus.QUARANTINED)
+        attempts = self.session.scalar(select(Tip.attempts).where(*held))
         released = self.session.execute(
             update(Tip)
-            .where(Tip.id == tip_id, Tip.status == TipStatus.QUARANTINED)
+            .where(*held)
             .values(
                 status=TipStatus.RECEIVED,
                 attempts=0,

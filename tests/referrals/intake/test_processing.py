@@ -450,6 +450,12 @@ def test_a_damaged_message_and_an_unverifiable_signature_are_told_in_words(
         "the message could not be decrypted: it was damaged or altered after it was sealed; "
         "seal it again (gpg --sign --encrypt) and send it"
     )
+    unsigned = partners.seal(valid_tip(), recipient=intake_keyring.fingerprint, signer=None)
+    tip_id = receive(runtime, agencies["agency-a"], unsigned)
+    tasks.process_tip(runtime.job_context(), tip_id)
+    assert load(runtime, tip_id).reason == (
+        "the tip is not signed: sign it with your agency's registered key (gpg --sign --encrypt)"
+    )
     # GnuPG could not check the signature at all (a status no table row names).
     context = runtime.job_context()
     processor = TipProcessor(
