@@ -113,40 +113,24 @@ def take_in(session: Session, referral_id: int, tip: Tip) -> None:
         MarkingRefused: the referral is handed to a unit, and the tip's marking does not let
             it go there (the caller rolls back).
     """
-    row = session.execute(
-        select(
-            Referral.stage,
-            Referral.tlp,
-            Referral.handling_code,
-            Referral.source_reliability,
-            Referral.information_accuracy,
-            Referral.first_tip_at,
-            Referral.unit_id,
-        )
+    # Loaded (and locked) through the session: a caller that goes on with the referral
+    # (accepting, merging, exporting) reads what this wrote.
+    referral = session.scalars(
+        select(Referral)
         .where(Referral.id == referral_id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     ).one()
-    first = row.first_tip_at
-    session.execute(
-        update(Referral)
-        .where(Referral.id == referral_id)
-        .values(
-            first_tip_at=tip.received_at if first is None or first > tip.received_at else first,
-            tlp=stricter_tlp(row.tlp, tip.tlp),
-            handling_code=stricter_code(row.handling_code, tip.handling_code),
-            source_reliability=weaker_reliability(row.source_reliability, tip.source_reliability),
-            information_accuracy=weaker_accuracy(
-                row.information_accuracy, tip.information_accuracy
-            ),
-        )
+    if referral.first_tip_at is None or referral.first_tip_at > tip.received_at:
+        referral.first_tip_at = tip.received_at
+    referral.tlp = stricter_tlp(referral.tlp, tip.tlp)
+    referral.handling_code = stricter_code(referral.handling_code, tip.handling_code)
+    referral.source_reliability = weaker_reliability(
+        referral.source_reliability, tip.source_reliability
     )
-    held = session.identity_map.get(session.identity_key(Referral, referral_id))
-    if held is not None:
-        # Read again when next used: the caller (accepting, merging) may go on with it.
-        session.expire(
-            held,
-            ["first_tip_at", "tlp", "handling_code", "source_reliability", "information_accuracy"],
-        )
+    referral.information_accuracy = weaker_accuracy(
+        referral.information_accuracy, tip.information_accuracy
+    )
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(
         dialect.insert(ReferralAgency)
@@ -156,11 +140,12 @@ def take_in(session: Session, referral_id: int, tip: Tip) -> None:
     session.execute(
         update(Tip)
         .where(Tip.id == tip.id)
-        .values(partner_stage=PARTNER_STAGE[ReferralStage(row.stage)].value)
+        .values(partner_stage=PARTNER_STAGE[ReferralStage(referral.stage)].value)
     )
-    if row.unit_id is not None:
+    if referral.unit_id is not None:
         # Handed to a unit: what the tip brings goes there too, so its marking must allow it.
-        unit = recipient(session, RecipientKind.UNIT, row.unit_id)
+        session.flush()
+        unit = recipient(session, RecipientKind.UNIT, referral.unit_id)
         if unit is not None:
             check_leaving(session, referral_id, unit)
 

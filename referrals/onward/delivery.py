@@ -289,7 +289,6 @@ class Delivery:
                         remote_id, armored = _item(item, after=cursor)
                         stored += self._store(agency_id, remote_id, armored)
                         cursor = remote_id
-                        self._save_cursor(agency_id, cursor)
                     if not items or page.get("next") is None:
                         break
                 changed = self._statuses(client, agency_id, deadline)
@@ -310,7 +309,13 @@ class Delivery:
         return PollReport(stored, changed)
 
     def _store(self, agency_id: int, remote_id: int, armored: bytes) -> int:
+        """Store one item (once, whatever repeats) and move the cursor past it, together."""
         with self.sessions() as session:
+            session.execute(
+                update(Correspondent)
+                .where(Correspondent.agency_id == agency_id)
+                .values(feedback_cursor=remote_id)
+            )
             document, fault = self._verify(session, agency_id, armored)
             package = None
             if document is not None:
@@ -339,7 +344,7 @@ class Delivery:
                 .on_conflict_do_nothing()
             )
             if rows_matched(inserted) == 0:
-                session.rollback()
+                session.commit()  # held already: only the cursor moves
                 return 0
             if package is not None:
                 referral = session.get(Referral, package.referral_id)
@@ -424,15 +429,6 @@ class Delivery:
                 session.commit()
             changed += told != before
         return changed
-
-    def _save_cursor(self, agency_id: int, cursor: int) -> None:
-        with self.sessions() as session:
-            session.execute(
-                update(Correspondent)
-                .where(Correspondent.agency_id == agency_id)
-                .values(feedback_cursor=cursor)
-            )
-            session.commit()
 
     # -- helpers ----------------------------------------------------------------------------
 

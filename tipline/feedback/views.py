@@ -10,14 +10,15 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from referrals.accounts.models import Role, User
+from referrals.accounts.models import Role
 from referrals.casework.models import Referral
-from referrals.casework.services import ReferralNotFound, within_reach
+from referrals.casework.services import ReferralNotFound
 from referrals.feedback.services import FeedbackDesk, FeedbackRefused, Release
 from referrals.intake.models import PartnerStage
 from referrals.typed_values import whole_number
 from tipline import access, database
 from tipline.addresses import client_address
+from tipline.casework import reach
 from tipline.feedback.forms import FeedbackForm, ReleaseForm
 
 blueprint = Blueprint("feedback", __name__, url_prefix="/referrals/<int:referral_id>/feedback")
@@ -36,19 +37,6 @@ def _desk() -> FeedbackDesk:
     return FeedbackDesk(db_session, audit=rt.audit(db_session), clock=rt.clock, keyring=rt.keyring)
 
 
-def _person() -> User:
-    person = access.current_person()
-    assert person is not None  # noqa: S101 - the access rule admitted only signed-in people
-    return person
-
-
-def _referral(referral_id: int) -> Referral:
-    found = database.session().get(Referral, referral_id)
-    if found is None or not within_reach(_person(), found):
-        abort(404)
-    return found
-
-
 def _compose(referral: Referral, form: FeedbackForm) -> str:
     desk = _desk()
     form.agency_id.choices = [
@@ -60,7 +48,7 @@ def _compose(referral: Referral, form: FeedbackForm) -> str:
 @blueprint.get("/new")
 @access.roles(Role.LEAD, step_up=True)
 def new(referral_id: int) -> str:
-    referral = _referral(referral_id)
+    referral = reach.referral_or_404(referral_id)
     form = FeedbackForm(formdata=None, text=_desk().suggestion(referral))
     chosen = whole_number(request.args.get("agency", ""))
     if chosen is not None:
@@ -71,13 +59,13 @@ def new(referral_id: int) -> str:
 @blueprint.post("/preview")
 @access.roles(Role.LEAD, step_up=True, back="casework.referrals")
 def preview(referral_id: int) -> Response | str:
-    referral = _referral(referral_id)
+    referral = reach.referral_or_404(referral_id)
     form = FeedbackForm()
     if not form.validate():
         return _compose(referral, form)
     try:
         release = _desk().draft(
-            _person(),
+            reach.person(),
             referral.id,
             form.agency_id.data,
             form.text.data or "",
@@ -121,7 +109,7 @@ def _preview(referral: Referral, release: Release) -> str:
 @blueprint.post("")
 @access.roles(Role.LEAD, step_up=True, back="casework.referrals")
 def release(referral_id: int) -> Response | str:
-    referral = _referral(referral_id)
+    referral = reach.referral_or_404(referral_id)
     form = ReleaseForm()
     agency_id = whole_number(form.agency_id.data or "")
     include_outcome = form.include_outcome.data == "1"
@@ -130,7 +118,7 @@ def release(referral_id: int) -> Response | str:
         flash("Nothing was released: the form had expired. Look at it again.", "error")
         return redirect(url_for("casework.referral", referral_id=referral.id))
     desk = _desk()
-    person = _person()
+    person = reach.person()
     try:
         released = desk.release(
             person,

@@ -5,17 +5,17 @@ markings, the consents and these forms are shown."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, url_for
+from flask import Blueprint, flash, redirect, url_for
 from werkzeug.wrappers import Response
 
-from referrals.accounts.models import Role, User
+from referrals.accounts.models import Role
 from referrals.casework.models import Referral
-from referrals.casework.services import within_reach
 from referrals.handling.models import RecipientKind
 from referrals.handling.services import ConsentRefused, Consents, Recipient, recipient
 from referrals.typed_values import whole_number
 from tipline import access, database
 from tipline.addresses import client_address
+from tipline.casework.reach import person, referral_or_404
 from tipline.handling.forms import ConsentAnswerForm, ConsentRequestForm
 
 blueprint = Blueprint("handling", __name__, url_prefix="/referrals/<int:referral_id>/consents")
@@ -25,19 +25,6 @@ def _consents() -> Consents:
     rt = database.runtime()
     db_session = database.session()
     return Consents(db_session, audit=rt.audit(db_session), clock=rt.clock, keyring=rt.keyring)
-
-
-def _person() -> User:
-    person = access.current_person()
-    assert person is not None  # noqa: S101 - the access rule admitted only signed-in people
-    return person
-
-
-def _referral(referral_id: int) -> Referral:
-    found = database.session().get(Referral, referral_id)
-    if found is None or not within_reach(_person(), found):
-        abort(404)
-    return found
 
 
 def _back(referral: Referral) -> Response:
@@ -58,14 +45,14 @@ def _recipient(value: str) -> Recipient | None:
 @blueprint.post("")
 @access.roles(Role.LEAD, step_up=True, back="casework.referrals")
 def ask(referral_id: int) -> Response:
-    referral = _referral(referral_id)
+    referral = referral_or_404(referral_id)
     form = ConsentRequestForm()
     if not form.validate():
         flash("Nothing was sent: the form had expired. Try again.", "error")
         return _back(referral)
     try:
         _consents().request(
-            _person(),
+            person(),
             referral,
             whole_number(form.agency_id.data or ""),
             _recipient(form.recipient.data or ""),
@@ -86,14 +73,14 @@ def ask(referral_id: int) -> Response:
 @blueprint.post("/<int:consent_id>")
 @access.roles(Role.LEAD, step_up=True, back="casework.referrals")
 def answer(referral_id: int, consent_id: int) -> Response:
-    referral = _referral(referral_id)
+    referral = referral_or_404(referral_id)
     form = ConsentAnswerForm()
     if not form.validate():
         flash("Nothing was recorded: choose whether the agency gave its consent.", "error")
         return _back(referral)
     try:
         recorded = _consents().record(
-            _person(),
+            person(),
             referral,
             consent_id,
             granted=form.answer.data == "granted",

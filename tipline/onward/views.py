@@ -10,9 +10,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from referrals.accounts.models import Role, User
+from referrals.accounts.models import Role
 from referrals.casework.models import Referral
-from referrals.casework.services import ReferralNotFound, within_reach
+from referrals.casework.services import ReferralNotFound
 from referrals.handling.services import restrictions
 from referrals.intake.models import Tip, TipStatus
 from referrals.onward.models import OnwardPackage
@@ -20,6 +20,7 @@ from referrals.onward.services import OnwardPackages, PackageRefused
 from referrals.typed_values import whole_number
 from tipline import access, database
 from tipline.addresses import client_address
+from tipline.casework.reach import person, referral_or_404
 from tipline.onward.forms import PackageForm
 
 blueprint = Blueprint("onward", __name__, url_prefix="/referrals/<int:referral_id>/packages")
@@ -31,19 +32,6 @@ def _packages() -> OnwardPackages:
     return OnwardPackages(
         db_session, audit=rt.audit(db_session), clock=rt.clock, keyring=rt.keyring, queue=rt.queue
     )
-
-
-def _person() -> User:
-    person = access.current_person()
-    assert person is not None  # noqa: S101 - the access rule admitted only signed-in people
-    return person
-
-
-def _referral(referral_id: int) -> Referral:
-    found = database.session().get(Referral, referral_id)
-    if found is None or not within_reach(_person(), found):
-        abort(404)
-    return found
 
 
 def _form_page(referral: Referral, form: PackageForm, status: int = 200) -> tuple[str, int]:
@@ -71,20 +59,20 @@ def _form_page(referral: Referral, form: PackageForm, status: int = 200) -> tupl
 @blueprint.get("/new")
 @access.roles(Role.LEAD, step_up=True)
 def new(referral_id: int) -> tuple[str, int]:
-    referral = _referral(referral_id)
+    referral = referral_or_404(referral_id)
     return _form_page(referral, PackageForm(formdata=None))
 
 
 @blueprint.post("")
 @access.roles(Role.LEAD, step_up=True, back="casework.referrals")
 def export(referral_id: int) -> Response | tuple[str, int]:
-    referral = _referral(referral_id)
+    referral = referral_or_404(referral_id)
     form = PackageForm()
     if not form.validate():
         return _form_page(referral, form, 400)
     try:
         package = _packages().export(
-            _person(),
+            person(),
             referral.id,
             whole_number(form.agency_id.data or ""),
             form.summary.data or "",
@@ -113,7 +101,7 @@ def export(referral_id: int) -> Response | tuple[str, int]:
 @access.roles(Role.ANALYST, Role.LEAD)
 def sealed(referral_id: int, package_id: int) -> Response:
     """The package as sealed (only its recipient, and this centre, can open it)."""
-    referral = _referral(referral_id)
+    referral = referral_or_404(referral_id)
     package = database.session().get(OnwardPackage, package_id)
     if package is None or package.referral_id != referral.id:
         abort(404)
@@ -122,7 +110,7 @@ def sealed(referral_id: int, package_id: int) -> Response:
     # For a recipient reached by hand, this is when the package leaves.
     rt.audit(db_session).record(
         "package.downloaded",
-        actor=f"user:{_person().id}",
+        actor=f"user:{person().id}",
         subject=f"referral:{referral.id}",
         address=client_address(),
         details={"package": package.id},
